@@ -1,0 +1,126 @@
+"""Headless output: a Rich progress bar on a terminal, plain log lines anywhere else."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tui_trainer.engine import events as ev
+from tui_trainer.engine.sizes import human_bytes
+
+PLAIN_LINE_INTERVAL_S = 2.0
+
+
+class PlainReporter:
+    """One line per event worth keeping in a log file; step lines at most every few seconds."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self._last_step_line = 0.0
+
+    def note(self, message: str) -> None:
+        self._print(message)
+
+    def handle(self, event: ev.Event) -> None:
+        line = describe(event)
+        if isinstance(event, ev.StepCompleted):
+            now = time.monotonic()
+            if now - self._last_step_line < PLAIN_LINE_INTERVAL_S and event.step != event.target:
+                return
+            self._last_step_line = now
+        if line:
+            self._print(line)
+
+    def close(self, result: Any) -> None:
+        self.stream.flush()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+class RichReporter(PlainReporter):
+    """A live progress bar with ETA, speed and loss; other events print above it."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        super().__init__()
+        self.console = Console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            console=self.console,
+            refresh_per_second=4,
+        )
+        self.task = None
+
+    def note(self, message: str) -> None:
+        self.console.print(message, markup=False, highlight=False)
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Started):
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "training", total=event.target, completed=event.step, speed="", loss="-"
+            )
+        elif isinstance(event, ev.StepCompleted) and self.task is not None:
+            self.progress.update(
+                self.task, completed=event.step, total=event.target,
+                speed=f"{event.steps_per_sec:.1f} it/s", loss=f"{event.loss:.4f}",
+            )
+        elif isinstance(event, ev.TargetChanged) and self.task is not None:
+            self.progress.update(self.task, total=event.new_target)
+            self.note(describe(event))
+        elif not isinstance(event, ev.StepCompleted):
+            line = describe(event)
+            if line:
+                self.note(line)
+
+    def close(self, result: Any) -> None:
+        self.progress.stop()
+
+
+def make_reporter() -> PlainReporter:
+    return RichReporter() if sys.stdout.isatty() else PlainReporter()
+
+
+def describe(event: ev.Event) -> str | None:
+    """A one-line description of an event, or None for ones not worth a line."""
+    match event:
+        case ev.Started(run_dir=run_dir, step=step, target=target, device=device):
+            return f"training {run_dir} on {device}: step {step} -> {target}"
+        case ev.StepCompleted():
+            return (
+                f"step {event.step}/{event.target} epoch {event.epoch} loss {event.loss:.4f} "
+                f"lr {event.lr:.2e} {event.steps_per_sec:.1f} steps/s"
+            )
+        case ev.Evaluated(step=step, metrics=metrics):
+            shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            return f"eval at step {step}: {shown}"
+        case ev.CheckpointSaved(path=path, kind=kind, size_bytes=size, seconds=seconds):
+            return f"saved {kind} checkpoint {path} ({human_bytes(size)} in {seconds:.2f}s)"
+        case ev.CheckpointPruned(paths=paths, freed_bytes=freed):
+            names = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+            return f"pruned {names} (freed {human_bytes(freed)})"
+        case ev.CheckpointFailed(step=step, reason=reason):
+            return f"checkpoint at step {step} FAILED: {reason}"
+        case ev.TargetChanged(old_target=old, new_target=new, note=note):
+            return f"target {old} -> {new}: {note}"
+        case ev.PolicyChanged(keep_last=keep):
+            return f"keep-last is now {keep}"
+        case ev.Paused(step=step):
+            return f"paused at step {step}"
+        case ev.Resumed(step=step):
+            return f"resumed at step {step}"
+        case ev.Finished(step=step, reason=reason):
+            return f"finished at step {step} ({reason})"
+        case ev.Failed(step=step, error=error):
+            return f"failed at step {step}: {error}"
+    return None

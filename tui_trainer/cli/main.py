@@ -1,0 +1,64 @@
+"""Entry point: parse arguments, run one command, turn known errors into one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tui_trainer import __version__
+from tui_trainer.cli import train_commands
+from tui_trainer.engine.errors import TrainerError
+
+PROG = "tui-trainer"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad input on one line (usage stays available through --help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Train PyTorch models and manage their checkpoints from the terminal. "
+        "With no command, trains the embedded demo job (continuing the last unfinished demo run).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    train_commands.add_parsers(commands)
+    # ckpt_commands.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None) or train_commands.run_default
+    try:
+        return int(handler(args) or 0)
+    except TrainerError as exc:
+        _fail(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `tui-trainer ckpt list | head` closed the pipe early: not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return 1
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

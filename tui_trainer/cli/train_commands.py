@@ -1,0 +1,159 @@
+"""`tui-trainer`, `tui-trainer train` and `tui-trainer resume`: start or continue training."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.cli.job_options import parse_job_options
+from tui_trainer.engine.job import DEMO_JOB
+
+DEFAULT_ROOT = Path("checkpoints")
+# Exit codes after a signal: the conventional 128 + signal number, once the checkpoint is saved.
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+EXIT_DISK_FULL = 4
+
+
+def add_parsers(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="start a new training run",
+        description="Start a new training run. A run dir that already holds a run is never "
+        "overwritten: continue it with `tui-trainer resume`.",
+    )
+    train.add_argument("--job", default=DEMO_JOB, help="the job factory, package.module:factory (default: the demo)")
+    train.add_argument("--job-opt", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option passed to the job factory (repeatable), e.g. size=tiny")
+    train.add_argument("--run-dir", type=Path, help="where the run lives (default: a new dir under checkpoints/)")
+    train.add_argument("--max-iters", type=_positive_int, default=2000, help="iteration target (default: 2000)")
+    _add_policy_flags(train, defaults=True)
+    _add_ui_flags(train)
+    train.set_defaults(handler=run_train)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue a run from its newest valid checkpoint or a given one",
+        description="Continue a run. PATH is a run dir (its newest valid checkpoint) or a checkpoint "
+        "file of that run. --max-iters is the new total target. Policy flags override the stored ones.",
+    )
+    resume.add_argument("path", type=Path, metavar="PATH")
+    resume.add_argument("--max-iters", type=_positive_int, help="new total iteration target")
+    _add_policy_flags(resume, defaults=False)
+    _add_ui_flags(resume)
+    resume.set_defaults(handler=run_resume)
+
+
+def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    def default(value: Any) -> Any:
+        return value if defaults else None
+
+    group = parser.add_argument_group("checkpoint policy")
+    group.add_argument("--ckpt-every", type=_nonneg_int, default=default(100), metavar="N",
+                       help="save every N steps (0: off)" + (" (default: 100)" if defaults else ""))
+    group.add_argument("--ckpt-minutes", type=_nonneg_float, default=default(0.0), metavar="T",
+                       help="also save every T minutes (0: off)")
+    group.add_argument("--keep-last", type=_nonneg_int, default=default(5), metavar="K",
+                       help="keep the last K periodic checkpoints, plus best, latest and pinned (0: keep all)"
+                       + (" (default: 5)" if defaults else ""))
+    group.add_argument("--monitor", default=default("val_loss"), metavar="METRIC",
+                       help="metric that picks the best checkpoint (default: val_loss)" if defaults else "metric that picks the best checkpoint")
+    group.add_argument("--mode", choices=("min", "max"), default=default("min"), help="lower or higher is better")
+    group.add_argument("--eval-every", type=_nonneg_int, default=default(0), metavar="N",
+                       help="evaluate every N steps, besides before each checkpoint (0: only then)")
+    group.add_argument("--log-every", type=_positive_int, default=default(1), metavar="N",
+                       help="log the loss every N steps")
+
+
+def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--headless", action="store_true",
+                        help="no dashboard: a progress bar on a terminal, plain log lines otherwise")
+
+
+def run_default(args: argparse.Namespace) -> int:
+    """`tui-trainer` with no command: continue the last unfinished demo run, or start one."""
+    from tui_trainer.engine.launch import continue_or_start
+
+    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=True)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tui_trainer.engine.launch import new_run_dir, start_run
+    from tui_trainer.engine.policy import CheckpointPolicy
+    from tui_trainer.engine.run_dir import RunSettings
+
+    policy = CheckpointPolicy(
+        every_steps=args.ckpt_every, every_minutes=args.ckpt_minutes, keep_last=args.keep_last,
+        monitor=args.monitor, mode=args.mode,
+    )
+    settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
+    options = parse_job_options(args.job_opt)
+    run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
+    return _drive(
+        lambda **kw: start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw),
+        headless=args.headless,
+    )
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from tui_trainer.engine.launch import resume_run
+
+    policy = {"every_steps": args.ckpt_every, "every_minutes": args.ckpt_minutes, "keep_last": args.keep_last,
+              "monitor": args.monitor, "mode": args.mode}
+    settings = {"eval_every": args.eval_every, "log_every": args.log_every}
+    return _drive(
+        lambda **kw: resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
+                                settings_overrides=settings, **kw),
+        headless=args.headless,
+    )
+
+
+def _drive(launch: Any, headless: bool) -> int:
+    """Start the trainer with a console reporter and signal-triggered saves; return the exit code."""
+    from tui_trainer.cli.console_reporter import make_reporter
+    from tui_trainer.engine.signals import interrupt_saves
+
+    reporter = make_reporter()
+    trainer = launch(on_event=reporter.handle)
+    for note in trainer.notes:
+        reporter.note(note)
+    with interrupt_saves(trainer.control) as caught:
+        result = trainer.run()
+    reporter.close(result)
+    for note in result.notes:
+        reporter.note(note)
+    if result.reason == "disk_full":
+        return EXIT_DISK_FULL
+    if caught.signal is not None:
+        return SIGNAL_EXIT_CODES.get(caught.signal, 1)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _nonneg_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+

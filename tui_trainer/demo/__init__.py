@@ -1,0 +1,1 @@
+"""A small character-level language model to try tui-trainer on."""

@@ -1,0 +1,103 @@
+"""The metadata sidecar written beside each checkpoint, readable without torch.
+
+`step_00000300.pt` has `step_00000300.meta.json` beside it. Listing reads only sidecars, so it
+never deserializes a checkpoint; the checkpoint file also carries the same facts, so a lost
+sidecar can be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT_NAME = "tui-trainer"
+FORMAT_VERSION = 1
+CHECKPOINT_SUFFIX = ".pt"
+SIDECAR_SUFFIX = ".meta.json"
+
+# Kinds of checkpoint. Rotating kinds count toward keep-last; a manual save stays until deleted.
+PERIODIC, FINAL, INTERRUPTED, MANUAL, FOREIGN = "periodic", "final", "interrupted", "manual", "foreign"
+ROTATING_KINDS = frozenset({PERIODIC, FINAL, INTERRUPTED})
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}{CHECKPOINT_SUFFIX}"
+
+
+def sidecar_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name.removesuffix(CHECKPOINT_SUFFIX) + SIDECAR_SUFFIX)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class CheckpointMeta:
+    """What is known about one checkpoint without opening it."""
+
+    name: str
+    step: int
+    epoch: int | None = None
+    kind: str = PERIODIC
+    train_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_step: int | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    created: str | None = None
+    run_id: str | None = None
+    pinned: bool = False
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.metrics.get("val_loss")
+
+    def metric(self, name: str) -> float | None:
+        """The metric's value if it was evaluated on exactly this checkpoint's weights."""
+        if name == "train_loss":
+            return self.train_loss
+        if self.metrics_step is not None and self.metrics_step != self.step:
+            return None
+        return self.metrics.get(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckpointMeta:
+        known = {f.name for f in fields(cls)}
+        meta = cls(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(meta.step, int) or not isinstance(meta.name, str):
+            raise ValueError("sidecar lacks a step or a name")
+        meta.metrics = {k: _as_float(v) for k, v in (meta.metrics or {}).items()}
+        return meta
+
+
+def read_sidecar(path: Path) -> CheckpointMeta | None:
+    """The sidecar's metadata, or None if it is missing or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return CheckpointMeta.from_json(json.loads(f.read()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def file_size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None

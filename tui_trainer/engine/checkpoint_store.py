@@ -1,0 +1,247 @@
+"""A directory of checkpoints: atomic saves, listing from sidecars, marks, pins and pruning.
+
+This module never imports torch. Saving takes a `write(file)` callback that serialises the
+state; only a checkpoint that lacks a sidecar (a foreign file, or one whose sidecar was lost
+in a crash) is opened, lazily, through `checkpoint_file`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tui_trainer.engine import retention
+from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_files, temp_path_for
+from tui_trainer.engine.checkpoint_meta import (
+    CHECKPOINT_SUFFIX,
+    FOREIGN,
+    CheckpointMeta,
+    file_size,
+    now_iso,
+    read_sidecar,
+    sidecar_path,
+)
+from tui_trainer.engine.errors import (
+    CheckpointError,
+    CheckpointNotFound,
+    NotEnoughDiskSpace,
+    RunDirError,
+    UnsafePath,
+)
+from tui_trainer.engine.hashing_writer import HashingWriter, sha256_of_file
+from tui_trainer.engine.sizes import human_bytes
+
+FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# Room kept free beyond the expected size of a save: filesystem overhead and the sidecar.
+SPACE_MARGIN_BYTES = 1 << 20
+SPACE_MARGIN_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    path: Path
+    meta: CheckpointMeta
+    best: bool = False
+    latest: bool = False
+
+    @property
+    def pinned(self) -> bool:
+        return self.meta.pinned
+
+    @property
+    def marks(self) -> tuple[str, ...]:
+        return tuple(m for m, on in (("best", self.best), ("latest", self.latest), ("pinned", self.pinned)) if on)
+
+
+class CheckpointStore:
+    """The checkpoints in one directory; `run_id` scopes retention to one run's files."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], run_id: str | None = None, monitor: str = "val_loss", mode: str = "min"
+    ) -> None:
+        self.directory = Path(directory)
+        self.run_id = run_id
+        self.monitor = monitor
+        self.mode = mode
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def scan(self) -> list[CheckpointMeta]:
+        """Metadata of every checkpoint file in the directory, sorted by step."""
+        try:
+            names = {entry.name for entry in os.scandir(self.directory) if not entry.name.startswith(".")}
+        except FileNotFoundError:
+            raise RunDirError(f"{self.directory} does not exist") from None
+        except NotADirectoryError:
+            raise RunDirError(f"{self.directory} is not a directory") from None
+        metas = []
+        for name in sorted(names):
+            if not name.endswith(FOREIGN_SUFFIXES):
+                continue
+            path = self.directory / name
+            meta = read_sidecar(sidecar_path(path)) if name.endswith(CHECKPOINT_SUFFIX) else None
+            if meta is None or meta.name != name:
+                meta = self._meta_from_file(path)
+            if meta is not None:
+                metas.append(meta)
+        return sorted(metas, key=lambda m: (m.step, m.created or "", m.name))
+
+    def list(self) -> list[StoredCheckpoint]:
+        metas = self.scan()
+        marked = self._markable(metas)
+        best = retention.best_checkpoint(marked, None, self.monitor, self.mode)
+        latest = retention.latest_checkpoint(marked, None)
+        return [
+            StoredCheckpoint(
+                self.directory / m.name,
+                m,
+                best=best is not None and m.name == best.name,
+                latest=latest is not None and m.name == latest.name,
+            )
+            for m in metas
+        ]
+
+    def get(self, name: str) -> StoredCheckpoint:
+        for stored in self.list():
+            if stored.meta.name == name:
+                return stored
+        raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
+
+    def latest(self) -> StoredCheckpoint | None:
+        return next((c for c in self.list() if c.latest), None)
+
+    def best(self) -> StoredCheckpoint | None:
+        return next((c for c in self.list() if c.best), None)
+
+    def integrity_problem(self, stored: StoredCheckpoint) -> str | None:
+        """Why this checkpoint cannot be trusted, or None if its size and checksum match."""
+        size = file_size(stored.path)
+        if size is None:
+            return "file is missing"
+        if size == 0:
+            return "empty file (0 bytes)"
+        recorded = stored.meta.size_bytes
+        if recorded is not None and size != recorded:
+            return f"size {size} != recorded {recorded} (truncated or overwritten)"
+        if stored.meta.sha256 is None:
+            return None  # no sidecar to check against; loading the file is the remaining test
+        if sha256_of_file(stored.path) != stored.meta.sha256:
+            return "checksum mismatch (the file changed after it was written)"
+        return None
+
+    def _markable(self, metas: list[CheckpointMeta]) -> list[CheckpointMeta]:
+        """Marks go to this run's checkpoints; a folder of foreign files marks among those."""
+        own = retention.own_checkpoints(metas, self.run_id)
+        if own or self.run_id is not None:
+            return own
+        return [m for m in metas if m.kind == FOREIGN]
+
+    def _meta_from_file(self, path: Path) -> CheckpointMeta | None:
+        from tui_trainer.engine import checkpoint_file  # imports torch
+
+        try:
+            return checkpoint_file.read_meta(path)
+        except CheckpointError:
+            return None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def save(
+        self, meta: CheckpointMeta, write: Callable[[IO[bytes]], None], expected_bytes: int | None = None
+    ) -> StoredCheckpoint:
+        """Write a checkpoint atomically, then its sidecar; return it.
+
+        The checkpoint goes to a temporary file in the same directory, is fsynced, renamed into
+        place, and the directory is fsynced. A failure at any point, ENOSPC included, removes the
+        temporary file and leaves every existing checkpoint as it was.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if expected_bytes:
+            self.check_space(expected_bytes)
+        final = self._safe_path(meta.name)
+        temp = temp_path_for(final)
+        try:
+            with open(temp, "w+b", buffering=0) as f:
+                writer = HashingWriter(f)
+                try:
+                    write(writer)
+                finally:
+                    digest = writer.finish()
+                os.fsync(f.fileno())
+                size = writer.bytes_written
+            meta.sha256, meta.size_bytes = digest, size
+            meta.created = meta.created or now_iso()
+            os.replace(temp, final)
+            fsync_dir(self.directory)
+            atomic_write_json(sidecar_path(final), meta.to_json())
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NotEnoughDiskSpace(
+                    f"disk full while writing {final.name}; nothing was overwritten. "
+                    f"Free space under {self.directory} (e.g. `tui-trainer ckpt prune`) and resume."
+                ) from None
+            raise
+        return StoredCheckpoint(final, meta)
+
+    def check_space(self, expected_bytes: int) -> None:
+        needed = int(expected_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise NotEnoughDiskSpace(
+                f"the next checkpoint needs about {human_bytes(needed)} but only {human_bytes(free)} is free "
+                f"under {self.directory}; free space (e.g. `tui-trainer ckpt prune`) and resume"
+            )
+
+    def set_pinned(self, name: str, pinned: bool) -> StoredCheckpoint:
+        stored = self.get(name)
+        if stored.meta.kind == FOREIGN:
+            raise CheckpointError(f"{name} was not written by tui-trainer; only its own checkpoints can be pinned")
+        stored.meta.pinned = pinned
+        atomic_write_json(sidecar_path(stored.path), stored.meta.to_json())
+        return self.get(name)
+
+    def delete(self, name: str) -> int:
+        """Delete one checkpoint and its sidecar; return the bytes freed."""
+        path = self._safe_path(name)
+        if not path.exists():
+            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
+        size = file_size(path) or 0
+        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            sidecar_path(path).unlink()
+        fsync_dir(self.directory)
+        return size
+
+    def plan_prune(self, keep_last: int) -> list[StoredCheckpoint]:
+        """What `prune(keep_last)` would delete, without deleting anything."""
+        if self.run_id is None:
+            raise RunDirError(
+                f"{self.directory} is not a tui-trainer run dir; prune only acts on checkpoints it wrote"
+            )
+        metas = self.scan()
+        doomed = {m.name for m in retention.checkpoints_to_prune(metas, keep_last, self.run_id, self.monitor, self.mode)}
+        return [c for c in self.list() if c.meta.name in doomed]
+
+    def prune(self, keep_last: int) -> list[StoredCheckpoint]:
+        doomed = self.plan_prune(keep_last)
+        for stored in doomed:
+            self.delete(stored.meta.name)
+        return doomed
+
+    def remove_temp_files(self) -> list[Path]:
+        """Remove temporary files left by a killed writer; return their paths."""
+        return remove_temp_files(self.directory)
+
+    def _safe_path(self, name: str) -> Path:
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name != os.path.basename(name):
+            raise UnsafePath(f"refusing checkpoint name {name!r}: it must be a plain file name inside {self.directory}")
+        return self.directory / name
+

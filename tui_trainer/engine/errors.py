@@ -1,0 +1,57 @@
+"""Errors a user can cause, each with a message that says what to do next."""
+
+
+class TrainerError(Exception):
+    """Base class: the CLI prints these as one line and exits non-zero."""
+
+    exit_code = 2
+
+
+class InvalidPolicy(TrainerError, ValueError):
+    """A checkpoint policy setting is out of range."""
+
+
+class JobLoadError(TrainerError):
+    """A --job spec could not be imported or did not return a Job."""
+
+
+class CheckpointError(TrainerError):
+    """Base class for problems with one checkpoint file."""
+
+
+class CheckpointNotFound(CheckpointError):
+    pass
+
+
+class NotACheckpoint(CheckpointError):
+    """The file exists but is not a PyTorch checkpoint."""
+
+
+class CheckpointCorrupt(CheckpointError):
+    """The file is truncated, damaged or does not match its recorded checksum."""
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """Loading the file would execute code; it is refused."""
+
+
+class ArchitectureMismatch(CheckpointError):
+    """The checkpoint's weights do not fit the job's model."""
+
+
+class RunDirBusy(TrainerError):
+    """Another live process is training in this run dir."""
+
+
+class RunDirError(TrainerError):
+    """The run dir is missing, not a run, or already holds a run."""
+
+
+class NotEnoughDiskSpace(TrainerError):
+    """The next save would not fit on the checkpoint filesystem."""
+
+    exit_code = 4
+
+
+class UnsafePath(TrainerError):
+    """A path would make the tool act outside the run dir."""

@@ -1,0 +1,84 @@
+"""A file writer that computes the SHA-256 of what it writes, on a second thread.
+
+The hash thread reads back, from the page cache, the bytes already written and hashes them while
+the caller keeps writing, so checksumming a checkpoint costs little more than writing it.
+The buffers handed to `write()` cannot be hashed later: torch reuses them after the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import IO
+
+_CHUNK = 4 << 20
+
+
+class HashingWriter:
+    """Wraps an unbuffered binary file opened for writing and reading (`"w+b", buffering=0`)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._fd = file.fileno()
+        self._hash = hashlib.sha256()
+        self._written = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._hash_loop, name="checkpoint-hash", daemon=True)
+        self._thread.start()
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        total = 0
+        while total < len(view):  # an unbuffered write may be partial
+            total += self._file.write(view[total:])
+        with self._cond:
+            self._written += total
+            self._cond.notify()
+        return total
+
+    def flush(self) -> None:
+        """Nothing is buffered; torch calls this anyway."""
+
+    def finish(self) -> str:
+        """Wait for the hash thread; return the hex digest of everything written."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._hash.hexdigest()
+
+    def _hash_loop(self) -> None:
+        offset = 0
+        try:
+            while True:
+                with self._cond:
+                    while offset >= self._written and not self._closed:
+                        self._cond.wait()
+                    end, closed = self._written, self._closed
+                while offset < end:
+                    chunk = os.pread(self._fd, min(_CHUNK, end - offset), offset)
+                    if not chunk:
+                        raise OSError("checkpoint file shrank while being hashed")
+                    self._hash.update(chunk)
+                    offset += len(chunk)
+                if closed:
+                    return
+        except BaseException as exc:  # reported by finish()
+            self._error = exc
+
+
+def sha256_of_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,178 @@
+"""A run directory: `run.json` (identity, job and policy), the writer lock, and its files.
+
+Layout::
+
+    <run dir>/run.json             run id, job spec and options, policy, settings, state
+    <run dir>/history.jsonl        one line per logged step and per evaluation
+    <run dir>/training_history.json
+    <run dir>/step_00000300.pt     checkpoints, each with step_00000300.meta.json beside it
+    <run dir>/.lock                held (flock) by the one process training here
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.engine.atomic import atomic_write_json
+from tui_trainer.engine.checkpoint_meta import FORMAT_VERSION, now_iso
+from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.errors import RunDirBusy, RunDirError
+from tui_trainer.engine.policy import CheckpointPolicy
+
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+HISTORY_FILE = "history.jsonl"
+SUMMARY_FILE = "training_history.json"
+
+
+@dataclass
+class RunSettings:
+    """How the loop runs, apart from checkpointing; stored so `resume` keeps them."""
+
+    max_iters: int = 2000
+    eval_every: int = 0  # 0: evaluate only before checkpoints and at the end
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        from tui_trainer.engine.errors import InvalidPolicy
+
+        for name, low in (("max_iters", 1), ("eval_every", 0), ("log_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                flag = "--" + name.replace("_", "-")
+                raise InvalidPolicy(f"{flag} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    job: str
+    job_options: dict[str, Any] = field(default_factory=dict)
+    policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    settings: RunSettings = field(default_factory=RunSettings)
+    created: str = field(default_factory=now_iso)
+    state: str = "new"  # new, running, paused, finished, interrupted, failed
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["policy"] = self.policy.to_dict()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunInfo:
+        return cls(
+            run_id=str(data["run_id"]),
+            job=str(data["job"]),
+            job_options=dict(data.get("job_options") or {}),
+            policy=CheckpointPolicy.from_dict(dict(data.get("policy") or {})),
+            settings=RunSettings(**{k: v for k, v in (data.get("settings") or {}).items() if k in RunSettings.__dataclass_fields__}),
+            created=str(data.get("created") or ""),
+            state=str(data.get("state") or "new"),
+            format_version=int(data.get("format_version") or FORMAT_VERSION),
+        )
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
+    path = Path(run_dir) / RUN_FILE
+    try:
+        return RunInfo.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} is not a tui-trainer run dir (no {RUN_FILE})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); fix or remove it") from None
+
+
+def write_run(run_dir: str | os.PathLike[str], info: RunInfo) -> None:
+    atomic_write_json(Path(run_dir) / RUN_FILE, info.to_json())
+
+
+def store_for(run_dir: str | os.PathLike[str]) -> CheckpointStore:
+    """The checkpoint store of a run dir, or of a plain folder of checkpoints."""
+    if is_run_dir(run_dir):
+        info = read_run(run_dir)
+        return CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
+    return CheckpointStore(run_dir)
+
+
+class RunLock:
+    """One writer per run dir, held with flock so a killed process never leaves it stale.
+
+    The lock file also records who holds it, for the error message a second trainer gets.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe_holder(fd)
+            os.close(fd)
+            raise RunDirBusy(
+                f"{self.path.parent} is being trained by another process ({holder}); "
+                "watch it, or stop that process first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}).encode())
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_locked(run_dir: str | os.PathLike[str]) -> bool:
+    """True if a live process holds the run dir's lock."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _describe_holder(fd: int) -> str:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {data['pid']} on {data['host']} since {data['since']}"
+    except (ValueError, KeyError, OSError):
+        return "holder unknown"

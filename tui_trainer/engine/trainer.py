@@ -1,0 +1,367 @@
+"""The training loop: steps, evaluations, checkpoints and retention, steered by a TrainingControl.
+
+`Trainer.run()` runs on whichever thread calls it (the CLI's main thread, or the dashboard's
+worker). Commands arrive through `trainer.control` from any thread and are applied between
+steps; events leave through `on_event`, called on the training thread, so a UI must hand them
+over to its own thread without blocking.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_trainer.engine import events as ev
+from tui_trainer.engine import retention, training_state
+from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.errors import NotEnoughDiskSpace
+from tui_trainer.engine.history import HistoryWriter
+from tui_trainer.engine.job import Job, Retargetable
+from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
+
+EventCallback = Callable[[ev.Event], None]
+PAUSE_POLL_S = 0.1
+SPEED_SMOOTHING = 0.1
+
+
+@dataclass
+class RunResult:
+    step: int
+    target: int
+    reason: str  # "target", "stopped", "interrupted", "disk_full", "failed"
+    last_checkpoint: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains `job` in `run_dir` from `step` up to the run's target, saving per the run's policy."""
+
+    def __init__(
+        self,
+        job: Job,
+        run_dir: Path,
+        info: RunInfo,
+        *,
+        step: int = 0,
+        target: int | None = None,
+        on_event: EventCallback | None = None,
+        control: TrainingControl | None = None,
+        resumed_from: str | None = None,
+        history: HistoryWriter | None = None,
+        lock: RunLock | None = None,
+    ) -> None:
+        self.job = job
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self.policy = info.policy
+        self.settings = info.settings
+        self.step = step
+        self.target = info.settings.max_iters
+        self._requested_target = target
+        self.control = control or TrainingControl()
+        self.on_event = on_event or (lambda event: None)
+        self.resumed_from = resumed_from
+        self.notes: list[str] = []
+        self.store = CheckpointStore(run_dir, info.run_id, self.policy.monitor, self.policy.mode)
+        self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
+        self._last_metrics: dict[str, float] = {}
+        self._metrics_step: int | None = None
+        self._last_loss: float | None = None
+        self._last_save_size: int | None = None
+        self._last_save_time = time.monotonic()
+        self._last_checkpoint: Path | None = None
+        self._steps_per_sec = 0.0
+        self._lock = lock
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Train to the target or until stopped; always releases the run dir's lock."""
+        try:
+            return self._run()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run(self) -> RunResult:
+        job = self.job
+        notes_before = len(self.notes)
+        self._emit(
+            ev.Started(
+                str(self.run_dir), self.info.run_id, self.info.job, self.step, self.target,
+                str(job.device), self.resumed_from,
+            )
+        )
+        self._set_state("running")
+        if self._requested_target is not None and self._requested_target != self.target:
+            self.retarget(self._requested_target)
+        reason = "target"
+        try:
+            job.model.train()
+            last_tick = time.perf_counter()
+            while True:
+                if self.control.has_requests():
+                    reason = self._apply_requests() or reason
+                    if reason != "target":
+                        break
+                    last_tick = time.perf_counter()
+                if self.step >= self.target:
+                    break
+                loss = self._train_step()
+                self.step += 1
+                now = time.perf_counter()
+                self._update_speed(now - last_tick)
+                last_tick = now
+                if self.step % self.settings.log_every == 0 or self.step == self.target:
+                    self._log_step(loss)
+                if self.settings.eval_every and self.step % self.settings.eval_every == 0:
+                    self._evaluate()
+                if self._periodic_save_due():
+                    self._checkpoint(PERIODIC)
+        except NotEnoughDiskSpace as exc:
+            reason = "disk_full"
+            self.notes.append(str(exc))
+        except BaseException as exc:
+            self._emit(ev.Failed(self.step, f"{type(exc).__name__}: {exc}"))
+            self._set_state("failed")
+            self.history.close()
+            raise
+        try:
+            if reason == "target" and self.policy.save_final:
+                self._checkpoint(FINAL, evaluate=True)
+            elif reason == "interrupted":
+                self._checkpoint(INTERRUPTED, evaluate=False)
+        except NotEnoughDiskSpace as exc:
+            reason = "disk_full"
+            self.notes.append(str(exc))
+        self.history.close()
+        self._set_state({"target": "finished", "disk_full": "failed"}.get(reason, reason))
+        self._emit(ev.Finished(self.step, reason))
+        return RunResult(self.step, self.target, reason, self._last_checkpoint, self.notes[notes_before:])
+
+    def _train_step(self) -> torch.Tensor:
+        job = self.job
+        batch = _to_device(job.batches.next_batch(), job.device)
+        loss = job.loss_fn(job.model, batch)
+        job.optimizer.zero_grad(set_to_none=True)
+        scaler = job.grad_scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if job.grad_clip:
+                scaler.unscale_(job.optimizer)
+                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+            scaler.step(job.optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if job.grad_clip:
+                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+            job.optimizer.step()
+        if job.scheduler is not None:
+            job.scheduler.step()
+        if job.ema is not None:
+            job.ema.update(job.model)
+        return loss.detach()
+
+    def _update_speed(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = 1.0 / seconds
+        self._steps_per_sec = rate if not self._steps_per_sec else (
+            SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self._steps_per_sec
+        )
+
+    def _log_step(self, loss: torch.Tensor) -> None:
+        value = float(loss.item())
+        self._last_loss = value
+        lr = self.current_lr()
+        self.history.log_step(self.step, self.job.batches.epoch, value, lr, time.time())
+        self._emit(
+            ev.StepCompleted(
+                self.step, self.job.batches.epoch, value, lr, self._steps_per_sec,
+                self._steps_per_sec * self.job.batch_size, self.target,
+            )
+        )
+
+    def current_lr(self) -> float:
+        return float(self.job.optimizer.param_groups[0]["lr"])
+
+    def _evaluate(self) -> dict[str, float]:
+        """Run the job's evaluation without disturbing the training RNG streams."""
+        if self.job.evaluate is None:
+            return {}
+        if self._metrics_step == self.step:
+            return self._last_metrics
+        model = self.job.model
+        devices = [torch.device(self.job.device).index or 0] if str(self.job.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            import random
+
+            python_state = random.getstate()
+            model.eval()
+            try:
+                raw = self.job.evaluate(model)
+            finally:
+                model.train()
+                random.setstate(python_state)
+        metrics = {str(k): float(v) for k, v in raw.items()}
+        self._last_metrics, self._metrics_step = metrics, self.step
+        self.history.log_eval(self.step, self.job.batches.epoch, metrics, time.time())
+        self._emit(ev.Evaluated(self.step, metrics))
+        return metrics
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _apply_requests(self) -> str | None:
+        """Apply pending commands; return a stop reason if the loop must end."""
+        self._apply_settings()
+        if self.control.paused and self.control.stop_reason is None:
+            self._emit(ev.Paused(self.step))
+            self.history.sync()
+            self._set_state("paused")
+            while not self.control.wait_while_paused(PAUSE_POLL_S):
+                self._apply_settings()
+            self._apply_settings()
+            self._set_state("running")
+            self._emit(ev.Resumed(self.step))
+        return self.control.stop_reason
+
+    def _apply_settings(self) -> None:
+        new_target, new_keep_last, saves = self.control.take_requests()
+        if new_target is not None and new_target != self.target:
+            self.retarget(new_target)
+        if new_keep_last is not None and new_keep_last != self.policy.keep_last:
+            self.policy = self.policy.with_overrides(keep_last=new_keep_last)
+            self.info.policy = self.policy
+            write_run(self.run_dir, self.info)
+            self._emit(ev.PolicyChanged(new_keep_last))
+            self._prune()
+        if saves:
+            self._checkpoint(MANUAL, evaluate=True)
+
+    def retarget(self, new_target: int) -> None:
+        old = self.target
+        note = f"target {old} -> {new_target}"
+        if new_target <= self.step:
+            note = f"already at step {self.step}; the run ends here"
+        elif isinstance(self.job.scheduler, Retargetable):
+            note = self.job.scheduler.retarget(self.step, new_target)
+        elif self.job.scheduler is not None:
+            note = "the job's LR scheduler cannot be re-anchored; it continues on its original schedule"
+        self.target = max(new_target, self.step)
+        self.info.settings.max_iters = self.target
+        write_run(self.run_dir, self.info)
+        self._emit(ev.TargetChanged(self.step, old, self.target, note))
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def _periodic_save_due(self) -> bool:
+        p = self.policy
+        if p.every_steps and self.step % p.every_steps == 0:
+            return True
+        return bool(p.every_minutes) and time.monotonic() - self._last_save_time >= p.every_minutes * 60
+
+    def _checkpoint(self, kind: str, evaluate: bool | None = None) -> Path | None:
+        """Save the current state as `kind`, then apply retention. Idempotent per step."""
+        name = checkpoint_name(self.step)
+        if (self.run_dir / name).exists():
+            return self.run_dir / name  # this exact state is already on disk
+        if self.step == 0:
+            return None
+        if evaluate if evaluate is not None else self.policy.eval_before_save:
+            self._evaluate()
+        fresh = self._metrics_step == self.step
+        meta = CheckpointMeta(
+            name=name,
+            step=self.step,
+            epoch=self.job.batches.epoch,
+            kind=kind,
+            train_loss=self._last_loss,
+            metrics=dict(self._last_metrics) if fresh else {},
+            metrics_step=self.step if fresh else None,
+            run_id=self.info.run_id,
+        )
+        started = time.perf_counter()
+        state = training_state.capture(
+            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options}
+        )
+        try:
+            stored = self._save_with_room(meta, state)
+        except NotEnoughDiskSpace as exc:
+            self._emit(ev.CheckpointFailed(self.step, kind, str(exc)))
+            raise
+        except OSError as exc:
+            self._emit(ev.CheckpointFailed(self.step, kind, f"{type(exc).__name__}: {exc}"))
+            raise
+        seconds = time.perf_counter() - started
+        self._last_save_size = stored.meta.size_bytes
+        self._last_save_time = time.monotonic()
+        self._last_checkpoint = stored.path
+        self.history.sync()
+        self._emit(ev.CheckpointSaved(str(stored.path), self.step, kind, stored.meta.size_bytes or 0, seconds))
+        self._prune()
+        return stored.path
+
+    def _save_with_room(self, meta: CheckpointMeta, state: dict[str, Any]):
+        """Save; if the disk is short, first delete what retention would delete after the save."""
+
+        def write(f: Any) -> None:
+            torch.save(state, f)
+
+        try:
+            return self.store.save(meta, write, expected_bytes=self._last_save_size)
+        except NotEnoughDiskSpace:
+            existing = self.store.scan()
+            doomed = retention.checkpoints_to_prune(
+                [*existing, meta], self.policy.keep_last, self.info.run_id, self.policy.monitor, self.policy.mode
+            )
+            if not doomed:
+                raise
+            self._delete(doomed)
+            return self.store.save(meta, write, expected_bytes=self._last_save_size)
+
+    def _prune(self) -> None:
+        if self.policy.keep_last:
+            self._delete(
+                retention.checkpoints_to_prune(
+                    self.store.scan(), self.policy.keep_last, self.info.run_id, self.policy.monitor, self.policy.mode
+                )
+            )
+
+    def _delete(self, doomed: list[CheckpointMeta]) -> None:
+        if not doomed:
+            return
+        freed = sum(self.store.delete(m.name) for m in doomed)
+        self._emit(ev.CheckpointPruned(tuple(str(self.run_dir / m.name) for m in doomed), freed))
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self.info.state = state
+        write_run(self.run_dir, self.info)
+
+    def _emit(self, event: ev.Event) -> None:
+        object.__setattr__(event, "time", time.time())
+        self.on_event(event)
+
+
+def _to_device(batch: Any, device: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
