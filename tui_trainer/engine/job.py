@@ -66,8 +66,20 @@ class Job:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def import_factory(spec: str) -> Callable[..., Job]:
-    """The factory named by `package.module:factory`; errors become JobLoadError."""
+JobFactory = Callable[..., Job]
+
+
+def spec_of(factory: JobFactory | str) -> str:
+    """The `package.module:factory` spec stored in the run, so `resume` can rebuild the job."""
+    if isinstance(factory, str):
+        return factory
+    return f"{factory.__module__}:{factory.__qualname__}"
+
+
+def import_factory(spec: JobFactory | str) -> JobFactory:
+    """The factory itself, or the one named by `package.module:factory`; errors become JobLoadError."""
+    if callable(spec):
+        return spec
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise JobLoadError(f"--job must look like package.module:factory, got {spec!r}")
@@ -81,18 +93,18 @@ def import_factory(spec: str) -> Callable[..., Job]:
     return factory
 
 
-def load_job(spec: str, **options: Any) -> Job:
+def load_job(spec: JobFactory | str, **options: Any) -> Job:
     """Build the job named by `spec` with `options`; errors become JobLoadError."""
     factory = import_factory(spec)
     try:
         job = factory(**options)
     except (TypeError, ValueError) as exc:
-        raise JobLoadError(f"{spec} rejected its options {options}: {exc}") from None
+        raise JobLoadError(f"{spec_of(spec)} rejected its options {options}: {exc}") from None
     if not isinstance(job, Job):
-        raise JobLoadError(f"{spec} returned {type(job).__name__}, expected tui_trainer.engine.job.Job")
+        raise JobLoadError(f"{spec_of(spec)} returned {type(job).__name__}, expected tui_trainer.engine.job.Job")
     if not isinstance(job.batches, BatchSource):
         raise JobLoadError(
-            f"{spec}: job.batches needs next_batch(), epoch, state_dict() and load_state_dict() "
+            f"{spec_of(spec)}: job.batches needs next_batch(), epoch, state_dict() and load_state_dict() "
             "(tui_trainer.engine.batches.EpochBatches wraps any indexable dataset)"
         )
     return job

@@ -20,7 +20,7 @@ from tui_trainer.engine.checkpoint_meta import sidecar_path
 from tui_trainer.engine.checkpoint_store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
-from tui_trainer.engine.job import DEMO_JOB, Job, import_factory, load_job
+from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import RunInfo, RunLock, RunSettings, is_run_dir, new_run_id, read_run, write_run
 from tui_trainer.engine.trainer import EventCallback, Trainer
@@ -28,7 +28,7 @@ from tui_trainer.engine.trainer import EventCallback, Trainer
 SUPERSEDED_DIR = "superseded"
 
 
-def build_job(spec: str, options: Mapping[str, Any], max_iters: int) -> Job:
+def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int) -> Job:
     """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules)."""
     options = dict(options)
     factory = import_factory(spec)
@@ -40,7 +40,7 @@ def build_job(spec: str, options: Mapping[str, Any], max_iters: int) -> Job:
 def start_run(
     run_dir: str | os.PathLike[str],
     *,
-    job: str = DEMO_JOB,
+    job: JobFactory | str = DEMO_JOB,
     job_options: Mapping[str, Any] | None = None,
     policy: CheckpointPolicy | None = None,
     settings: RunSettings | None = None,
@@ -66,7 +66,7 @@ def start_run(
     try:
         options = dict(job_options or {})
         built = build_job(job, options, settings.max_iters)
-        info = RunInfo(run_id=new_run_id(), job=job, job_options=_stored_options(built, options), policy=policy, settings=settings)
+        info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options), policy=policy, settings=settings)
         write_run(run_dir, info)
         trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock)
     except BaseException:
@@ -82,10 +82,15 @@ def resume_run(
     max_iters: int | None = None,
     policy_overrides: Mapping[str, Any] | None = None,
     settings_overrides: Mapping[str, Any] | None = None,
+    job: JobFactory | None = None,
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
 ) -> Trainer:
-    """Continue a run from its newest valid checkpoint, or from a given checkpoint file."""
+    """Continue a run from its newest valid checkpoint, or from a given checkpoint file.
+
+    `job` overrides the factory stored in the run (needed when it is not importable, e.g. one
+    defined in a script's `__main__`); it must build the same model.
+    """
     path = Path(path)
     if not path.exists():
         raise RunDirError(f"{path} does not exist")
@@ -95,7 +100,7 @@ def resume_run(
     lock.acquire()
     try:
         trainer = _resume_locked(run_dir, info, None if path.is_dir() else path, max_iters,
-                                 policy_overrides or {}, settings_overrides or {}, on_event, control, lock)
+                                 policy_overrides or {}, settings_overrides or {}, job, on_event, control, lock)
     except BaseException:
         lock.release()
         raise
@@ -109,6 +114,7 @@ def _resume_locked(
     max_iters: int | None,
     policy_overrides: Mapping[str, Any],
     settings_overrides: Mapping[str, Any],
+    factory: JobFactory | None,
     on_event: EventCallback | None,
     control: TrainingControl | None,
     lock: RunLock,
@@ -160,7 +166,7 @@ def _resume_locked(
             f"run is already at step {step}, at or past the target {target}; "
             f"pass --max-iters N with N > {step} to train further"
         )
-    job = build_job(info.job, info.job_options, stored_target)
+    job = build_job(factory or info.job, info.job_options, stored_target)
     training_state.restore(job, state, start.path.name)
     info.settings.max_iters = stored_target
     write_run(run_dir, info)
@@ -199,8 +205,9 @@ def continue_or_start(
                      on_event=on_event, control=control, **start_kwargs)
 
 
-def new_run_dir(root: str | os.PathLike[str], job: str) -> Path:
+def new_run_dir(root: str | os.PathLike[str], job: JobFactory | str) -> Path:
     """A fresh, timestamped run dir path under `root`, named after the job."""
+    job = spec_of(job)
     name = "demo" if job == DEMO_JOB else job.partition(":")[0].rpartition(".")[2] or "run"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(root) / f"{name}-{stamp}"
