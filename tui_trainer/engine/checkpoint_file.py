@@ -44,6 +44,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as exc:
         message = str(exc)
+        if "Unsupported operand" in message:  # a byte that is no pickle opcode at all
+            raise _not_loadable(path, is_zip, "its data is not a pickle") from None
         if "Weights only load failed" in message or "Unsupported global" in message:
             found = _GLOBAL_RE.search(message)
             what = f" ({found.group(1)})" if found else ""
@@ -52,7 +54,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
                 "Only open files you trust, and re-save them as plain state dicts"
             ) from None
         raise _not_loadable(path, is_zip, message) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except KeyError:
+        raise _not_loadable(path, is_zip, "unrecognized data") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise _not_loadable(path, is_zip, str(exc)) from None
 
 
@@ -97,7 +101,10 @@ def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
     path = Path(path)
     obj = load_checkpoint(path, mmap=True)
     if is_own_format(obj):
-        meta = CheckpointMeta.from_json(dict(obj["meta"]))
+        try:
+            meta = CheckpointMeta.from_json(dict(obj["meta"]))
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointCorrupt(f"{path} has damaged metadata; it cannot be listed or resumed") from None
         meta.name = path.name
         meta.size_bytes = file_size(path)
         meta.sha256 = None  # the sidecar held it; `verify` reports the loss

@@ -72,11 +72,24 @@ class CheckpointMeta:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckpointMeta:
+        if not isinstance(data, dict):
+            raise ValueError("sidecar is not a JSON object")
         known = {f.name for f in fields(cls)}
         meta = cls(**{k: v for k, v in data.items() if k in known})
         if not isinstance(meta.step, int) or not isinstance(meta.name, str):
             raise ValueError("sidecar lacks a step or a name")
+        if not isinstance(meta.metrics or {}, dict):
+            raise ValueError("sidecar metrics are not a JSON object")
+        for name in ("epoch", "metrics_step", "size_bytes"):
+            value = getattr(meta, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"sidecar {name} is not an integer")
+        for name in ("kind", "created", "run_id", "sha256"):
+            if not isinstance(getattr(meta, name), (str, type(None))):
+                raise ValueError(f"sidecar {name} is not a string")
         meta.metrics = {k: _as_float(v) for k, v in (meta.metrics or {}).items()}
+        meta.train_loss = None if meta.train_loss is None else _as_float(meta.train_loss)
+        meta.pinned = meta.pinned is True
         return meta
 
 

@@ -12,7 +12,7 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +21,7 @@ from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_
 from tui_trainer.engine.checkpoint_meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
+    PERIODIC,
     CheckpointMeta,
     file_size,
     now_iso,
@@ -140,7 +141,8 @@ class CheckpointStore:
         own = retention.own_checkpoints(metas, self.run_id)
         if own or self.run_id is not None:
             return own
-        return [m for m in metas if m.kind == FOREIGN]
+        # Retention never ranks foreign files, so rank copies of those with a known step.
+        return [replace(m, kind=PERIODIC) for m in metas if m.kind == FOREIGN and m.step >= 0]
 
     def _meta_from_file(self, path: Path) -> CheckpointMeta | None:
         from tui_trainer.engine import checkpoint_file  # imports torch
@@ -207,6 +209,10 @@ class CheckpointStore:
         stored.meta.pinned = pinned
         atomic_write_json(sidecar_path(stored.path), stored.meta.to_json())
         return self.get(name)
+
+    def write_meta(self, meta: CheckpointMeta) -> None:
+        """Rewrite a checkpoint's sidecar after its kind or metrics changed; the file itself stays."""
+        atomic_write_json(sidecar_path(self._safe_path(meta.name)), meta.to_json())
 
     def delete(self, name: str) -> int:
         """Delete one checkpoint and its sidecar; return the bytes freed."""

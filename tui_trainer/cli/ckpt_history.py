@@ -1,0 +1,112 @@
+"""`ckpt history`: a run's training history as a compact table and a summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.cli import ckpt_format as fmt
+from tui_trainer.cli.ckpt_paths import existing_file
+from tui_trainer.engine.checkpoint_meta import read_sidecar, sidecar_path
+from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.history import read_history
+from tui_trainer.engine.history_summary import (
+    HistorySummary,
+    downsample,
+    merge_records,
+    records_from_embedded,
+    summarize,
+)
+from tui_trainer.engine.run_dir import HISTORY_FILE, is_run_dir
+
+HISTORY_ROWS = 30
+
+
+def run_history(args: argparse.Namespace) -> int:
+    records, notes, source = history_records(Path(args.path))
+    if args.json:
+        fmt.print_json(records)
+        return 0
+    rows = merge_records(records)
+    if not rows:
+        print(f"no history records in {source}")
+        return 0
+    shown = downsample(rows, HISTORY_ROWS)
+    from rich.table import Table
+
+    spans = len(shown) < len(rows)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("steps" if spans else "step", justify="right", no_wrap=True)
+    table.add_column("loss (mean)" if spans else "loss", justify="right")
+    table.add_column("val_loss", justify="right")
+    table.add_column("lr", justify="right")
+    for r in shown:
+        step = f"{r.first_step}-{r.step}" if spans and r.first_step != r.step else str(r.step)
+        lr = "-" if r.lr is None else f"{r.lr:.3g}"
+        table.add_row(step, fmt.format_loss(r.loss), fmt.format_loss(r.val_loss), lr)
+    print(f"history of {source}")
+    fmt.console().print(table)
+    if spans:
+        print(
+            f"{len(rows)} steps shown as {len(shown)} rows: loss is the mean over each row's steps, "
+            "val_loss the last evaluation among them (--json prints every record)"
+        )
+    for note in notes:
+        print(f"note: {note}")
+    for line in history_summary_lines(summarize(rows)):
+        print(line)
+    return 0
+
+
+def history_records(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    """The records, notes on how they were read, and where they came from."""
+    if path.is_dir():
+        if not (path / HISTORY_FILE).exists():
+            what = "" if is_run_dir(path) else " (it is not a tui-trainer run dir)"
+            raise RunDirError(f"{path} has no {HISTORY_FILE}{what}; pass a run dir or a checkpoint file")
+        return [fmt.json_safe(r) for r in read_history(path / HISTORY_FILE)], [], str(path)
+    file = existing_file(path, "pass a run dir or a checkpoint file")
+    meta = read_sidecar(sidecar_path(file))
+    if meta is None:
+        from tui_trainer.engine import checkpoint_file  # imports torch
+
+        obj = checkpoint_file.load_checkpoint(file, mmap=True)
+        if not checkpoint_file.is_own_format(obj):
+            embedded = checkpoint_file.foreign_history(obj) if isinstance(obj, dict) else None
+            if embedded is None and isinstance(obj, dict) and isinstance(obj.get("history"), list):
+                embedded = obj["history"]
+            if embedded is None:
+                raise CheckpointError(
+                    f"{file} holds no training history (looked for training_history and history)"
+                )
+            records, notes = records_from_embedded(embedded)
+            return [fmt.json_safe(r) for r in records], notes, f"{file} (embedded)"
+        meta = checkpoint_file.read_meta(file)
+    run_history_file = file.parent / HISTORY_FILE
+    if not run_history_file.exists():
+        raise RunDirError(f"{file.parent} has no {HISTORY_FILE} for {file.name}")
+    records = [fmt.json_safe(r) for r in read_history(run_history_file) if r["step"] <= meta.step]
+    return records, [f"the run's history up to step {meta.step}, where {file.name} was saved"], str(file)
+
+
+def history_summary_lines(s: HistorySummary) -> list[str]:
+    lines = [
+        f"{s.steps_logged} steps logged (steps {fmt.or_dash(s.first_step)}-{fmt.or_dash(s.last_step)}), "
+        f"{s.evaluations} evaluations" + (f", last epoch {s.last_epoch}" if s.last_epoch is not None else "")
+    ]
+    if s.first_loss is not None:
+        lines.append(
+            f"loss {fmt.format_loss(s.first_loss)} -> {fmt.format_loss(s.last_loss)}, "
+            f"lowest {fmt.format_loss(s.min_loss)} at step {fmt.or_dash(s.min_loss_step)}"
+        )
+    if s.best_val_loss is not None:
+        lines.append(
+            f"val_loss best {fmt.format_loss(s.best_val_loss)} at step {s.best_val_step}, "
+            f"last {fmt.format_loss(s.last_val_loss)}"
+        )
+    if s.non_finite_losses:
+        lines.append(f"{s.non_finite_losses} steps had a non-finite loss (NaN or inf)")
+    if s.elapsed_s is not None:
+        lines.append(f"time {fmt.format_duration(s.elapsed_s)}")
+    return lines

@@ -1,0 +1,223 @@
+"""A run's history made readable: one row per step, a few rows for a long run, and a summary.
+
+Records are `history.jsonl` lines: step records (`step`, `epoch`, `loss`, `lr`, `time`) and
+evaluation records (`step` and metrics such as `val_loss`). A foreign checkpoint's embedded
+history (a dict of lists, or a list of dicts) is turned into the same records first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+STEP_KEYS = ("step", "steps", "iteration", "iterations", "iter", "iters", "global_step")
+LOSS_KEYS = ("loss", "train_loss", "losses", "train_losses")
+VAL_KEYS = ("val_loss", "val_losses", "valid_loss", "eval_loss", "validation_loss")
+LR_KEYS = ("lr", "learning_rate", "lrs", "learning_rates")
+EPOCH_KEYS = ("epoch", "epochs")
+DEFAULT_ROWS = 30
+
+
+@dataclass
+class HistoryRow:
+    """One step; after downsampling, the span `first_step..step` with its mean loss."""
+
+    step: int
+    loss: float | None = None
+    lr: float | None = None
+    val_loss: float | None = None
+    epoch: int | None = None
+    time: float | None = None
+    first_step: int | None = None
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    steps_logged: int
+    evaluations: int
+    first_step: int | None
+    last_step: int | None
+    first_loss: float | None
+    last_loss: float | None
+    min_loss: float | None
+    min_loss_step: int | None
+    best_val_loss: float | None
+    best_val_step: int | None
+    last_val_loss: float | None
+    non_finite_losses: int
+    last_epoch: int | None
+    elapsed_s: float | None
+
+
+def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
+    """Step and evaluation records of the same step become one row, sorted by step."""
+    rows: dict[int, HistoryRow] = {}
+    for record in records:
+        step = record.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            continue
+        row = rows.setdefault(step, HistoryRow(step))
+        if "loss" in record:
+            row.loss = _number(record["loss"], missing=math.nan)  # history.jsonl writes NaN as null
+        if "lr" in record:
+            row.lr = _number(record["lr"])
+        if _is_int(record.get("epoch")):
+            row.epoch = int(record["epoch"])
+        if "val_loss" in record:
+            row.val_loss = _number(record["val_loss"], missing=math.nan)
+        time = _number(record.get("time"))
+        row.time = time if time is not None else row.time
+    return [rows[step] for step in sorted(rows)]
+
+
+def downsample(rows: Sequence[HistoryRow], max_rows: int = DEFAULT_ROWS) -> list[HistoryRow]:
+    """At most `max_rows` rows, each spanning consecutive steps: the span's mean loss (NaN if
+    any loss in it was not finite), its last evaluation, and the learning rate at its end."""
+    if len(rows) <= max_rows:
+        return list(rows)
+    merged = []
+    for i in range(max_rows):
+        span = rows[i * len(rows) // max_rows : (i + 1) * len(rows) // max_rows]
+        losses = [r.loss for r in span if r.loss is not None]
+        vals = [r.val_loss for r in span if r.val_loss is not None]
+        lrs = [r.lr for r in span if r.lr is not None]
+        last = span[-1]
+        merged.append(
+            HistoryRow(
+                step=last.step,
+                loss=_mean(losses),
+                lr=lrs[-1] if lrs else None,
+                val_loss=vals[-1] if vals else None,
+                epoch=last.epoch,
+                time=last.time,
+                first_step=span[0].step,
+            )
+        )
+    return merged
+
+
+def summarize(rows: Sequence[HistoryRow]) -> HistorySummary:
+    logged = [r for r in rows if r.loss is not None]
+    finite = [r for r in logged if math.isfinite(r.loss)]  # type: ignore[arg-type]
+    evals = [r for r in rows if r.val_loss is not None]
+    finite_evals = [r for r in evals if math.isfinite(r.val_loss)]  # type: ignore[arg-type]
+    lowest = min(finite, key=lambda r: r.loss, default=None)  # type: ignore[arg-type,return-value]
+    best = min(finite_evals, key=lambda r: r.val_loss, default=None)  # type: ignore[arg-type,return-value]
+    times = [r.time for r in rows if r.time is not None]
+    epochs = [r.epoch for r in rows if r.epoch is not None]
+    return HistorySummary(
+        steps_logged=len(logged),
+        evaluations=len(evals),
+        first_step=rows[0].step if rows else None,
+        last_step=rows[-1].step if rows else None,
+        first_loss=logged[0].loss if logged else None,
+        last_loss=logged[-1].loss if logged else None,
+        min_loss=lowest.loss if lowest else None,
+        min_loss_step=lowest.step if lowest else None,
+        best_val_loss=best.val_loss if best else None,
+        best_val_step=best.step if best else None,
+        last_val_loss=evals[-1].val_loss if evals else None,
+        non_finite_losses=len(logged) - len(finite),
+        last_epoch=epochs[-1] if epochs else None,
+        elapsed_s=times[-1] - times[0] if len(times) > 1 else None,
+    )
+
+
+def records_from_embedded(history: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """History records from a foreign checkpoint's `training_history`, and notes on guesses made."""
+    if isinstance(history, Mapping):
+        return _records_from_columns(history)
+    if isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
+        records = []
+        for index, item in enumerate(history):
+            if isinstance(item, Mapping):
+                step = _first_value(item, STEP_KEYS)
+                record = _record(int(_number(step)) if _is_int(step) else index + 1, item)  # type: ignore[arg-type]
+                if len(record) > 1:
+                    records.append(record)
+        return _combine(records), ([] if records else ["the history holds no records"])
+    return [], ["the history is neither a dict of lists nor a list of records"]
+
+
+def _records_from_columns(columns: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    lists = {str(k): list(v) for k, v in columns.items() if isinstance(v, Sequence) and not isinstance(v, (str, bytes))}
+    if not lists:
+        return [], ["the history holds no lists of values"]
+    notes = []
+    step_key = next((k for k in STEP_KEYS if k in lists and all(_is_int(s) for s in lists[k])), None)
+    if step_key is not None:
+        steps = [int(_number(s)) for s in lists[step_key]]  # type: ignore[arg-type]
+    else:
+        steps = list(range(1, max(len(v) for v in lists.values()) + 1))
+        notes.append("the history records no steps: rows are numbered by position")
+    records = []
+    for key in (*LOSS_KEYS, *VAL_KEYS, *LR_KEYS, *EPOCH_KEYS):
+        values = lists.get(key)
+        if values is None or key == step_key or not values:
+            continue
+        if len(values) == len(steps):
+            placed = steps
+        else:
+            # Evaluated less often than logged: assume evenly spaced, ending at the last step.
+            placed = [steps[min(len(steps) - 1, (i + 1) * len(steps) // len(values) - 1)] for i in range(len(values))]
+            notes.append(f"{key} has {len(values)} values for {len(steps)} steps: assumed evenly spaced")
+        for step, value in zip(placed, values):
+            number = _number(value)
+            if number is not None:  # None: not evaluated at that point
+                records.append({"step": step, _canonical(key): int(number) if key in EPOCH_KEYS else number})
+    return _combine(records), notes
+
+
+def _record(step: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {"step": step}
+    for keys in (LOSS_KEYS, VAL_KEYS, LR_KEYS, EPOCH_KEYS):
+        value = _number(_first_value(item, keys))
+        if value is not None:
+            record[_canonical(keys[0])] = int(value) if keys is EPOCH_KEYS else value
+    return record
+
+
+def _combine(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per step holding every value given for it, in step order."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for record in records:
+        by_step.setdefault(record["step"], {"step": record["step"]}).update(record)
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _canonical(key: str) -> str:
+    for keys, name in ((LOSS_KEYS, "loss"), (VAL_KEYS, "val_loss"), (LR_KEYS, "lr"), (EPOCH_KEYS, "epoch")):
+        if key in keys:
+            return name
+    return key
+
+
+def _first_value(item: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if item.get(key) is not None:
+            return item[key]
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    number = _number(value)
+    return number is not None and math.isfinite(number) and number == int(number)
+
+
+def _number(value: Any, missing: float | None = None) -> float | None:
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            return missing
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return missing
+
+
+def _mean(losses: list[float]) -> float | None:
+    if not losses:
+        return None
+    return math.fsum(losses) / len(losses) if all(map(math.isfinite, losses)) else math.nan
