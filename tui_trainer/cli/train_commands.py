@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +118,30 @@ def _drive(launch: Any, headless: bool) -> int:
     from tui_trainer.engine.signals import interrupt_saves
 
     reporter = make_reporter()
-    trainer = launch(on_event=reporter.handle)
+    trainer = launch(on_event=lambda event: _report(reporter.handle, event))
     for note in trainer.notes:
-        reporter.note(note)
+        _report(reporter.note, note)
     with interrupt_saves(trainer.control) as caught:
         result = trainer.run()
-    reporter.close(result)
+    _report(reporter.close, result)
     for note in result.notes:
-        reporter.note(note)
+        _report(reporter.note, note)
     if result.reason == "disk_full":
         return EXIT_DISK_FULL
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
+
+
+def _report(call: Any, *args: Any) -> None:
+    """Print through the reporter; once the terminal is gone (a dropped SSH session), train on silently."""
+    try:
+        call(*args)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
 
 
 def _positive_int(text: str) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,17 +15,22 @@ from typing import Any
 
 from tui_trainer.engine import training_state
 from tui_trainer.engine.checkpoint_file import load_checkpoint
-from tui_trainer.engine.checkpoint_meta import sidecar_path
-from tui_trainer.engine.checkpoint_store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunInfo, RunLock, RunSettings, is_run_dir, new_run_id, read_run, write_run
+from tui_trainer.engine.run_dir import (
+    RunInfo,
+    RunLock,
+    RunSettings,
+    is_run_dir,
+    new_run_id,
+    read_run,
+    set_aside,
+    write_run,
+)
 from tui_trainer.engine.trainer import EventCallback, Trainer
-
-SUPERSEDED_DIR = "superseded"
-
 
 def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int) -> Job:
     """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules)."""
@@ -153,7 +157,7 @@ def _resume_locked(
     step = start.meta.step
     newer = [c for c in own if c.meta.step > step or (c.meta.step == step and c.path != start.path)]
     if newer:
-        moved = _supersede(run_dir, newer)
+        moved = set_aside(run_dir, [c.path for c in newer])
         notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(run_dir)}/: they are superseded")
 
     info.policy = info.policy.with_overrides(**policy_overrides)
@@ -232,16 +236,6 @@ def find_runs(root: str | os.PathLike[str]) -> list[tuple[Path, RunInfo]]:
             except RunDirError:
                 continue
     return sorted(runs, key=lambda r: r[1].created)
-
-
-def _supersede(run_dir: Path, checkpoints: list[StoredCheckpoint]) -> Path:
-    target = run_dir / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
-    target.mkdir(parents=True, exist_ok=True)
-    for stored in checkpoints:
-        for path in (stored.path, sidecar_path(stored.path)):
-            if path.exists():
-                shutil.move(path, target / path.name)
-    return target
 
 
 def _stored_options(job: Job, given: dict[str, Any]) -> dict[str, Any]:

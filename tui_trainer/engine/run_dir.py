@@ -7,6 +7,7 @@ Layout::
     <run dir>/training_history.json
     <run dir>/step_00000300.pt     checkpoints, each with step_00000300.meta.json beside it
     <run dir>/.lock                held (flock) by the one process training here
+    <run dir>/superseded/<time>/   checkpoints set aside: newer than a resume point, or not this run's
 
 This module does not import torch.
 """
@@ -17,14 +18,16 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import socket
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import atomic_write_json
-from tui_trainer.engine.checkpoint_meta import FORMAT_VERSION, now_iso
+from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
+from tui_trainer.engine.checkpoint_meta import FORMAT_VERSION, now_iso, sidecar_path
 from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.errors import RunDirBusy, RunDirError
 from tui_trainer.engine.policy import CheckpointPolicy
@@ -33,6 +36,7 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 HISTORY_FILE = "history.jsonl"
 SUMMARY_FILE = "training_history.json"
+SUPERSEDED_DIR = "superseded"
 
 
 @dataclass
@@ -103,6 +107,22 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
 
 def write_run(run_dir: str | os.PathLike[str], info: RunInfo) -> None:
     atomic_write_json(Path(run_dir) / RUN_FILE, info.to_json())
+
+
+def set_aside(run_dir: str | os.PathLike[str], checkpoints: Iterable[Path]) -> Path:
+    """Move checkpoints and their sidecars into a new `superseded/<time>/` folder; return it.
+
+    Nothing is deleted: the files stay for inspection, out of the listing and out of the way of
+    new saves under the same names.
+    """
+    folder = Path(run_dir) / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    for checkpoint in checkpoints:
+        for path in (checkpoint, sidecar_path(checkpoint)):
+            if path.exists():
+                shutil.move(path, folder / path.name)
+    fsync_dir(Path(run_dir))
+    return folder
 
 
 def store_for(run_dir: str | os.PathLike[str]) -> CheckpointStore:

@@ -19,13 +19,22 @@ import torch
 
 from tui_trainer.engine import events as ev
 from tui_trainer.engine import retention, training_state
-from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoint_meta import (
+    FINAL,
+    INTERRUPTED,
+    MANUAL,
+    PERIODIC,
+    CheckpointMeta,
+    checkpoint_name,
+    read_sidecar,
+    sidecar_path,
+)
 from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.errors import NotEnoughDiskSpace
+from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
 from tui_trainer.engine.history import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
-from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
+from tui_trainer.engine.run_dir import RunInfo, RunLock, set_aside, write_run
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1
@@ -271,11 +280,17 @@ class Trainer:
 
     def _checkpoint(self, kind: str, evaluate: bool | None = None) -> Path | None:
         """Save the current state as `kind`, then apply retention. Idempotent per step."""
-        name = checkpoint_name(self.step)
-        if (self.run_dir / name).exists():
-            return self.run_dir / name  # this exact state is already on disk
         if self.step == 0:
             return None
+        name = checkpoint_name(self.step)
+        path = self.run_dir / name
+        if path.exists():
+            saved = read_sidecar(sidecar_path(path))
+            if saved is not None and saved.run_id == self.info.run_id and saved.step == self.step:
+                return self._amend(saved, kind, evaluate)  # this exact state is already on disk
+            # Another run's file, or a damaged one: skipping this save or overwriting it would lose data.
+            folder = set_aside(self.run_dir, [path]).relative_to(self.run_dir)
+            self.notes.append(f"moved {name} to {folder}/: it is not a readable checkpoint of this run")
         if evaluate if evaluate is not None else self.policy.eval_before_save:
             self._evaluate()
         fresh = self._metrics_step == self.step
@@ -310,6 +325,27 @@ class Trainer:
         self._prune()
         return stored.path
 
+    def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool | None) -> Path:
+        """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
+
+        A save-now right after a periodic save must not leave a checkpoint that rotation deletes
+        later, and a final save must carry the final evaluation even on a periodic step.
+        """
+        path = self.run_dir / meta.name
+        became_manual = kind == MANUAL and meta.kind != MANUAL
+        if became_manual:
+            meta.kind = MANUAL
+        metrics = self._evaluate() if evaluate and meta.metrics_step != self.step else {}
+        if metrics:
+            meta.metrics, meta.metrics_step = dict(metrics), self.step
+        if became_manual or metrics:
+            self.store.write_meta(meta)
+            self._prune()
+        if became_manual:
+            self._emit(ev.CheckpointSaved(str(path), self.step, MANUAL, meta.size_bytes or 0, 0.0))
+        self._last_checkpoint = path
+        return path
+
     def _save_with_room(self, meta: CheckpointMeta, state: dict[str, Any]):
         """Save; if the disk is short, first delete what retention would delete after the save."""
 
@@ -339,8 +375,15 @@ class Trainer:
     def _delete(self, doomed: list[CheckpointMeta]) -> None:
         if not doomed:
             return
-        freed = sum(self.store.delete(m.name) for m in doomed)
-        self._emit(ev.CheckpointPruned(tuple(str(self.run_dir / m.name) for m in doomed), freed))
+        freed, removed = 0, []
+        for meta in doomed:
+            try:
+                freed += self.store.delete(meta.name)
+            except CheckpointNotFound:
+                continue  # someone else (a `ckpt prune` beside us) deleted it first
+            removed.append(str(self.run_dir / meta.name))
+        if removed:
+            self._emit(ev.CheckpointPruned(tuple(removed), freed))
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""What importing the engine and asking for help pulls in, checked in fresh interpreters."""
+
+import json
+import subprocess
+
+import pytest
+
+from tiny_runs import PYTHON, child_env
+
+ENGINE_MODULES = """
+import json, pkgutil, sys
+import tui_trainer.engine as engine
+names = sorted(m.name for m in pkgutil.iter_modules(engine.__path__, "tui_trainer.engine."))
+for name in names:
+    __import__(name)
+print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "rich") if m in sys.modules)}))
+"""
+
+METADATA_MODULES = """
+import json, sys
+import tui_trainer.engine.checkpoint_store, tui_trainer.engine.retention, tui_trainer.engine.run_dir
+import tui_trainer.engine.checkpoint_meta, tui_trainer.engine.policy
+print(json.dumps(sorted(m for m in ("torch", "numpy", "textual", "rich") if m in sys.modules)))
+"""
+
+HELP = """
+import json, sys
+from tui_trainer.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = None
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([PYTHON, *args], capture_output=True, text=True, env=child_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def last_json_line(output: str):
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_the_engine_never_imports_textual_or_rich():
+    result = last_json_line(run_python("-c", ENGINE_MODULES).stdout)
+    assert {"tui_trainer.engine.trainer", "tui_trainer.engine.launch", "tui_trainer.engine.checkpoint_store"} <= set(
+        result["imported"]
+    )
+    assert result["loaded"] == []
+
+
+def test_metadata_modules_do_not_import_torch():
+    assert last_json_line(run_python("-c", METADATA_MODULES).stdout) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["resume", "--help"]], ids=" ".join)
+def test_help_does_not_import_torch(argv):
+    done = run_python("-c", HELP, *argv)
+    assert "usage: tui-trainer" in done.stdout
+    assert last_json_line(done.stdout) == {"code": 0, "torch": False}
+
+
+def test_python_m_help_runs_without_torch():
+    done = run_python("-X", "importtime", "-m", "tui_trainer", "--help")
+    assert "usage: tui-trainer" in done.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "tui_trainer.cli.main" in imported
+    assert "torch" not in imported
