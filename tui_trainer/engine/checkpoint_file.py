@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from datetime import datetime, timezone
 from collections.abc import Mapping
@@ -41,7 +42,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
         raise CheckpointCorrupt(f"{path} is empty (0 bytes): an interrupted write or a truncated copy")
     is_zip = zipfile.is_zipfile(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and is_zip)
+        with warnings.catch_warnings():
+            # A damaged file makes torch warn about odd pickle protocols; the error below says it all.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as exc:
         message = str(exc)
         if "Unsupported operand" in message:  # a byte that is no pickle opcode at all
@@ -56,8 +60,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
         raise _not_loadable(path, is_zip, message) from None
     except KeyError:
         raise _not_loadable(path, is_zip, "unrecognized data") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise _not_loadable(path, is_zip, str(exc)) from None
+    except Exception as exc:  # garbage makes the unpickler fail in many ways (IndexError, struct.error...)
+        raise _not_loadable(path, is_zip, str(exc) or type(exc).__name__) from None
 
 
 def _not_loadable(path: Path, is_zip: bool, reason: str) -> Exception:
