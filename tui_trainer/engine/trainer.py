@@ -8,7 +8,7 @@ over to its own thread without blocking.
 
 from __future__ import annotations
 
-import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,23 +18,15 @@ from typing import Any
 import torch
 
 from tui_trainer.engine import events as ev
-from tui_trainer.engine import retention, training_state
-from tui_trainer.engine.checkpoint_meta import (
-    FINAL,
-    INTERRUPTED,
-    MANUAL,
-    PERIODIC,
-    CheckpointMeta,
-    checkpoint_name,
-    read_sidecar,
-    sidecar_path,
-)
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine import training_state
+from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpointer import Checkpointer
 from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
+from tui_trainer.engine.errors import NotEnoughDiskSpace
 from tui_trainer.engine.history import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
-from tui_trainer.engine.run_dir import RunInfo, RunLock, set_aside, write_run
+from tui_trainer.engine.policy import CheckpointPolicy
+from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1
@@ -70,7 +62,6 @@ class Trainer:
         self.job = job
         self.run_dir = Path(run_dir)
         self.info = info
-        self.policy = info.policy
         self.settings = info.settings
         self.step = step
         self.target = info.settings.max_iters
@@ -79,16 +70,17 @@ class Trainer:
         self.on_event = on_event or (lambda event: None)
         self.resumed_from = resumed_from
         self.notes: list[str] = []
-        self.store = CheckpointStore(run_dir, info.run_id, self.policy.monitor, self.policy.mode)
+        self.checkpoints = Checkpointer(self.run_dir, info.run_id, info.policy, self._emit, self.notes)
         self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
         self._last_metrics: dict[str, float] = {}
         self._metrics_step: int | None = None
         self._last_loss: float | None = None
-        self._last_save_size: int | None = None
-        self._last_save_time = time.monotonic()
-        self._last_checkpoint: Path | None = None
         self._steps_per_sec = 0.0
         self._lock = lock
+
+    @property
+    def policy(self) -> CheckpointPolicy:
+        return self.checkpoints.policy
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -133,7 +125,7 @@ class Trainer:
                     self._log_step(loss)
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
                     self._evaluate()
-                if self._periodic_save_due():
+                if self.checkpoints.periodic_due(self.step):
                     self._checkpoint(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
@@ -154,7 +146,7 @@ class Trainer:
         self.history.close()
         self._set_state({"target": "finished", "disk_full": "failed"}.get(reason, reason))
         self._emit(ev.Finished(self.step, reason))
-        return RunResult(self.step, self.target, reason, self._last_checkpoint, self.notes[notes_before:])
+        return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
     def _train_step(self) -> torch.Tensor:
         job = self.job
@@ -212,8 +204,6 @@ class Trainer:
         model = self.job.model
         devices = [torch.device(self.job.device).index or 0] if str(self.job.device).startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            import random
-
             python_state = random.getstate()
             model.eval()
             try:
@@ -248,11 +238,10 @@ class Trainer:
         if new_target is not None and new_target != self.target:
             self.retarget(new_target)
         if new_keep_last is not None and new_keep_last != self.policy.keep_last:
-            self.policy = self.policy.with_overrides(keep_last=new_keep_last)
-            self.info.policy = self.policy
+            self.info.policy = self.policy.with_overrides(keep_last=new_keep_last)
             write_run(self.run_dir, self.info)
             self._emit(ev.PolicyChanged(new_keep_last))
-            self._prune()
+            self.checkpoints.set_keep_last(new_keep_last)
         if saves:
             self._checkpoint(MANUAL, evaluate=True)
 
@@ -272,30 +261,20 @@ class Trainer:
 
     # --- checkpoints --------------------------------------------------------------------------
 
-    def _periodic_save_due(self) -> bool:
-        p = self.policy
-        if p.every_steps and self.step % p.every_steps == 0:
-            return True
-        return bool(p.every_minutes) and time.monotonic() - self._last_save_time >= p.every_minutes * 60
-
     def _checkpoint(self, kind: str, evaluate: bool | None = None) -> Path | None:
-        """Save the current state as `kind`, then apply retention. Idempotent per step."""
+        """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
         if self.step == 0:
             return None
-        name = checkpoint_name(self.step)
-        path = self.run_dir / name
-        if path.exists():
-            saved = read_sidecar(sidecar_path(path))
-            if saved is not None and saved.run_id == self.info.run_id and saved.step == self.step:
-                return self._amend(saved, kind, evaluate)  # this exact state is already on disk
-            # Another run's file, or a damaged one: skipping this save or overwriting it would lose data.
-            folder = set_aside(self.run_dir, [path]).relative_to(self.run_dir)
-            self.notes.append(f"moved {name} to {folder}/: it is not a readable checkpoint of this run")
-        if evaluate if evaluate is not None else self.policy.eval_before_save:
+        if evaluate is None:
+            evaluate = self.policy.eval_before_save
+        saved = self.checkpoints.saved_at(self.step)
+        if saved is not None:
+            return self._amend(saved, kind, evaluate)
+        if evaluate:
             self._evaluate()
         fresh = self._metrics_step == self.step
         meta = CheckpointMeta(
-            name=name,
+            name=checkpoint_name(self.step),
             step=self.step,
             epoch=self.job.batches.epoch,
             kind=kind,
@@ -304,34 +283,18 @@ class Trainer:
             metrics_step=self.step if fresh else None,
             run_id=self.info.run_id,
         )
-        started = time.perf_counter()
         state = training_state.capture(
             self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options}
         )
-        try:
-            stored = self._save_with_room(meta, state)
-        except NotEnoughDiskSpace as exc:
-            self._emit(ev.CheckpointFailed(self.step, kind, str(exc)))
-            raise
-        except OSError as exc:
-            self._emit(ev.CheckpointFailed(self.step, kind, f"{type(exc).__name__}: {exc}"))
-            raise
-        seconds = time.perf_counter() - started
-        self._last_save_size = stored.meta.size_bytes
-        self._last_save_time = time.monotonic()
-        self._last_checkpoint = stored.path
         self.history.sync()
-        self._emit(ev.CheckpointSaved(str(stored.path), self.step, kind, stored.meta.size_bytes or 0, seconds))
-        self._prune()
-        return stored.path
+        return self.checkpoints.write(meta, state).path
 
-    def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool | None) -> Path:
+    def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool) -> Path:
         """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
 
         A save-now right after a periodic save must not leave a checkpoint that rotation deletes
         later, and a final save must carry the final evaluation even on a periodic step.
         """
-        path = self.run_dir / meta.name
         became_manual = kind == MANUAL and meta.kind != MANUAL
         if became_manual:
             meta.kind = MANUAL
@@ -339,51 +302,8 @@ class Trainer:
         if metrics:
             meta.metrics, meta.metrics_step = dict(metrics), self.step
         if became_manual or metrics:
-            self.store.write_meta(meta)
-            self._prune()
-        if became_manual:
-            self._emit(ev.CheckpointSaved(str(path), self.step, MANUAL, meta.size_bytes or 0, 0.0))
-        self._last_checkpoint = path
-        return path
-
-    def _save_with_room(self, meta: CheckpointMeta, state: dict[str, Any]):
-        """Save; if the disk is short, first delete what retention would delete after the save."""
-
-        def write(f: Any) -> None:
-            torch.save(state, f)
-
-        try:
-            return self.store.save(meta, write, expected_bytes=self._last_save_size)
-        except NotEnoughDiskSpace:
-            existing = self.store.scan()
-            doomed = retention.checkpoints_to_prune(
-                [*existing, meta], self.policy.keep_last, self.info.run_id, self.policy.monitor, self.policy.mode
-            )
-            if not doomed:
-                raise
-            self._delete(doomed)
-            return self.store.save(meta, write, expected_bytes=self._last_save_size)
-
-    def _prune(self) -> None:
-        if self.policy.keep_last:
-            self._delete(
-                retention.checkpoints_to_prune(
-                    self.store.scan(), self.policy.keep_last, self.info.run_id, self.policy.monitor, self.policy.mode
-                )
-            )
-
-    def _delete(self, doomed: list[CheckpointMeta]) -> None:
-        if not doomed:
-            return
-        freed, removed = 0, []
-        for meta in doomed:
-            try:
-                freed += self.store.delete(meta.name)
-            except CheckpointNotFound:
-                continue  # someone else (a `ckpt prune` beside us) deleted it first
-            removed.append(str(self.run_dir / meta.name))
-        if removed:
-            self._emit(ev.CheckpointPruned(tuple(removed), freed))
+            return self.checkpoints.amend(meta, announce=became_manual)
+        return self.run_dir / meta.name
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -405,6 +325,3 @@ def _to_device(batch: Any, device: Any) -> Any:
         return {k: _to_device(v, device) for k, v in batch.items()}
     return batch
 
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
