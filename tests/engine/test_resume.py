@@ -176,6 +176,20 @@ def test_a_corrupt_checkpoint_without_its_sidecar_does_not_shadow_a_new_save(tin
     assert [p.read_bytes() for p in aside] == [damaged]
 
 
+def test_a_checkpoint_whose_sidecar_was_lost_is_resumed_and_its_sidecar_rebuilt(tiny_run, resume):
+    first = tiny_run(max_iters=30, every_steps=10)
+    first.run()
+    newest = first.run_dir / checkpoint_name(30)
+    recorded = read_sidecar(sidecar_path(newest))
+    sidecar_path(newest).unlink()  # a crash right after the rename, before the sidecar
+
+    resumed = resume(first.run_dir, max_iters=40)
+    assert resumed.trainer.step == 30
+    assert "rebuilt the missing metadata of step_00000030.pt" in resumed.trainer.notes
+    rebuilt = read_sidecar(sidecar_path(newest))
+    assert (rebuilt.sha256, rebuilt.size_bytes, rebuilt.run_id) == (recorded.sha256, recorded.size_bytes, recorded.run_id)
+
+
 def test_resume_from_an_older_checkpoint_supersedes_newer_ones(tiny_run, resume):
     first = tiny_run(max_iters=50, every_steps=10)
     first.run()

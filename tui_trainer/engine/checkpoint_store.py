@@ -214,6 +214,22 @@ class CheckpointStore:
         """Rewrite a checkpoint's sidecar after its kind or metrics changed; the file itself stays."""
         atomic_write_json(sidecar_path(self._safe_path(meta.name)), meta.to_json())
 
+    def repair_sidecars(self) -> list[str]:
+        """Rebuild missing sidecars of this tool's checkpoints; return their names.
+
+        A crash between renaming a checkpoint into place and writing its sidecar leaves a
+        complete file (it was fsynced before the rename), so its checksum is taken now.
+        """
+        repaired = []
+        for meta in self.scan():
+            path = self.directory / meta.name
+            if meta.kind == FOREIGN or sidecar_path(path).exists():
+                continue
+            meta.sha256, meta.size_bytes = sha256_of_file(path), file_size(path)
+            self.write_meta(meta)
+            repaired.append(meta.name)
+        return repaired
+
     def delete(self, name: str) -> int:
         """Delete one checkpoint and its sidecar; return the bytes freed."""
         path = self._safe_path(name)
