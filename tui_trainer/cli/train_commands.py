@@ -71,14 +71,15 @@ def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
 def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true",
-                        help="no dashboard: a progress bar on a terminal, plain log lines otherwise")
+                        help="no dashboard: a progress bar on a terminal, plain log lines otherwise "
+                        "(also the default when stdin or stdout is not a terminal)")
 
 
 def run_default(args: argparse.Namespace) -> int:
-    """`tui-trainer` with no command: continue the last unfinished demo run, or start one."""
+    """`tui-trainer` with no command: the dashboard on the last unfinished demo run, or a new one."""
     from tui_trainer.engine.launch import continue_or_start
 
-    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=True)
+    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=False)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -113,6 +114,15 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def _drive(launch: Any, headless: bool) -> int:
+    """Train under the dashboard, or headless when asked or when stdout is not a terminal."""
+    if not headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from tui_trainer.tui import run_dashboard
+
+        return run_dashboard(launch)
+    return _drive_headless(launch)
+
+
+def _drive_headless(launch: Any) -> int:
     """Start the trainer with a console reporter and signal-triggered saves; return the exit code."""
     from tui_trainer.cli.console_reporter import make_reporter
     from tui_trainer.engine.signals import interrupt_saves

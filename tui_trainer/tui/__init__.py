@@ -1,0 +1,16 @@
+"""The Textual dashboard. Importing this package imports neither Textual nor torch.
+
+The CLI calls `run_dashboard(launch_fn)`, where `launch_fn(on_event=..., control=...)` returns a
+Trainer (e.g. a `functools.partial` of `tui_trainer.engine.launch.start_run`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run_dashboard(launch_fn: Any) -> int:
+    """See `tui_trainer.tui.app.run_dashboard`."""
+    from tui_trainer.tui.app import run_dashboard as _run_dashboard
+
+    return _run_dashboard(launch_fn)

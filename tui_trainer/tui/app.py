@@ -1,0 +1,267 @@
+"""The dashboard app: `make_app(launch_fn)` for the CLI and the tests, `run_dashboard` for the CLI.
+
+The app paints first; the trainer (torch, the job) is built in a thread worker afterwards.
+Events reach the screen only through `runner` (a buffer drained at 4 Hz), never per step.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from tui_trainer.engine.control import TrainingControl
+from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
+from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
+from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
+from tui_trainer.tui.screens.target_modal import TargetScreen
+from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
+from tui_trainer.tui.widgets.event_log import EventLog
+from tui_trainer.tui.widgets.loss_chart import LossChart
+from tui_trainer.tui.widgets.run_progress import RunProgress
+from tui_trainer.tui.widgets.status_header import StatusHeader
+
+# Ages in the checkpoint table go stale slowly; re-reading sidecars more often buys nothing.
+CHECKPOINT_REFRESH_S = 15.0
+
+
+DASHBOARD_ACTIONS = frozenset(
+    {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit"}
+)
+
+
+class TrainerApp(App[int]):
+    """Trains one run (built by `launch_fn` in a worker) and shows it."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-trainer"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        # Short descriptions: all six must fit the footer of an 80-column terminal.
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume after the current step",
+                id="dashboard.pause"),
+        Binding("s", "save_now", "Save", tooltip="Save a checkpoint now", id="dashboard.save_now"),
+        Binding("r", "new_target", "Target", tooltip="Set a new iteration target", id="dashboard.new_target"),
+        Binding("l", "toggle_log_scale", "Log", tooltip="Log scale on the loss axis", id="dashboard.log_scale"),
+        Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (EMA)",
+                id="dashboard.smoothing"),
+        Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while training)", id="dashboard.quit"),
+    ]
+
+    def __init__(self, launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> None:
+        super().__init__()
+        self.control = control or TrainingControl()
+        self.runner = TrainingRunner(launch_fn, self.control)
+        self.model = RunModel()
+        self.checkpoints: list[CheckpointRow] = []
+        self.quitting = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield RunProgress(id="progress")
+        with Horizontal(id="main"):
+            yield LossChart(self.model.train, self.model.val, id="chart")
+            with Vertical(id="side"):
+                yield CheckpointTable(id="checkpoints")
+                yield EventLog(id="events")
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Under a modal, the dashboard's keys belong to the modal (s and d in the quit dialog).
+        if action in DASHBOARD_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
+    def on_mount(self) -> None:
+        self.query_one(CheckpointTable).focus()
+        self.set_interval(DRAIN_INTERVAL_S, self.drain_events)
+        self.set_interval(CHECKPOINT_REFRESH_S, self.refresh_checkpoints)
+        # Start after the first frame: the worker's torch import competes for the GIL.
+        self.call_after_refresh(self._start_training)
+
+    def on_unmount(self) -> None:
+        # However the app ends, a trainer left running would keep the process alive, and
+        # stopping it as "interrupted" saves its progress first. `run_dashboard` waits for it.
+        self.control.stop("interrupted")
+
+    # --- the bridge -------------------------------------------------------------------------
+
+    def _start_training(self) -> None:
+        self.run_worker(self.runner.run, name="trainer", group="training", thread=True, exclusive=True,
+                        exit_on_error=False)
+
+    def drain_events(self) -> None:
+        """Apply what the trainer reported since the last tick; redraw only what changed."""
+        changed = self.model.apply(self.runner.buffer.drain())
+        if Changed.LOG in changed:
+            self.query_one(EventLog).add(self.model.take_log())
+        if Changed.CHECKPOINTS in changed:
+            self.refresh_checkpoints()
+        self.query_one(StatusHeader).show(self.model)
+        self.query_one(RunProgress).show(self.model)
+        self.query_one(LossChart).redraw()
+        if (self.quitting or self.control.stop_reason is not None) and self.runner.done.is_set():
+            self.exit(0)
+
+    def refresh_checkpoints(self) -> None:
+        if self.model.run_dir:
+            self._list_checkpoints(self.model.run_dir)
+
+    @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
+    def _list_checkpoints(self, run_dir: str) -> None:
+        from tui_trainer.engine.run_dir import store_for
+
+        rows = checkpoint_rows(store_for(run_dir).list())
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._show_checkpoints, rows)
+
+    def _show_checkpoints(self, rows: list[CheckpointRow]) -> None:
+        self.checkpoints = rows
+        self.query_one(CheckpointTable).show_rows(rows)
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        if not self._can_steer("pause"):
+            return
+        self.control.toggle_pause()
+        if self.control.paused:
+            self.model.state = "pausing"  # until the trainer finishes its step and says so
+        elif self.model.state == "pausing":
+            self.model.state = "running"  # toggled back before the trainer noticed
+        self.query_one(StatusHeader).show(self.model)
+
+    def action_save_now(self) -> None:
+        if self._can_steer("save"):
+            self.control.save_now()
+            self.notify(f"saving a checkpoint after step {self.model.step}", timeout=3)
+
+    def action_new_target(self) -> None:
+        if self._can_continue():
+            note = "The run has ended; it continues from its newest checkpoint to the new target."
+            self.push_screen(TargetScreen(self.model.target or 0, self.model.step, note), self._continue_run)
+        elif self._can_steer("change the target"):
+            self.push_screen(TargetScreen(self.model.target or 0, self.model.step), self._set_target)
+
+    def _set_target(self, target: int | None) -> None:
+        if target is None or not self.model.training:
+            return
+        self.control.set_target(target)
+        self.notify(f"target {self.model.target} -> {target}", timeout=3)
+
+    def _can_continue(self) -> bool:
+        """A finished (or failed) run whose dir is known can train on to a new target."""
+        return (not self.quitting and self.model.run_dir is not None and self.model.worker_done
+                and self.model.state in ("finished", "failed") and self.control.stop_reason is None)
+
+    def _continue_run(self, target: int | None) -> None:
+        if target is None or not self._can_continue():
+            return
+        run_dir = self.model.run_dir
+
+        def resume(**kwargs: Any) -> Any:
+            from tui_trainer.engine.launch import resume_run
+
+            return resume_run(run_dir, max_iters=target, **kwargs)
+
+        self.drain_events()  # nothing of the old run may arrive after the new one starts
+        self.runner = TrainingRunner(resume, self.control)
+        self.model.restart()
+        self.query_one(StatusHeader).show(self.model)
+        self._start_training()
+
+    def action_toggle_log_scale(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.log_scale = not chart.log_scale
+
+    def action_toggle_smoothing(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.smoothing = not chart.smoothing
+
+    def action_request_quit(self) -> None:
+        if self.quitting:
+            return
+        if self.model.training:
+            self.push_screen(QuitScreen(self._kept_on_disk()), self._quit_choice)
+        elif self.runner.active:
+            self._quit_choice(QUIT_WITHOUT_SAVING)  # still loading: nothing trained yet
+        else:
+            self.exit(0)
+
+    async def action_quit(self) -> None:
+        self.action_request_quit()  # ctrl+q too must not drop a running trainer silently
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice is None or self.quitting:
+            return
+        self.quitting = True
+        self.control.stop("interrupted" if choice == SAVE_AND_QUIT else "stopped")
+        self.model.state = "stopping"
+        message = "saving a checkpoint, then quitting" if choice == SAVE_AND_QUIT else "stopping, then quitting"
+        self.notify(message, timeout=10)
+        self.query_one(StatusHeader).show(self.model)
+        if self.runner.done.is_set():
+            self.exit(0)
+
+    def _kept_on_disk(self) -> str:
+        if not self.checkpoints:
+            return "no checkpoint has been saved yet, so everything trained in this session is lost."
+        latest = max(self.checkpoints, key=lambda r: int(r.cells[0]))
+        return f"the newest checkpoint, {latest.name} (step {latest.cells[0]}), stays; later steps are lost."
+
+    def _can_steer(self, what: str) -> bool:
+        if self.quitting:
+            return False
+        if self.model.training:
+            return True
+        if self.model.state == "loading":
+            self.notify(f"cannot {what} yet: the run is still loading", severity="warning", timeout=3)
+        elif self.model.state in ENDED_STATES:
+            self.notify(f"cannot {what}: the run has ended", severity="warning", timeout=3)
+        return False
+
+
+def make_app(launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> TrainerApp:
+    """The dashboard for the trainer that `launch_fn(on_event=..., control=...)` builds."""
+    return TrainerApp(launch_fn, control=control)
+
+
+def run_dashboard(launch_fn: LaunchFn) -> int:
+    """Run the dashboard until the user quits; return the process exit code.
+
+    SIGINT, SIGTERM and SIGHUP (a dropped SSH session) save an interrupted checkpoint and
+    close the dashboard; however it closes, the trainer is stopped (saving first, unless the
+    user chose to quit without saving) and waited for before this returns.
+    """
+    from tui_trainer.engine.signals import interrupt_saves
+    from tui_trainer.tui.hangup_guard import HangupGuard
+
+    app = make_app(launch_fn)
+    with interrupt_saves(app.control) as caught, HangupGuard(lambda: caught.signal, lambda: app.runner.active):
+        try:
+            app.run()
+        finally:
+            app.runner.stop_and_wait("interrupted")
+    return exit_code(app, caught.signal)
+
+
+def exit_code(app: TrainerApp, signum: int | None) -> int:
+    from tui_trainer.engine.errors import TrainerError
+
+    model = app.model
+    if model.error and model.state == "failed":
+        print(f"tui-trainer: error: {model.error}", file=sys.stderr)
+    if signum is not None:
+        return 128 + signum
+    error: Any = app.runner.launch_error
+    if error is not None:
+        return error.exit_code if isinstance(error, TrainerError) else 1
+    if model.end_reason == "disk_full":
+        return 4  # as NotEnoughDiskSpace.exit_code, the headless CLI's code for a full disk
+    return 1 if model.state == "failed" else 0

@@ -1,0 +1,145 @@
+"""Loss series kept compact for days-long runs, and the pure functions that shape them for a chart.
+
+A chart is never handed the raw history: `downsample_minmax` reduces a series to about two
+points per column, keeping each bucket's minimum and maximum so that a loss spike survives.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+
+import numpy as np
+
+# TensorBoard's smoothing slider defaults to 0.6; 0.9 reads better for noisy per-step losses.
+EMA_WEIGHT = 0.9
+
+
+def downsample_minmax(x: Sequence[float], y: Sequence[float], buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `2 * buckets` points of (x, y): each bucket's min and max, in x order.
+
+    Non-finite y values are dropped first. Series already short enough come back unchanged.
+    """
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    finite = np.isfinite(ys) & np.isfinite(xs)
+    xs, ys = xs[finite], ys[finite]
+    if buckets < 1 or len(ys) <= 2 * buckets:
+        return xs, ys
+    # Equal-count buckets: steps are logged at a steady interval, so count tracks x closely.
+    edges = np.linspace(0, len(ys), buckets + 1).astype(int)
+    keep = []
+    for start, end in zip(edges[:-1], edges[1:]):
+        if end <= start:
+            continue
+        chunk = ys[start:end]
+        lo, hi = start + int(chunk.argmin()), start + int(chunk.argmax())
+        keep.extend(sorted({lo, hi}))
+    index = np.asarray(keep, dtype=int)
+    return xs[index], ys[index]
+
+
+class DebiasedEma:
+    """An exponential moving average debiased at the start, as TensorBoard's smoothing.
+
+    Without debiasing the curve starts at zero and climbs; dividing by `1 - weight**n` removes
+    that. Non-finite values are skipped, so one NaN loss does not poison the rest of the curve.
+    """
+
+    def __init__(self, weight: float = EMA_WEIGHT) -> None:
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(f"EMA weight must be in [0, 1), got {weight}")
+        self.weight = weight
+        self._raw = 0.0
+        self._count = 0
+
+    def update(self, value: float) -> float:
+        if math.isfinite(value):
+            self._raw = self.weight * self._raw + (1.0 - self.weight) * value
+            self._count += 1
+        if self._count == 0:
+            return math.nan
+        return self._raw / (1.0 - self.weight**self._count)
+
+
+def debiased_ema(values: Sequence[float], weight: float = EMA_WEIGHT) -> list[float]:
+    ema = DebiasedEma(weight)
+    return [ema.update(v) for v in values]
+
+
+def log_ticks(low: float, high: float, max_ticks: int = 8) -> list[float]:
+    """Real-valued tick positions for a log axis spanning [low, high] (both > 0)."""
+    if not (low > 0 and high > 0) or high < low:
+        return []
+    if high / low < 10:
+        # Less than a decade: round-number linear ticks read better than sparse decades.
+        return [t for t in linear_ticks(low, high, max_ticks) if t > 0]
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0**e for e in range(first, last + 1) for m in mantissas if low <= m * 10.0**e <= high]
+        if len(ticks) <= max_ticks:
+            return ticks
+    step = math.ceil((last - first + 1) / max_ticks)
+    return [10.0**e for e in range(first, last + 1, step) if low <= 10.0**e <= high]
+
+
+def linear_ticks(low: float, high: float, max_ticks: int) -> list[float]:
+    span = high - low
+    if span <= 0:
+        return [low]
+    raw = span / max(1, max_ticks - 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.ceil(low / step) * step
+    count = int(math.floor((high - start) / step + 1e-9)) + 1
+    return [round(start + i * step, 12) for i in range(count)]
+
+
+def format_tick(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def format_step(value: float) -> str:
+    """Step counts on an axis: `800`, `12k`, `1.5M`."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= 10 * size or (abs(value) >= size and value % (size / 10) == 0):
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.0f}"
+
+
+class LossSeries:
+    """One curve (train or val loss): steps, values and their running EMA, as packed arrays.
+
+    Owned by the UI thread. A million points cost about 24 MB.
+    """
+
+    def __init__(self, weight: float = EMA_WEIGHT) -> None:
+        self.steps = array("d")
+        self.values = array("d")
+        self.smoothed = array("d")
+        self._ema = DebiasedEma(weight)
+        self.version = 0  # bumped on every change, so a chart knows when to redraw
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def append(self, step: int, value: float) -> None:
+        if self.steps and step <= self.steps[-1]:
+            self._truncate_from(step)
+        self.steps.append(float(step))
+        self.values.append(value)
+        self.smoothed.append(self._ema.update(value))
+        self.version += 1
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    def _truncate_from(self, step: int) -> None:
+        # A resume from an earlier checkpoint replays steps: the old tail is superseded.
+        keep = int(np.searchsorted(np.frombuffer(self.steps, dtype=float), step, side="left"))
+        del self.steps[keep:], self.values[keep:], self.smoothed[keep:]
+        self._ema = DebiasedEma(self._ema.weight)
+        for v in self.values:
+            self._ema.update(v)

@@ -1,0 +1,215 @@
+"""What the dashboard knows about the run, updated from batches of engine events.
+
+Plain Python owned by the UI thread: no Textual, no torch, so it is tested on its own.
+`apply` returns which parts of the screen the batch changed, so the app redraws only those.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Flag, auto
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.engine import events as ev
+from tui_trainer.engine.job import DEMO_JOB
+from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.tui.chart_data import LossSeries
+from tui_trainer.tui.runner import Launched, LaunchFailed, RunEnded
+
+# State -> the word shown; the word is also the CSS class that colours it (`-running`, ...).
+STATE_WORDS = {
+    "loading": "Loading",
+    "running": "Running",
+    "pausing": "Pausing",
+    "paused": "Paused",
+    "stopping": "Stopping",
+    "finished": "Finished",
+    "stopped": "Stopped",
+    "interrupted": "Saved & stopped",
+    "failed": "Failed",
+}
+ENDED_STATES = frozenset({"finished", "stopped", "interrupted", "failed"})
+MAX_LOG_LINES = 1000
+
+
+class Changed(Flag):
+    NOTHING = 0
+    STATUS = auto()
+    CHART = auto()
+    CHECKPOINTS = auto()
+    LOG = auto()
+
+
+@dataclass
+class LogLine:
+    time: float
+    text: str
+    level: str = "info"  # info, warning, error
+
+
+@dataclass
+class RunModel:
+    state: str = "loading"
+    run_dir: str | None = None
+    run_id: str | None = None
+    job: str | None = None
+    device: str | None = None
+    step: int = 0
+    target: int | None = None
+    epoch: int | None = None
+    steps_per_sec: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    end_reason: str | None = None
+    worker_done: bool = False
+    train: LossSeries = field(default_factory=LossSeries)
+    val: LossSeries = field(default_factory=LossSeries)
+    log: list[LogLine] = field(default_factory=list)
+    unread_log: int = 0
+
+    # --- derived values -----------------------------------------------------------------------
+
+    @property
+    def run_name(self) -> str:
+        return Path(self.run_dir).name if self.run_dir else "-"
+
+    @property
+    def job_name(self) -> str:
+        if not self.job:
+            return "-"
+        if self.job == DEMO_JOB:
+            return "demo"
+        module, _, factory = self.job.partition(":")
+        return f"{module.rpartition('.')[2]}:{factory}" if factory else module
+
+    @property
+    def training(self) -> bool:
+        """True while a trainer exists and has not ended (paused counts as training)."""
+        return self.state in ("running", "pausing", "paused", "stopping") and not self.worker_done
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.target) if self.target else 0.0
+
+    def eta_seconds(self) -> float | None:
+        if self.state != "running" or not self.target or self.steps_per_sec <= 0:
+            return None
+        return max(0, self.target - self.step) / self.steps_per_sec
+
+    def elapsed_seconds(self, now: float | None = None) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else (now if now is not None else time.time())
+        return max(0.0, end - self.started_at)
+
+    def take_log(self) -> list[LogLine]:
+        """Log lines added since the last call."""
+        lines = self.log[len(self.log) - self.unread_log:] if self.unread_log else []
+        self.unread_log = 0
+        return lines
+
+    def note(self, text: str, level: str = "info", at: float | None = None) -> None:
+        self.log.append(LogLine(at if at is not None else time.time(), text, level))
+        self.unread_log += 1
+        if len(self.log) > MAX_LOG_LINES:
+            del self.log[: len(self.log) - MAX_LOG_LINES]
+            self.unread_log = min(self.unread_log, MAX_LOG_LINES)
+
+    def restart(self) -> None:
+        """Back to loading for a new trainer on the same run; the curves and log stay."""
+        self.state, self.worker_done, self.error, self.end_reason = "loading", False, None, None
+        self.ended_at, self.steps_per_sec = None, 0.0
+
+    # --- applying events ----------------------------------------------------------------------
+
+    def apply(self, events: list[Any]) -> Changed:
+        changed = Changed.NOTHING
+        for event in events:
+            changed |= self._apply_one(event)
+        return changed
+
+    def _apply_one(self, event: Any) -> Changed:
+        at = getattr(event, "time", None) or time.time()
+        if isinstance(event, ev.StepCompleted):
+            self.step, self.epoch, self.target = event.step, event.epoch, event.target
+            self.steps_per_sec = event.steps_per_sec
+            self.train.append(event.step, event.loss)
+            return Changed.STATUS | Changed.CHART
+        if isinstance(event, ev.Evaluated):
+            if "val_loss" in event.metrics:
+                self.val.append(event.step, event.metrics["val_loss"])
+                return Changed.CHART
+            return Changed.NOTHING
+        if isinstance(event, ev.Started):
+            self.run_dir, self.run_id, self.job = event.run_dir, event.run_id, event.job
+            self.device, self.step, self.target = event.device, event.step, event.target
+            self.started_at, self.ended_at, self.state = at, None, "running"
+            how = f"resumed from {Path(event.resumed_from).name}" if event.resumed_from else "started"
+            self.note(f"{how} at step {event.step}, target {event.target}, on {event.device}", at=at)
+            return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.CheckpointSaved):
+            self.note(
+                f"saved {Path(event.path).name} ({event.kind}, {human_bytes(event.size_bytes)}, "
+                f"{event.seconds:.2f} s)",
+                at=at,
+            )
+            return Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.CheckpointPruned):
+            names = ", ".join(Path(p).name for p in event.paths)
+            self.note(f"pruned {names}, freed {human_bytes(event.freed_bytes)}", at=at)
+            return Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.CheckpointFailed):
+            self.note(f"checkpoint at step {event.step} ({event.kind}) failed: {event.reason}", "error", at)
+            return Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.TargetChanged):
+            self.target = event.new_target
+            self.note(f"target {event.old_target} -> {event.new_target}: {event.note}", at=at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, ev.PolicyChanged):
+            self.note(f"keep-last is now {event.keep_last}", at=at)
+            return Changed.LOG
+        if isinstance(event, ev.Paused):
+            self.state, self.step = "paused", event.step
+            self.note(f"paused at step {event.step}", at=at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, ev.Resumed):
+            if self.state != "stopping":
+                self.state = "running"
+            self.note(f"resumed at step {event.step}", at=at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, ev.Finished):
+            self.step, self.end_reason, self.ended_at = event.step, event.reason, at
+            self.state = {"target": "finished", "disk_full": "failed"}.get(event.reason, event.reason)
+            if self.state not in ENDED_STATES:
+                self.state = "stopped"
+            level = "error" if event.reason == "disk_full" else "info"
+            self.note(f"run ended at step {event.step} ({event.reason.replace('_', ' ')})", level, at)
+            return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.Failed):
+            self.state, self.error, self.ended_at = "failed", event.error, at
+            self.note(f"training failed at step {event.step}: {event.error}", "error", at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, Launched):
+            for line in event.notes:
+                self.note(line, at=at)
+            return Changed.LOG
+        if isinstance(event, LaunchFailed):
+            self.state, self.error, self.worker_done, self.ended_at = "failed", event.error, True, at
+            self.note(f"could not start: {event.error}", "error", at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, RunEnded):
+            self.worker_done = True
+            if self.ended_at is None:
+                self.ended_at = at
+            for line in event.notes:
+                self.note(line, "warning", at)
+            if event.error:
+                self.state, self.error = "failed", event.error
+                self.note(f"training stopped with an error: {event.error}", "error", at)
+            elif self.state not in ENDED_STATES:
+                self.state = {"target": "finished"}.get(event.reason, "stopped")
+            return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
+        return Changed.NOTHING

@@ -1,0 +1,127 @@
+"""The bridge between the training thread and the UI.
+
+The trainer calls `on_event` on its own thread for every logged step. Handing each event to
+Textual (`call_from_thread` blocks the trainer until the UI has run; `post_message` per step
+floods the queue) would tie training speed to redraw speed, so events go into an
+`EventBuffer` under a lock and the UI drains it on a timer, `DRAIN_INTERVAL_S`, applying a
+whole batch at once. Nothing per-step crosses threads any other way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_trainer.engine.control import TrainingControl
+
+# 4 Hz: keys and counters feel live, and a burst of 1,000 steps/s is one batch per tick.
+DRAIN_INTERVAL_S = 0.25
+
+LaunchFn = Callable[..., Any]  # launch_fn(on_event=..., control=...) -> Trainer
+
+
+@dataclass(frozen=True)
+class Launched:
+    """The trainer is built (torch imported, job loaded); what launch decided and why."""
+
+    notes: tuple[str, ...] = ()
+    time: float = field(kw_only=True, default=0.0)
+
+
+@dataclass(frozen=True)
+class LaunchFailed:
+    """Building the trainer failed: a busy run dir, a bad job, nothing to resume from."""
+
+    error: str
+    time: float = field(kw_only=True, default=0.0)
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """`trainer.run()` returned (`reason` as in RunResult) or raised (`error`)."""
+
+    reason: str
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    time: float = field(kw_only=True, default=0.0)
+
+
+class EventBuffer:
+    """Events from the training thread, taken in batches by the UI thread. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Any] = []
+
+    def put(self, event: Any) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def drain(self) -> list[Any]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+
+class TrainingRunner:
+    """Builds and runs one trainer on the calling thread (a Textual thread worker).
+
+    `launch_fn` is called there too, so importing torch and loading the job never delay the
+    first paint. Commands go through `control`, which is safe to use from the UI thread.
+    """
+
+    def __init__(self, launch_fn: LaunchFn, control: TrainingControl | None = None) -> None:
+        self.launch_fn = launch_fn
+        self.control = control or TrainingControl()
+        self.buffer = EventBuffer()
+        self.trainer: Any = None
+        self.result: Any = None
+        self.launch_error: BaseException | None = None
+        self.started = threading.Event()
+        self.done = threading.Event()
+
+    @property
+    def active(self) -> bool:
+        """True from the moment the worker starts until it has returned."""
+        return self.started.is_set() and not self.done.is_set()
+
+    def run(self) -> None:
+        """Launch and train to the end; every outcome reaches the buffer as an event."""
+        self.started.set()
+        try:
+            if self.control.stop_reason is not None:  # quit before the worker even started
+                self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
+                return
+            try:
+                self.trainer = self.launch_fn(on_event=self.buffer.put, control=self.control)
+            except Exception as exc:  # shown in the dashboard, not a traceback over it
+                self.launch_error = exc
+                self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
+                return
+            self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
+            try:
+                self.result = self.trainer.run()
+            except Exception as exc:
+                self.buffer.put(RunEnded("failed", error=_describe(exc), time=time.time()))
+                return
+            self.buffer.put(RunEnded(self.result.reason, tuple(self.result.notes), time=time.time()))
+        finally:
+            self.done.set()
+
+    def stop_and_wait(self, reason: str = "interrupted", timeout: float | None = None) -> bool:
+        """Ask the trainer to stop (`interrupted` saves a checkpoint first); wait for it."""
+        self.control.stop(reason)  # also keeps a worker that has not started yet from training
+        if not self.started.is_set():
+            return True
+        return self.done.wait(timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    from tui_trainer.engine.errors import TrainerError
+
+    # A TrainerError already says what to do next; anything else needs its type to be read.
+    text = str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())

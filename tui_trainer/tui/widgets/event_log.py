@@ -1,0 +1,39 @@
+"""The log of what happened: launch notes, saves with their time taken, prunes, errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from tui_trainer.tui.run_model import LogLine
+
+LEVEL_PREFIX = {"info": "", "warning": "warning: ", "error": "error: "}
+LEVEL_STYLE = {"info": "", "warning": "bold yellow", "error": "bold red"}
+
+
+class EventLog(RichLog):
+    DEFAULT_CSS = """
+    EventLog {
+        height: 1fr;
+        min-height: 3;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=1000, min_width=20, wrap=True, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
+        self.lines_written: list[str] = []
+
+    def add(self, lines: list[LogLine]) -> None:
+        for line in lines:
+            stamp = datetime.fromtimestamp(line.time).strftime("%H:%M:%S")
+            # The prefix says the level in words too, for monochrome terminals.
+            body = f"{LEVEL_PREFIX.get(line.level, '')}{line.text}"
+            text = Text(f"{stamp} ", style="dim")
+            text.append(body, style=LEVEL_STYLE.get(line.level, ""))
+            self.write(text)
+            self.lines_written.append(body)
+            if len(self.lines_written) > 1000:
+                del self.lines_written[:100]

@@ -1,0 +1,41 @@
+"""Progress toward the current target: a bar with the percentage, then step counts and ETA."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, ProgressBar
+
+from tui_trainer.tui.run_model import RunModel
+from tui_trainer.tui.time_format import format_duration
+
+
+class RunProgress(Horizontal):
+    DEFAULT_CSS = """
+    RunProgress {
+        height: 1;
+        padding: 0 1;
+    }
+    RunProgress ProgressBar { width: 1fr; }
+    RunProgress ProgressBar Bar { width: 1fr; }
+    RunProgress #progress-text { width: auto; margin-left: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=None, show_eta=False, show_percentage=True)
+        yield Label("", id="progress-text")
+
+    _shown: tuple[object, ...] | None = None
+
+    def show(self, model: RunModel) -> None:
+        text = f"{model.step}/{model.target or '-'}"
+        if model.state == "running":
+            text += f"  ETA {format_duration(model.eta_seconds())}"
+        elif model.state == "paused":
+            text += "  paused"
+        if (model.step, model.target, text) == self._shown:
+            return
+        self._shown = (model.step, model.target, text)
+        if model.target:
+            self.query_one(ProgressBar).update(total=model.target, progress=min(model.step, model.target))
+        self.query_one("#progress-text", Label).update(text)
