@@ -134,6 +134,22 @@ def test_q_while_training_asks_and_save_and_quit_saves(tiny_launch):
     assert saved[0].meta.step == app.runner.result.step
 
 
+def test_ctrl_c_saves_and_quits_like_a_headless_run(tiny_launch):
+    launch_fn = tiny_launch()
+    app = make_app(launch_fn)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 5, what="some steps")
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    run_async(scenario)
+    saved = _checkpoints(launch_fn.run_dir)
+    assert [c.meta.kind for c in saved] == ["interrupted"]
+    assert app.runner.result.reason == "interrupted"
+
+
 def test_quit_without_saving_keeps_the_latest_periodic_checkpoint(tiny_launch):
     launch_fn = tiny_launch(every_steps=20)
     app = make_app(launch_fn)

@@ -32,15 +32,20 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file that replaces `path` only if the block finishes without error."""
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces `path` only if the block finishes without error.
+
+    `durable=False` skips both fsyncs: readers still never see a partial file, but after a
+    power loss the file may be old or empty. Only for data that can be rebuilt.
+    """
     final = Path(path)
     temp = temp_path_for(final)
     f = open(temp, mode)  # noqa: SIM115 - closed below on every path
     try:
         yield f
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
         f.close()
         os.replace(temp, final)
     except BaseException:
@@ -48,16 +53,17 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    fsync_dir(final.parent)
+    if durable:
+        fsync_dir(final.parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_open(path, "wb") as f:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+    with atomic_open(path, "wb", durable) as f:
         f.write(data)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode(), durable)
 
 
 def find_temp_files(directory: Path) -> list[Path]:

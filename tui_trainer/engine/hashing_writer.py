@@ -13,6 +13,7 @@ import threading
 from typing import IO
 
 _CHUNK = 4 << 20
+_SMALL_WRITE = 64 << 10
 
 
 class HashingWriter:
@@ -23,6 +24,7 @@ class HashingWriter:
         self._fd = file.fileno()
         self._hash = hashlib.sha256()
         self._written = 0
+        self._pending = bytearray()
         self._closed = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -34,6 +36,22 @@ class HashingWriter:
         return self._written
 
     def write(self, data: bytes | memoryview) -> int:
+        size = len(data)
+        if size < _SMALL_WRITE:
+            # torch.save makes hundreds of tiny writes (zip headers, pickle); gathering them
+            # saves a syscall and a wake-up of the hash thread each.
+            self._pending += data
+            if len(self._pending) >= _CHUNK:
+                self._write_through(self._pending)
+                self._pending = bytearray()
+            return size
+        if self._pending:
+            self._write_through(self._pending)
+            self._pending = bytearray()
+        self._write_through(data)
+        return size
+
+    def _write_through(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         total = 0
         while total < len(view):  # an unbuffered write may be partial
@@ -41,13 +59,15 @@ class HashingWriter:
         with self._cond:
             self._written += total
             self._cond.notify()
-        return total
 
     def flush(self) -> None:
-        """Nothing is buffered; torch calls this anyway."""
+        """Writes reach the file by `finish()`; torch calls this anyway."""
 
     def finish(self) -> str:
-        """Wait for the hash thread; return the hex digest of everything written."""
+        """Write what is gathered, wait for the hash thread; return the hex digest of everything."""
+        if self._pending:
+            self._write_through(self._pending)
+            self._pending = bytearray()
         with self._cond:
             self._closed = True
             self._cond.notify()

@@ -144,7 +144,7 @@ class HistoryWriter:
         """Flush to disk and rewrite the summary; called at checkpoints and at the end."""
         self.flush()
         os.fsync(self._file.fileno())
-        atomic_write_json(self.summary_path, self.summary.to_json())
+        atomic_write_json(self.summary_path, self.summary.to_json(), durable=False)  # derived from the history
 
     def close(self) -> None:
         if not self._file.closed:

@@ -52,6 +52,8 @@ class TrainerApp(App[int]):
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (EMA)",
                 id="dashboard.smoothing"),
         Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while training)", id="dashboard.quit"),
+        # Ctrl+C means what it means in a headless run: save a checkpoint, then quit.
+        Binding("ctrl+c", "interrupt", "Save and quit", show=False, priority=True, id="dashboard.interrupt"),
     ]
 
     def __init__(self, launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> None:
@@ -193,6 +195,12 @@ class TrainerApp(App[int]):
             self._quit_choice(QUIT_WITHOUT_SAVING)  # still loading: nothing trained yet
         else:
             self.exit(0)
+
+    def action_interrupt(self) -> None:
+        if self.model.training:
+            self._quit_choice(SAVE_AND_QUIT)
+        else:
+            self.action_request_quit()
 
     async def action_quit(self) -> None:
         self.action_request_quit()  # ctrl+q too must not drop a running trainer silently
