@@ -51,8 +51,34 @@ def start_run(
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
 ) -> Trainer:
-    """A new run in `run_dir`, which must not already hold a run."""
+    """A new run in `run_dir`, which must not already hold a run.
+
+    The job is built before anything is created on disk, so a job that fails to build leaves
+    no empty run dir behind.
+    """
     run_dir = Path(run_dir)
+    _check_free_for_a_run(run_dir)
+    settings = settings or RunSettings()
+    policy = policy or CheckpointPolicy()
+    options = dict(job_options or {})
+    built = build_job(job, options, settings.max_iters)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        _check_free_for_a_run(run_dir)  # another process may have started one meanwhile
+        info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options),
+                       policy=policy, settings=settings)
+        write_run(run_dir, info)
+        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+    trainer.notes.append(f"new run {info.run_id} in {run_dir}")
+    return trainer
+
+
+def _check_free_for_a_run(run_dir: Path) -> None:
     if is_run_dir(run_dir):
         raise RunDirError(
             f"{run_dir} already holds a run; continue it with `tui-trainer resume {run_dir}` "
@@ -62,22 +88,6 @@ def start_run(
         raise RunDirError(f"{run_dir} exists and is not a directory")
     if run_dir.is_dir() and any(p.suffix in (".pt", ".pth", ".ckpt") for p in run_dir.iterdir()):
         raise RunDirError(f"{run_dir} already holds checkpoint files; choose an empty or new --run-dir")
-    settings = settings or RunSettings()
-    policy = policy or CheckpointPolicy()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir)
-    lock.acquire()
-    try:
-        options = dict(job_options or {})
-        built = build_job(job, options, settings.max_iters)
-        info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options), policy=policy, settings=settings)
-        write_run(run_dir, info)
-        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock)
-    except BaseException:
-        lock.release()
-        raise
-    trainer.notes.append(f"new run {info.run_id} in {run_dir}")
-    return trainer
 
 
 def resume_run(
