@@ -35,6 +35,12 @@ def test_sidecar_values_are_normalised(tmp_path):
     assert meta.pinned is False and meta.train_loss != meta.train_loss  # NaN
 
 
+def test_unknown_sidecar_keys_are_ignored(tmp_path):
+    (tmp_path / "a.meta.json").write_text('{"name": "a.pt", "step": 1, "written_by": "a later version"}')
+    meta = read_sidecar(tmp_path / "a.meta.json")
+    assert (meta.name, meta.step) == ("a.pt", 1)
+
+
 def test_a_damaged_sidecar_falls_back_to_the_file(tmp_path):
     run = make_run(tmp_path / "run", steps=(100, 200))
     (run / "step_00000100.meta.json").write_text('{"name": "step_00000100.pt", "step": 100, "metrics": []}')

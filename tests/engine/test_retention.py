@@ -116,6 +116,15 @@ def test_latest_on_disk_follows_steps_not_file_times(tmp_path):
     assert [m.step for m in store.scan()] == [100, 200, 300]
 
 
+def test_best_and_latest_agree_with_the_separate_functions():
+    metas = [meta(30, 2.0), meta(10, math.nan), meta(20, 1.0), meta(40, 1.0), meta(50), meta(60, 0.5, run_id=OTHER)]
+    for mode in ("min", "max"):
+        best, latest = retention.best_and_latest(metas, RUN, mode=mode)
+        assert best is retention.best_checkpoint(metas, RUN, mode=mode)
+        assert latest is retention.latest_checkpoint(metas, RUN)
+    assert retention.best_and_latest([], RUN) == (None, None)
+
+
 # --- what a prune deletes ---------------------------------------------------------------------
 
 
@@ -219,6 +228,8 @@ def test_any_history_of_saves_keeps_best_latest_pinned_and_at_most_keep_last(ops
                 assert best_ever in kept
         best = retention.best_checkpoint(kept, RUN)
         latest = retention.latest_checkpoint(kept, RUN)
+        both = retention.best_and_latest([*kept, *others], RUN)
+        assert both[0] is best and both[1] is latest
         unprotected = [m for m in kept if m.kind in ROTATING_KINDS and not retention.is_protected(m, best, latest)]
         if keep_last:
             assert len(unprotected) <= keep_last

@@ -75,11 +75,12 @@ def test_a_trainer_holds_the_lock_until_its_run_returns(tmp_path):
     launch.resume_run(run_dir, max_iters=8).run()
 
 
-def test_a_failed_start_lets_the_lock_go(tmp_path):
+def test_a_job_that_fails_to_build_leaves_no_run_dir_and_no_lock(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(Exception, match="unknown demo size"):
         launch.start_run(run_dir, job_options={"size": "huge"})
-    assert not is_locked(run_dir)
+    assert not run_dir.exists() and not is_locked(run_dir)
+    run_dir.mkdir()
     with RunLock(run_dir):
         assert is_locked(run_dir)
 

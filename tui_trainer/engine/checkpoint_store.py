@@ -22,6 +22,7 @@ from tui_trainer.engine.checkpoint_meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
     PERIODIC,
+    SIDECAR_SUFFIX,
     CheckpointMeta,
     file_size,
     now_iso,
@@ -75,36 +76,33 @@ class CheckpointStore:
 
     def scan(self) -> list[CheckpointMeta]:
         """Metadata of every checkpoint file in the directory, sorted by step."""
+        # Plain strings, not Path objects: pathlib's parsing was most of a 1,000-file listing.
+        directory = os.fspath(self.directory)
         try:
-            names = {entry.name for entry in os.scandir(self.directory) if not entry.name.startswith(".")}
+            with os.scandir(directory) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(FOREIGN_SUFFIXES) and e.name[0] != ".")
         except FileNotFoundError:
             raise RunDirError(f"{self.directory} does not exist") from None
         except NotADirectoryError:
             raise RunDirError(f"{self.directory} is not a directory") from None
         metas = []
-        for name in sorted(names):
-            if not name.endswith(FOREIGN_SUFFIXES):
-                continue
-            path = self.directory / name
-            meta = read_sidecar(sidecar_path(path)) if name.endswith(CHECKPOINT_SUFFIX) else None
+        for name in names:
+            meta = None
+            if name.endswith(CHECKPOINT_SUFFIX):
+                meta = read_sidecar(os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)] + SIDECAR_SUFFIX))
             if meta is None or meta.name != name:
-                meta = self._meta_from_file(path)
+                meta = self._meta_from_file(self.directory / name)
             if meta is not None:
                 metas.append(meta)
         return sorted(metas, key=lambda m: (m.step, m.created or "", m.name))
 
     def list(self) -> list[StoredCheckpoint]:
         metas = self.scan()
-        marked = self._markable(metas)
-        best = retention.best_checkpoint(marked, None, self.monitor, self.mode)
-        latest = retention.latest_checkpoint(marked, None)
+        best, latest = retention.best_and_latest(self._markable(metas), None, self.monitor, self.mode)
+        best_name = best.name if best is not None else None
+        latest_name = latest.name if latest is not None else None
         return [
-            StoredCheckpoint(
-                self.directory / m.name,
-                m,
-                best=best is not None and m.name == best.name,
-                latest=latest is not None and m.name == latest.name,
-            )
+            StoredCheckpoint(self.directory / m.name, m, best=m.name == best_name, latest=m.name == latest_name)
             for m in metas
         ]
 
@@ -160,7 +158,7 @@ class CheckpointStore:
         """Write a checkpoint atomically, then its sidecar; return it.
 
         The checkpoint goes to a temporary file in the same directory, is fsynced, renamed into
-        place, and the directory is fsynced. A failure at any point, ENOSPC included, removes the
+        place, its sidecar is renamed beside it, and the directory is fsynced. A failure at any point, ENOSPC included, removes the
         temporary file and leaves every existing checkpoint as it was.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -180,8 +178,10 @@ class CheckpointStore:
             meta.sha256, meta.size_bytes = digest, size
             meta.created = meta.created or now_iso()
             os.replace(temp, final)
+            # The sidecar can be rebuilt from the checkpoint (resume does), so it skips its own
+            # fsyncs; one directory fsync makes both renames durable.
+            atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
             fsync_dir(self.directory)
-            atomic_write_json(sidecar_path(final), meta.to_json())
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()

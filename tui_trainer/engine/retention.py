@@ -34,11 +34,19 @@ def best_checkpoint(
     checkpoints: Sequence[CheckpointMeta], run_id: str | None, monitor: str = "val_loss", mode: str = "min"
 ) -> CheckpointMeta | None:
     """The checkpoint with the best monitored metric; the earliest wins a tie."""
-    scored = [
-        (score_for_ranking(c.metric(monitor), mode), c.step, c)
-        for c in own_checkpoints(checkpoints, run_id)
-        if c.metric(monitor) is not None
-    ]
+    return _best_among(own_checkpoints(checkpoints, run_id), monitor, mode)
+
+
+def best_and_latest(
+    checkpoints: Sequence[CheckpointMeta], run_id: str | None, monitor: str = "val_loss", mode: str = "min"
+) -> tuple[CheckpointMeta | None, CheckpointMeta | None]:
+    """`best_checkpoint` and `latest_checkpoint` from one pass over the run's checkpoints."""
+    own = own_checkpoints(checkpoints, run_id)
+    return _best_among(own, monitor, mode), (own[-1] if own else None)
+
+
+def _best_among(own: list[CheckpointMeta], monitor: str, mode: str) -> CheckpointMeta | None:
+    scored = [(score_for_ranking(value, mode), c.step, c) for c in own if (value := c.metric(monitor)) is not None]
     if not scored:
         return None
     score, _, best = min(scored, key=lambda t: (t[0], t[1]))
