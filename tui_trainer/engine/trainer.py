@@ -22,6 +22,7 @@ from tui_trainer.engine import training_state
 from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
 from tui_trainer.engine.checkpointer import Checkpointer
 from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.control_file import ControlFilePoller
 from tui_trainer.engine.errors import NotEnoughDiskSpace
 from tui_trainer.engine.history import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
@@ -67,6 +68,8 @@ class Trainer:
         self.target = info.settings.max_iters
         self._requested_target = target
         self.control = control or TrainingControl()
+        # Commands from `tui-trainer watch` in another process arrive through the run dir.
+        self.control_file = ControlFilePoller(self.run_dir, self.control, device=str(job.device))
         self.on_event = on_event or (lambda event: None)
         self.resumed_from = resumed_from
         self.notes: list[str] = []
@@ -89,6 +92,7 @@ class Trainer:
         try:
             return self._run()
         finally:
+            self.control_file.close()
             if self._lock is not None:
                 self._lock.release()
 
@@ -109,6 +113,7 @@ class Trainer:
             job.model.train()
             last_tick = time.perf_counter()
             while True:
+                self.control_file.poll()
                 if self.control.has_requests():
                     reason = self._apply_requests() or reason
                     if reason != "target":
@@ -227,6 +232,7 @@ class Trainer:
             self.history.sync()
             self._set_state("paused")
             while not self.control.wait_while_paused(PAUSE_POLL_S):
+                self.control_file.poll()
                 self._apply_settings()
             self._apply_settings()
             self._set_state("running")

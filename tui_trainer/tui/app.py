@@ -17,15 +17,21 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from tui_trainer.engine.control import TrainingControl
+from tui_trainer.tui.binding_commands import BindingCommands
+from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
+from tui_trainer.tui.rollback import CurrentControl
+from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
+from tui_trainer.tui.widgets.disk_panel import DiskPanel
 from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.loss_chart import LossChart
 from tui_trainer.tui.widgets.run_progress import RunProgress
 from tui_trainer.tui.widgets.status_header import StatusHeader
+from tui_trainer.tui.widgets.system_panel import SystemPanel
 
 # Ages in the checkpoint table go stale slowly; re-reading sidecars more often buys nothing.
 CHECKPOINT_REFRESH_S = 15.0
@@ -33,15 +39,16 @@ CHECKPOINT_REFRESH_S = 15.0
 
 DASHBOARD_ACTIONS = frozenset(
     {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit"}
-)
+) | CHECKPOINT_ACTIONS
 
 
-class TrainerApp(App[int]):
+class TrainerApp(CheckpointActions, App[int]):
     """Trains one run (built by `launch_fn` in a worker) and shows it."""
 
     CSS_PATH = "app.tcss"
     TITLE = "tui-trainer"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    COMMANDS = App.COMMANDS | {BindingCommands}
     BINDINGS = [
         # Short descriptions: all six must fit the footer of an 80-column terminal.
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume after the current step",
@@ -54,6 +61,7 @@ class TrainerApp(App[int]):
         Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while training)", id="dashboard.quit"),
         # Ctrl+C means what it means in a headless run: save a checkpoint, then quit.
         Binding("ctrl+c", "interrupt", "Save and quit", show=False, priority=True, id="dashboard.interrupt"),
+        *CHECKPOINT_BINDINGS,  # ? e x d space enter c b
     ]
 
     def __init__(self, launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> None:
@@ -63,10 +71,14 @@ class TrainerApp(App[int]):
         self.model = RunModel()
         self.checkpoints: list[CheckpointRow] = []
         self.quitting = False
+        self.watcher = RunDirWatcher()  # files changed by anyone refresh the table and the disk panel
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
         yield RunProgress(id="progress")
+        with Horizontal(id="gauges"):
+            yield DiskPanel(id="disk")
+            yield SystemPanel(id="system")
         with Horizontal(id="main"):
             yield LossChart(self.model.train, self.model.val, id="chart")
             with Vertical(id="side"):
@@ -91,6 +103,7 @@ class TrainerApp(App[int]):
         # However the app ends, a trainer left running would keep the process alive, and
         # stopping it as "interrupted" saves its progress first. `run_dashboard` waits for it.
         self.control.stop("interrupted")
+        self.watcher.stop()
 
     # --- the bridge -------------------------------------------------------------------------
 
@@ -108,11 +121,16 @@ class TrainerApp(App[int]):
         self.query_one(StatusHeader).show(self.model)
         self.query_one(RunProgress).show(self.model)
         self.query_one(LossChart).redraw()
+        self.query_one(DiskPanel).show(self.model)
+        if self.watcher.take_change():
+            self.refresh_checkpoints()
         if (self.quitting or self.control.stop_reason is not None) and self.runner.done.is_set():
             self.exit(0)
 
     def refresh_checkpoints(self) -> None:
         if self.model.run_dir:
+            self.watcher.watch(self.model.run_dir)
+            self.query_one(DiskPanel).reload(self.model.run_dir)
             self._list_checkpoints(self.model.run_dir)
 
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
@@ -251,7 +269,8 @@ def run_dashboard(launch_fn: LaunchFn) -> int:
     from tui_trainer.tui.hangup_guard import HangupGuard
 
     app = make_app(launch_fn)
-    with interrupt_saves(app.control) as caught, HangupGuard(lambda: caught.signal, lambda: app.runner.active):
+    # A roll-back gives the next trainer a new control; the handlers must reach that one.
+    with interrupt_saves(CurrentControl(app)) as caught, HangupGuard(lambda: caught.signal, lambda: app.runner.active):
         try:
             app.run()
         finally:

@@ -152,8 +152,9 @@ class RunModel:
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.CheckpointSaved):
             self.note(
-                f"saved {Path(event.path).name} ({event.kind}, {human_bytes(event.size_bytes)}, "
-                f"{event.seconds:.2f} s)",
+                f"saved {Path(event.path).name} ({event.kind}, {human_bytes(event.size_bytes)}"
+                # 0: not timed (an amended sidecar, or a save seen from `watch`)
+                + (f", {event.seconds:.2f} s)" if event.seconds else ")"),
                 at=at,
             )
             return Changed.CHECKPOINTS | Changed.LOG

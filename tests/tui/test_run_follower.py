@@ -1,0 +1,151 @@
+"""Following a run dir written by another process, as engine events (files made by hand, no torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from tui_trainer.engine import events as ev
+from tui_trainer.engine.atomic import atomic_write_json
+from tui_trainer.engine.checkpoint_meta import CheckpointMeta, sidecar_path
+from tui_trainer.engine.control_file import ACK_FILE, write_json_atomic
+from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, RunSettings, write_run
+from tui_trainer.tui.run_follower import RunFollower, SpeedMeter
+from tui_trainer.tui.run_model import RunModel
+from tui_trainer.tui.runner import Launched
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _run_dir(tmp_path, state="running", target=100):
+    info = RunInfo(run_id="r1", job="tui_trainer.demo.job:make_job", settings=RunSettings(max_iters=target), state=state)
+    write_run(tmp_path, info)
+    return info
+
+
+def _append(tmp_path, *records):
+    with open(tmp_path / HISTORY_FILE, "a") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+
+
+def _follower(tmp_path):
+    events, clock = [], Clock()
+    return RunFollower(tmp_path, events.append, clock=clock), events, clock
+
+
+def _of(events, kind):
+    return [e for e in events if isinstance(e, kind)]
+
+
+def test_history_becomes_steps_and_evaluations_read_once(tmp_path):
+    _run_dir(tmp_path)
+    _append(tmp_path, {"step": 1, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0},
+            {"step": 2, "epoch": 0, "loss": None, "lr": 0.01, "time": 10.5},
+            {"step": 2, "val_loss": 2.5, "time": 10.6})
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()
+    started = _of(events, ev.Started)[0]
+    assert started.run_id == "r1" and started.target == 100 and started.time == 10.0
+    steps = _of(events, ev.StepCompleted)
+    assert [s.step for s in steps] == [1, 2] and steps[0].loss == 3.0 and math.isnan(steps[1].loss)
+    assert _of(events, ev.Evaluated)[0].metrics == {"val_loss": 2.5}
+
+    events.clear()
+    follower.poll()
+    assert _of(events, ev.StepCompleted) == []  # nothing new, nothing re-read
+    _append(tmp_path, {"step": 3, "epoch": 0, "loss": 2.0, "lr": 0.01, "time": 11.5})
+    follower.poll()
+    assert [s.step for s in _of(events, ev.StepCompleted)] == [3]
+    assert _of(events, ev.StepCompleted)[0].steps_per_sec == 2 / 1.5  # 2 steps in the 1.5 s since step 1
+
+
+def test_state_changes_in_run_json_become_pause_resume_target_and_end(tmp_path):
+    info = _run_dir(tmp_path)
+    _append(tmp_path, {"step": 1, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0})
+    follower, events, _ = _follower(tmp_path)
+    model = RunModel()
+    follower.poll()
+
+    def step(**changes):
+        for key, value in changes.items():
+            setattr(info, key, value)
+        write_run(tmp_path, info)
+        events.clear()
+        follower.poll()
+        model.apply(list(events))
+        return [type(e).__name__ for e in events if not isinstance(e, Launched)]
+
+    model.apply(list(events))
+    assert model.state == "running"
+    assert step(state="paused") == ["Paused"] and model.state == "paused"
+    assert step(state="running") == ["Resumed"] and model.state == "running"
+    info.settings.max_iters = 300
+    assert step() == ["TargetChanged"] and model.target == 300
+    assert step(state="finished") == ["Finished"] and model.state == "finished"
+    assert step(state="running") == ["Started"] and model.state == "running"  # a resume took it over
+
+
+def test_a_killed_trainer_shows_as_stopped_with_a_warning(tmp_path):
+    _run_dir(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_json_atomic(tmp_path / ACK_FILE, {"format": 1, "trainer": "t1", "applied": 0, "pid": dead.pid,
+                                            "host": __import__("socket").gethostname(), "device": "cuda:0"})
+    follower, events, _ = _follower(tmp_path)
+    model = RunModel()
+    follower.poll()
+    model.apply(events)
+    assert model.state == "stopped" and model.device == "cuda:0"
+    assert any("gone" in line.text and line.level == "info" for line in model.log)
+
+
+def test_checkpoints_appearing_and_disappearing_reach_the_log(tmp_path):
+    _run_dir(tmp_path)
+    follower, events, clock = _follower(tmp_path)
+    follower.poll()  # the first look takes what is there as known
+    meta = CheckpointMeta("step_00000010.pt", 10, run_id="r1", size_bytes=2000)
+    (tmp_path / meta.name).write_bytes(b"x" * 2000)
+    atomic_write_json(sidecar_path(tmp_path / meta.name), meta.to_json())
+    clock.now += 1.0
+    follower.poll()
+    saved = _of(events, ev.CheckpointSaved)
+    assert [(s.step, s.size_bytes) for s in saved] == [(10, 2000)]
+    (tmp_path / meta.name).unlink()
+    sidecar_path(tmp_path / meta.name).unlink()
+    clock.now += 1.0
+    follower.poll()
+    pruned = _of(events, ev.CheckpointPruned)
+    assert pruned[0].freed_bytes == 2000 and pruned[0].paths[0].endswith("step_00000010.pt")
+    model = RunModel()
+    model.apply(events)
+    assert any(line.text.startswith("saved step_00000010.pt (periodic, 2.0 KB)") for line in model.log)
+
+
+def test_garbled_or_missing_files_do_not_break_following(tmp_path):
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()  # no run.json yet
+    assert events == []
+    (tmp_path / "run.json").write_text("{garbage")
+    follower.poll()
+    assert events == []
+    _run_dir(tmp_path)
+    (tmp_path / HISTORY_FILE).write_text('not json\n{"step": 1, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": 1.0}\n')
+    (tmp_path / ACK_FILE).write_text("[1, 2")
+    follower.poll()
+    assert [s.step for s in _of(events, ev.StepCompleted)] == [1] and follower.ack is None
+
+
+def test_speed_is_measured_over_windows_of_a_second():
+    meter = SpeedMeter()
+    for i in range(250):
+        meter.add(i, i * 0.01)  # 100 steps/s, 10 ms apart
+    assert 99 <= meter.rate <= 101
+    assert meter.add(5, 100.0) == meter.rate  # a replayed step restarts the window

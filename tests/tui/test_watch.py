@@ -1,0 +1,111 @@
+"""`watch` mode: the dashboard steering a headless run in the same run dir through its control file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Label
+
+from tui_pilot import TINY, driving, run_async, wait_for
+from tui_trainer.engine import launch
+from tui_trainer.engine.history import read_history
+from tui_trainer.engine.policy import CheckpointPolicy
+from tui_trainer.engine.run_dir import HISTORY_FILE, RunSettings, store_for
+from tui_trainer.tui.screens.target_modal import TargetScreen
+from tui_trainer.tui.watch_app import make_watch_app
+
+
+class Headless:
+    """A tiny run trained on a thread, as `tui-trainer train --headless` would in another process."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.trainer = launch.start_run(run_dir, job_options=TINY, policy=CheckpointPolicy(every_steps=0, keep_last=0),
+                                        settings=RunSettings(max_iters=100_000))
+        self.result = None
+        self.thread = threading.Thread(target=self._run, name="headless", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = self.trainer.run()
+
+    def history_steps(self) -> int:
+        return sum(1 for r in read_history(self.run_dir / HISTORY_FILE) if "loss" in r)
+
+    def checkpoints(self) -> dict[int, str]:
+        return {c.meta.step: c.meta.kind for c in store_for(self.run_dir).list()}
+
+    def stop(self) -> None:
+        self.trainer.control.stop()
+        self.thread.join(30)
+
+
+@pytest.fixture
+def headless(tmp_path):
+    run = Headless(tmp_path / "run")
+    yield run
+    run.stop()
+
+
+def _state_word(app) -> str:
+    return str(app.query_one("#run-state", Label).render())
+
+
+def test_watch_pauses_resumes_saves_and_retargets_a_headless_run(headless):
+    app = make_watch_app(headless.run_dir)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.state == "running" and app.model.step >= 10,
+                           what="the history to reach the dashboard")
+            assert app.model.device == "cpu" and app.control.listening
+
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.state == "paused", what="the trainer to pause")
+            paused_at = headless.trainer.step
+            lines = headless.history_steps()
+            await pilot.pause(0.8)
+            assert headless.trainer.step == paused_at and headless.history_steps() == lines  # history stopped
+            assert app.model.step == paused_at and _state_word(app) == "PAUSED"
+            assert any(line.text == "the trainer applied: pause" for line in app.model.log)
+
+            await pilot.press("s")
+            await wait_for(pilot, lambda: headless.checkpoints() == {paused_at: "manual"}, what="the save")
+            await wait_for(pilot, lambda: len(app.checkpoints) == 1, what="the table row")
+
+            await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            app.screen.query_one(Input).value = str(paused_at + 30)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.model.target == paused_at + 30, what="the new target")
+
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.state == "finished", what="the run to end at its new target")
+            assert app.model.step == paused_at + 30
+            assert headless.result.step == paused_at + 30 and headless.result.reason == "target"
+            assert headless.checkpoints() == {paused_at: "manual", paused_at + 30: "final"}
+            await wait_for(pilot, lambda: len(app.checkpoints) == 2, what="the final checkpoint in the table")
+
+            await pilot.press("p")  # nobody listens any more: a warning, not a crash
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    run_async(scenario)
+
+
+def test_quitting_watch_leaves_the_run_training(headless):
+    app = make_watch_app(headless.run_dir)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 5, what="some steps")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    run_async(scenario)
+    step = headless.trainer.step
+    threading.Event().wait(0.3)
+    assert headless.thread.is_alive() and headless.trainer.step > step
+    assert headless.trainer.control.stop_reason is None and not headless.trainer.control.paused
