@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
         description="Train PyTorch models and manage their checkpoints from the terminal. "
-        "With no command, trains the embedded demo job (continuing the last unfinished demo run).",
+        "With no command, opens the dashboard on the embedded demo job (continuing the last unfinished "
+        "demo run, or starting a new one beside it).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
