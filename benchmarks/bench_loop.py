@@ -15,14 +15,21 @@ round's ratio compares each turn with the bare loop's turn of the same cycle: or
 count with their median ratio, turns holding an evaluation, a save or the run's end count
 as measured. The table gives the median over rounds.
 
+The dashboard is measured in rounds of its own (`--dashboard-rounds`): the engine side's run,
+headless, against the same run trained by the dashboard (`make_app` inside `App.run_test()`,
+headless Textual), taking turns the same way. Its UI thread keeps working during the other
+side's turns; that CPU time is charged to the dashboard (see `dashboard_round`).
+
 Run from the repository root (or with the package installed, without PYTHONPATH):
 
     PYTHONPATH=. python benchmarks/bench_loop.py [--size small|tiny] [--steps N] [--rounds R] [--chunk K]
+                                                 [--dashboard-rounds D]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
@@ -44,6 +51,7 @@ from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import RunSettings
 
 GOAL_RATIO = 0.98
+DASHBOARD_GOAL = 0.95
 SEED = 1337
 DEFAULT_STEPS = {"small": 200, "tiny": 1000}
 DEFAULT_POLICY = CheckpointPolicy(every_steps=100, keep_last=5, eval_before_save=True)
@@ -52,7 +60,8 @@ BARE = "bare PyTorch loop"
 BARE_SAVING = "bare + eval, save /100"
 ENGINE = "engine, default policy"
 ENGINE_OFF = "engine, checkpoints off"
-SHORT = {BARE: "bare", BARE_SAVING: "bare+save", ENGINE: "engine", ENGINE_OFF: "engine-off"}
+DASHBOARD = "engine, under dashboard"
+SHORT = {BARE: "bare", BARE_SAVING: "bare+save", ENGINE: "engine", ENGINE_OFF: "engine-off", DASHBOARD: "dashboard"}
 
 
 @dataclass
@@ -68,15 +77,20 @@ class Side:
     save_seconds: list[float] = field(default_factory=list)
     error: BaseException | None = None
     finished: bool = False
+    charge_background: bool = False  # record this thread's CPU time between turns (a UI loop's)
+    background_seconds: list[float] = field(default_factory=list)  # [t]: between turns t and t + 1
 
     def __post_init__(self) -> None:
         self._go, self._back = threading.Event(), threading.Event()
         self._turn_started = 0.0
+        self._cpu_clock: int | None = None
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
         self._thread.start()
 
     def _main(self) -> None:
         torch.set_num_threads(self.threads)  # OpenMP keeps this per calling thread
+        if self.charge_background:
+            self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         self._go.wait()
         self._go.clear()
         self._turn_started = time.perf_counter()
@@ -93,10 +107,16 @@ class Side:
     def hand_over(self) -> None:
         """Called on this side's thread between steps: end its turn and wait for the next one."""
         self.turn_seconds.append(time.perf_counter() - self._turn_started)
+        cpu_at_end = self._thread_cpu()
         self._back.set()
         self._go.wait()
         self._go.clear()
         self._turn_started = time.perf_counter()
+        self.background_seconds.append(self._thread_cpu() - cpu_at_end)
+
+    def _thread_cpu(self) -> float:
+        """CPU seconds of this side's own thread (not the caller's), if charged."""
+        return time.clock_gettime(self._cpu_clock) if self._cpu_clock is not None else 0.0
 
     def mark_special(self) -> None:
         self.special_turns.add(len(self.turn_seconds))
@@ -229,6 +249,106 @@ def run_round(size: str, steps: int, chunk: int, threads: int, root: Path) -> Ro
     return result
 
 
+def dashboard_work(size: str, steps: int, chunk: int, threads: int, run_dir: Path) -> Callable[[Side], None]:
+    """The ENGINE side's run, built and trained by the dashboard (headless Textual) on its worker."""
+    from tui_trainer.tui.app import make_app
+
+    def work(side: Side) -> None:
+        def launch_fn(on_event: Callable[[ev.Event], None], **kwargs: object) -> object:
+            torch.set_num_threads(threads)  # per thread, and this is the dashboard's worker thread
+
+            def turns(event: ev.Event) -> None:
+                on_event(event)  # into the dashboard's buffer, as in real use
+                if type(event) is ev.StepCompleted:
+                    side.losses.append(event.loss)
+                    if event.step % chunk == 0 and event.step < steps:
+                        side.hand_over()
+                elif isinstance(event, (ev.Evaluated, ev.CheckpointSaved)):
+                    side.mark_special()
+
+            return start_run(run_dir, job=DEMO_JOB, job_options={"size": size, "seed": SEED}, policy=DEFAULT_POLICY,
+                             settings=RunSettings(max_iters=steps, eval_every=0, log_every=1), on_event=turns,
+                             **kwargs)
+
+        app = make_app(launch_fn)
+
+        async def drive() -> None:
+            async with app.run_test(size=(120, 40)):
+                # Wait without polling: the UI loop does only what it does in real use.
+                while not await asyncio.get_running_loop().run_in_executor(None, app.runner.done.wait, 1.0):
+                    pass
+
+        asyncio.run(drive())
+        result = app.runner.result
+        if result is None or result.reason != "target":
+            raise RuntimeError(f"dashboard run ended early: {app.model.state} {app.model.error}")
+
+    return work
+
+
+@dataclass
+class DashboardRound:
+    steps_per_sec: dict[str, float]
+    ratio: float  # under the dashboard vs headless, UI time between its turns charged to it
+    uncharged_ratio: float  # the same, counting only the dashboard's own turns
+    ui_share: float  # UI CPU between its turns, as a share of its turns' wall time
+    losses_match: bool
+
+
+def dashboard_round(size: str, steps: int, chunk: int, threads: int, root: Path) -> DashboardRound:
+    """The headless engine and the same run under the dashboard, taking turns like `run_round`.
+
+    The dashboard's UI thread keeps drawing while the headless side computes; the CPU it uses
+    between the dashboard's turns is added to the dashboard's next turn, so that work is paid
+    by the side that causes it (a conservative count: on two cores part of it would overlap).
+    """
+    run_root = Path(tempfile.mkdtemp(prefix="dashboard-", dir=root))
+    headless = Side(ENGINE, engine_work(size, steps, chunk, DEFAULT_POLICY, run_root / "headless"), threads)
+    dashboard = Side(DASHBOARD, dashboard_work(size, steps, chunk, threads, run_root / "dashboard"), threads,
+                     charge_background=True)
+    sides = [headless, dashboard]
+    turns = steps // chunk
+    try:
+        for turn in range(turns):
+            for side in rotated(sides, turn):
+                if not side.finished:
+                    side.take_turn()
+        for side in sides:
+            if not side.finished:
+                raise RuntimeError(f"{side.name} did not finish in {turns} turns")
+            side.join()
+    finally:
+        shutil.rmtree(run_root, ignore_errors=True)
+    # Turn 0 holds launch and the first paint; the last, the app closing: neither is timed.
+    timed = range(1, turns - 1)
+    headless_s = sum(headless.turn_seconds[t] for t in timed)
+    own_s = sum(dashboard.turn_seconds[t] for t in timed)
+    background_s = sum(dashboard.background_seconds[t - 1] for t in timed)
+    dashboard_s = own_s + background_s
+    rates = {ENGINE: chunk * len(timed) / headless_s, DASHBOARD: chunk * len(timed) / dashboard_s}
+    return DashboardRound(rates, headless_s / dashboard_s, headless_s / own_s, background_s / own_s,
+                          dashboard.losses == headless.losses)
+
+
+def print_dashboard_table(rounds: list[DashboardRound]) -> None:
+    ratios = [r.ratio for r in rounds]
+    ratio = statistics.median(ratios)
+    print()
+    print(f"{'side':<25} {'it/s median':>11} {'vs headless':>14} {'min-max':>13}  goal >= {DASHBOARD_GOAL}x")
+    headless = statistics.median(r.steps_per_sec[ENGINE] for r in rounds)
+    print(f"{ENGINE:<25} {headless:11.2f} {1.0:13.3f}x {'':>13}  (baseline)")
+    verdict = "met" if ratio >= DASHBOARD_GOAL else "NOT met"
+    spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+    rate = statistics.median(r.steps_per_sec[DASHBOARD] for r in rounds)
+    print(f"{DASHBOARD:<25} {rate:11.2f} {ratio:13.3f}x {spread:>13}  {verdict}")
+    matched = all(r.losses_match for r in rounds)
+    print(f"per-step losses identical headless and under the dashboard: {'yes' if matched else 'NO'}")
+    uncharged = statistics.median(r.uncharged_ratio for r in rounds)
+    share = statistics.median(r.ui_share for r in rounds)
+    print(f"{DASHBOARD}: its own turns alone run at {uncharged:.3f}x; the UI thread's CPU between its turns, "
+          f"charged above, is {share:.1%} of their time")
+
+
 def rotated(items: list[Side], by: int) -> list[Side]:
     by %= len(items)
     return items[by:] + items[:by]
@@ -241,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default: 3)")
     parser.add_argument("--chunk", type=int, default=5, help="steps per turn; the first turn is untimed (default: 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, all sides")
+    parser.add_argument("--dashboard-rounds", type=int, default=2,
+                        help="rounds of headless engine vs dashboard; 0 skips them (default: 2)")
     args = parser.parse_args(argv)
     steps = args.steps or DEFAULT_STEPS[args.size]
     if args.chunk < 1 or DEFAULT_POLICY.every_steps % args.chunk or steps % args.chunk or steps < 3 * args.chunk:
@@ -260,9 +382,18 @@ def main(argv: list[str] | None = None) -> int:
             line = ", ".join(f"{SHORT[name]} {rate:.1f} it/s {rounds[-1].ratio[name]:.3f}x"
                              for name, rate in rounds[-1].steps_per_sec.items())
             print(f"  round {number}: {line}")
+        if args.dashboard_rounds > 0:
+            dashboard_rounds = []
+            for number in range(1, args.dashboard_rounds + 1):
+                dashboard_rounds.append(dashboard_round(args.size, steps, args.chunk, args.threads, root))
+                rates = dashboard_rounds[-1].steps_per_sec.items()
+                line = ", ".join(f"{SHORT[name]} {rate:.1f} it/s" for name, rate in rates)
+                print(f"  dashboard round {number}: {line}, {dashboard_rounds[-1].ratio:.3f}x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_table(rounds, args.chunk)
+    if args.dashboard_rounds > 0:
+        print_dashboard_table(dashboard_rounds)
     print(f"load average at the end: {load_average()}")
     return 0
 

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo run, or starting a new one beside it).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    train_commands.add_theme_flag(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     train_commands.add_parsers(commands)
     ckpt_commands.add_parser(commands)

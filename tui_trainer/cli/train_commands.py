@@ -73,13 +73,20 @@ def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true",
                         help="no dashboard: a progress bar on a terminal, plain log lines otherwise "
                         "(also the default when stdin or stdout is not a terminal)")
+    add_theme_flag(parser, argparse.SUPPRESS)  # so `tui-trainer --theme X train` keeps X
+
+
+def add_theme_flag(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument("--theme", default=default, metavar="NAME",
+                        help="dashboard theme: dark, light, mono, or a file in ~/.config/tui-trainer/themes/ "
+                        "(default: the last one chosen with t)")
 
 
 def run_default(args: argparse.Namespace) -> int:
     """`tui-trainer` with no command: the dashboard on the last unfinished demo run, or a new one."""
     from tui_trainer.engine.launch import continue_or_start
 
-    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=False)
+    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=False, theme=_theme(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -96,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
     return _drive(
         lambda **kw: start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw),
-        headless=args.headless,
+        headless=args.headless, theme=_theme(args),
     )
 
 
@@ -109,16 +116,20 @@ def run_resume(args: argparse.Namespace) -> int:
     return _drive(
         lambda **kw: resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
                                 settings_overrides=settings, **kw),
-        headless=args.headless,
+        headless=args.headless, theme=_theme(args),
     )
 
 
-def _drive(launch: Any, headless: bool) -> int:
+def _drive(launch: Any, headless: bool, theme: str | None = None) -> int:
     """Train under the dashboard, or headless when asked or when stdout is not a terminal."""
     if not headless and sys.stdin.isatty() and sys.stdout.isatty():
         from tui_trainer.tui import run_dashboard
 
-        return run_dashboard(launch)
+        if theme:
+            from tui_trainer.tui.theme_library import check_theme_name
+
+            check_theme_name(theme)  # before the run starts, not as a note on its dashboard
+        return run_dashboard(launch, theme=theme)
     return _drive_headless(launch)
 
 
@@ -141,6 +152,10 @@ def _drive_headless(launch: Any) -> int:
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
+
+
+def _theme(args: argparse.Namespace) -> str | None:
+    return getattr(args, "theme", None)
 
 
 def _report(call: Any, *args: Any) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui_trainer.cli.train_commands import add_theme_flag
 from tui_trainer.engine.errors import RunDirError, TrainerError
 
 
@@ -24,6 +25,7 @@ def add_parser(commands: Any) -> None:
         "through control.json in the run dir. Quitting never stops the run.",
     )
     watch.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run dir to watch")
+    add_theme_flag(watch)
     watch.set_defaults(handler=run_watch)
 
 
@@ -44,6 +46,10 @@ def run_watch(args: argparse.Namespace) -> int:
     run_dir = check_run_dir(args.run_dir)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise NotATerminal("watch needs a terminal; for a plain listing use `tui-trainer ckpt list` or `ckpt history`")
+    if args.theme:
+        from tui_trainer.tui.theme_library import check_theme_name
+
+        check_theme_name(args.theme)
     from tui_trainer.tui.watch_app import run_watch as run_watch_app
 
-    return run_watch_app(run_dir)
+    return run_watch_app(run_dir, theme=args.theme)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def run_dashboard(launch_fn: Any) -> int:
+def run_dashboard(launch_fn: Any, theme: str | None = None) -> int:
     """See `tui_trainer.tui.app.run_dashboard`."""
     from tui_trainer.tui.app import run_dashboard as _run_dashboard
 
-    return _run_dashboard(launch_fn)
+    return _run_dashboard(launch_fn, theme=theme)

@@ -12,6 +12,7 @@ from typing import Any
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 from textual.worker import get_current_worker
@@ -25,6 +26,7 @@ from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
+from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
 from tui_trainer.tui.widgets.disk_panel import DiskPanel
 from tui_trainer.tui.widgets.event_log import EventLog
@@ -38,11 +40,12 @@ CHECKPOINT_REFRESH_S = 15.0
 
 
 DASHBOARD_ACTIONS = frozenset(
-    {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit"}
+    {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit",
+     "cycle_chart_window", "cycle_checkpoint_sort"}
 ) | CHECKPOINT_ACTIONS
 
 
-class TrainerApp(CheckpointActions, App[int]):
+class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
     """Trains one run (built by `launch_fn` in a worker) and shows it."""
 
     CSS_PATH = "app.tcss"
@@ -58,14 +61,22 @@ class TrainerApp(CheckpointActions, App[int]):
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale on the loss axis", id="dashboard.log_scale"),
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (EMA)",
                 id="dashboard.smoothing"),
+        # Not in the footer (no room at 80 columns); in the help screen and the command palette.
+        Binding("w", "cycle_chart_window", "Window", tooltip="Chart window: whole run, or the last N steps",
+                show=False, id="dashboard.chart_window"),
+        Binding("o", "cycle_checkpoint_sort", "Sort", tooltip="Sort checkpoints by step, val loss or size",
+                show=False, id="dashboard.checkpoint_sort"),
         Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while training)", id="dashboard.quit"),
         # Ctrl+C means what it means in a headless run: save a checkpoint, then quit.
         Binding("ctrl+c", "interrupt", "Save and quit", show=False, priority=True, id="dashboard.interrupt"),
         *CHECKPOINT_BINDINGS,  # ? e x d space enter c b
+        *THEME_BINDINGS,  # t
     ]
 
-    def __init__(self, launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> None:
+    def __init__(self, launch_fn: LaunchFn, *, control: TrainingControl | None = None,
+                 theme: str | None = None) -> None:
         super().__init__()
+        self.setup_themes(theme)  # `theme` (--theme), else the remembered one, else the default
         self.control = control or TrainingControl()
         self.runner = TrainingRunner(launch_fn, self.control)
         self.model = RunModel()
@@ -94,6 +105,7 @@ class TrainerApp(CheckpointActions, App[int]):
 
     def on_mount(self) -> None:
         self.query_one(CheckpointTable).focus()
+        self.report_theme_problems()
         self.set_interval(DRAIN_INTERVAL_S, self.drain_events)
         self.set_interval(CHECKPOINT_REFRESH_S, self.refresh_checkpoints)
         # Start after the first frame: the worker's torch import competes for the GIL.
@@ -113,6 +125,12 @@ class TrainerApp(CheckpointActions, App[int]):
 
     def drain_events(self) -> None:
         """Apply what the trainer reported since the last tick; redraw only what changed."""
+        try:
+            self._drain_events()
+        except NoMatches:
+            pass  # a tick that fires while the app shuts down finds its widgets gone
+
+    def _drain_events(self) -> None:
         changed = self.model.apply(self.runner.buffer.drain())
         if Changed.LOG in changed:
             self.query_one(EventLog).add(self.model.take_log())
@@ -204,6 +222,12 @@ class TrainerApp(CheckpointActions, App[int]):
         chart = self.query_one(LossChart)
         chart.smoothing = not chart.smoothing
 
+    def action_cycle_chart_window(self) -> None:
+        self.query_one(LossChart).cycle_window()
+
+    def action_cycle_checkpoint_sort(self) -> None:
+        self.query_one(CheckpointTable).cycle_sort()
+
     def action_request_quit(self) -> None:
         if self.quitting:
             return
@@ -253,12 +277,12 @@ class TrainerApp(CheckpointActions, App[int]):
         return False
 
 
-def make_app(launch_fn: LaunchFn, *, control: TrainingControl | None = None) -> TrainerApp:
+def make_app(launch_fn: LaunchFn, *, control: TrainingControl | None = None, theme: str | None = None) -> TrainerApp:
     """The dashboard for the trainer that `launch_fn(on_event=..., control=...)` builds."""
-    return TrainerApp(launch_fn, control=control)
+    return TrainerApp(launch_fn, control=control, theme=theme)
 
 
-def run_dashboard(launch_fn: LaunchFn) -> int:
+def run_dashboard(launch_fn: LaunchFn, theme: str | None = None) -> int:
     """Run the dashboard until the user quits; return the process exit code.
 
     SIGINT, SIGTERM and SIGHUP (a dropped SSH session) save an interrupted checkpoint and
@@ -268,7 +292,7 @@ def run_dashboard(launch_fn: LaunchFn) -> int:
     from tui_trainer.engine.signals import interrupt_saves
     from tui_trainer.tui.hangup_guard import HangupGuard
 
-    app = make_app(launch_fn)
+    app = make_app(launch_fn, theme=theme)
     # A roll-back gives the next trainer a new control; the handlers must reach that one.
     with interrupt_saves(CurrentControl(app)) as caught, HangupGuard(lambda: caught.signal, lambda: app.runner.active):
         try:

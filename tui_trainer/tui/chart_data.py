@@ -14,6 +14,8 @@ import numpy as np
 
 # TensorBoard's smoothing slider defaults to 0.6; 0.9 reads better for noisy per-step losses.
 EMA_WEIGHT = 0.9
+# Chart windows ("last N steps") on offer; only those shorter than the run so far are offered.
+WINDOWS = (100, 1_000, 10_000, 100_000, 1_000_000)
 
 
 def downsample_minmax(x: Sequence[float], y: Sequence[float], buckets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +96,30 @@ def linear_ticks(low: float, high: float, max_ticks: int) -> list[float]:
     start = math.ceil(low / step) * step
     count = int(math.floor((high - start) / step + 1e-9)) + 1
     return [round(start + i * step, 12) for i in range(count)]
+
+
+def window_choices(span: float) -> list[int | None]:
+    """The whole run (None), then each window shorter than `span` steps, widest first."""
+    return [None] + sorted((w for w in WINDOWS if w < span), reverse=True)
+
+
+def next_window(current: int | None, span: float) -> int | None:
+    """The window after `current` in `window_choices(span)`, back to the whole run at the end."""
+    choices = window_choices(span)
+    if current not in choices:
+        return None
+    return choices[(choices.index(current) + 1) % len(choices)]
+
+
+def in_window(steps: Sequence[float], values: Sequence[float], window: int | None,
+              last_step: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The points of (steps, values) within `window` steps of `last_step` (all when window is None)."""
+    xs = np.frombuffer(steps, dtype=float) if isinstance(steps, array) else np.asarray(steps, dtype=float)
+    ys = np.frombuffer(values, dtype=float) if isinstance(values, array) else np.asarray(values, dtype=float)
+    if window is None or last_step is None:
+        return xs, ys
+    start = int(np.searchsorted(xs, last_step - window, side="left"))
+    return xs[start:], ys[start:]
 
 
 def format_tick(value: float) -> str:

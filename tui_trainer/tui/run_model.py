@@ -16,7 +16,7 @@ from tui_trainer.engine import events as ev
 from tui_trainer.engine.job import DEMO_JOB
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.chart_data import LossSeries
-from tui_trainer.tui.runner import Launched, LaunchFailed, RunEnded
+from tui_trainer.tui.runner import JobOutput, Launched, LaunchFailed, RunEnded
 
 # State -> the word shown; the word is also the CSS class that colours it (`-running`, ...).
 STATE_WORDS = {
@@ -47,6 +47,7 @@ class LogLine:
     time: float
     text: str
     level: str = "info"  # info, warning, error
+    source: str = "run"  # run: the trainer's events; job: what the job's own code printed or logged
 
 
 @dataclass
@@ -111,8 +112,8 @@ class RunModel:
         self.unread_log = 0
         return lines
 
-    def note(self, text: str, level: str = "info", at: float | None = None) -> None:
-        self.log.append(LogLine(at if at is not None else time.time(), text, level))
+    def note(self, text: str, level: str = "info", at: float | None = None, source: str = "run") -> None:
+        self.log.append(LogLine(at if at is not None else time.time(), text, level, source))
         self.unread_log += 1
         if len(self.log) > MAX_LOG_LINES:
             del self.log[: len(self.log) - MAX_LOG_LINES]
@@ -193,6 +194,12 @@ class RunModel:
             self.state, self.error, self.ended_at = "failed", event.error, at
             self.note(f"training failed at step {event.step}: {event.error}", "error", at)
             return Changed.STATUS | Changed.LOG
+        if isinstance(event, JobOutput):
+            if event.dropped:
+                self.note(f"... {event.dropped} earlier lines not shown", at=at, source="job")
+            for line_at, text, level in event.lines:
+                self.note(text, level, line_at, source="job")
+            return Changed.LOG
         if isinstance(event, Launched):
             for line in event.notes:
                 self.note(line, at=at)

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tui_trainer.engine.control import TrainingControl
+from tui_trainer.tui.job_output import capture_job_output
 
 # 4 Hz: keys and counters feel live, and a burst of 1,000 steps/s is one batch per tick.
 DRAIN_INTERVAL_S = 0.25
 
 LaunchFn = Callable[..., Any]  # launch_fn(on_event=..., control=...) -> Trainer
+
+# A job printing every step must not flood the UI: only the newest lines of a tick are kept.
+MAX_OUTPUT_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,40 @@ class RunEnded:
     time: float = field(kw_only=True, default=0.0)
 
 
+@dataclass(frozen=True)
+class JobOutput:
+    """Lines the job's code printed, logged or warned since the last drain: (time, text, level)."""
+
+    lines: tuple[tuple[float, str, str], ...]
+    dropped: int = 0  # older lines beyond MAX_OUTPUT_LINES, not shown
+
+
 class EventBuffer:
     """Events from the training thread, taken in batches by the UI thread. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: list[Any] = []
+        self._output: deque[tuple[float, str, str]] = deque(maxlen=MAX_OUTPUT_LINES)
+        self._output_seen = 0
 
     def put(self, event: Any) -> None:
         with self._lock:
             self._events.append(event)
 
+    def put_output(self, text: str, level: str) -> None:
+        with self._lock:
+            self._output.append((time.time(), text, level))
+            self._output_seen += 1
+
     def drain(self) -> list[Any]:
+        """The events since the last drain, then one `JobOutput` if the job wrote anything."""
         with self._lock:
             events, self._events = self._events, []
+            if self._output:
+                events.append(JobOutput(tuple(self._output), self._output_seen - len(self._output)))
+                self._output.clear()
+                self._output_seen = 0
         return events
 
 
@@ -89,27 +114,34 @@ class TrainingRunner:
         return self.started.is_set() and not self.done.is_set()
 
     def run(self) -> None:
-        """Launch and train to the end; every outcome reaches the buffer as an event."""
+        """Launch and train to the end; every outcome reaches the buffer as an event.
+
+        What the job prints, logs or warns on this thread reaches the buffer too.
+        """
         self.started.set()
         try:
-            if self.control.stop_reason is not None:  # quit before the worker even started
-                self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
-                return
-            try:
-                self.trainer = self.launch_fn(on_event=self.buffer.put, control=self.control)
-            except Exception as exc:  # shown in the dashboard, not a traceback over it
-                self.launch_error = exc
-                self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
-                return
-            self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
-            try:
-                self.result = self.trainer.run()
-            except Exception as exc:
-                self.buffer.put(RunEnded("failed", error=_describe(exc), time=time.time()))
-                return
-            self.buffer.put(RunEnded(self.result.reason, tuple(self.result.notes), time=time.time()))
+            with capture_job_output(self.buffer.put_output):
+                self._run()
         finally:
-            self.done.set()
+            self.done.set()  # after the capture is undone, so its last line is in the buffer
+
+    def _run(self) -> None:
+        if self.control.stop_reason is not None:  # quit before the worker even started
+            self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
+            return
+        try:
+            self.trainer = self.launch_fn(on_event=self.buffer.put, control=self.control)
+        except Exception as exc:  # shown in the dashboard, not a traceback over it
+            self.launch_error = exc
+            self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
+            return
+        self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
+        try:
+            self.result = self.trainer.run()
+        except Exception as exc:
+            self.buffer.put(RunEnded("failed", error=_describe(exc), time=time.time()))
+            return
+        self.buffer.put(RunEnded(self.result.reason, tuple(self.result.notes), time=time.time()))
 
     def stop_and_wait(self, reason: str = "interrupted", timeout: float | None = None) -> bool:
         """Ask the trainer to stop (`interrupted` saves a checkpoint first); wait for it."""

@@ -24,9 +24,9 @@ def _no_launch(**kwargs: Any) -> Any:
 class WatchApp(TrainerApp):
     """Shows and steers a run trained elsewhere; never trains itself."""
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], theme: str | None = None) -> None:
         control = WatchControl(run_dir)
-        super().__init__(_no_launch, control=control)
+        super().__init__(_no_launch, control=control, theme=theme)
         self.run_dir = Path(run_dir)
         self.control: WatchControl = control
         self.runner = WatchRunner(run_dir, control)  # type: ignore[assignment]
@@ -73,13 +73,13 @@ class WatchApp(TrainerApp):
         )
 
 
-def make_watch_app(run_dir: str | os.PathLike[str]) -> WatchApp:
-    return WatchApp(run_dir)
+def make_watch_app(run_dir: str | os.PathLike[str], theme: str | None = None) -> WatchApp:
+    return WatchApp(run_dir, theme=theme)
 
 
-def run_watch(run_dir: str | os.PathLike[str]) -> int:
+def run_watch(run_dir: str | os.PathLike[str], theme: str | None = None) -> int:
     """Watch until the user quits; the run is never stopped by this."""
-    app = make_watch_app(run_dir)
+    app = make_watch_app(run_dir, theme=theme)
     try:
         app.run()
     finally:

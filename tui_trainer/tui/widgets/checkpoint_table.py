@@ -1,7 +1,7 @@
 """The run's checkpoints, read from their sidecars: step, epoch, losses, size, age and marks.
 
 Rows are keyed by checkpoint name, so the cursor stays on the same checkpoint when saves and
-prunes add or remove rows around it.
+prunes add or remove rows around it, and when the table is sorted another way.
 """
 
 from __future__ import annotations
@@ -12,18 +12,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.time_format import format_age
 
 COLUMNS = ("step", "epoch", "train", "val", "size", "age", "marks")
+# The sorts `o` cycles through (a header click picks one): column -> newest, best, largest first.
+SORTS = ("step", "val", "size")
+DESCENDING = {"step": True, "val": False, "size": True}
 
 
 @dataclass(frozen=True)
 class CheckpointRow:
     name: str
     cells: tuple[str, ...]
+    sort_values: tuple[float, float, float] | None = None  # step, val loss, size in bytes
+
+
+def sort_rows(rows: Sequence[CheckpointRow], column: str) -> list[CheckpointRow]:
+    """`rows` in the order `column` sorts them; checkpoints without a value (no val loss) go last."""
+    index = SORTS.index(column)
+
+    def value(row: CheckpointRow) -> float:
+        return row.sort_values[index] if row.sort_values else float(row.cells[0]) if index == 0 else math.nan
+
+    known = [r for r in rows if math.isfinite(value(r))]
+    unknown = [r for r in rows if not math.isfinite(value(r))]
+    known.sort(key=lambda r: (value(r), r.name), reverse=DESCENDING[column])
+    return known + unknown
 
 
 def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None) -> list[CheckpointRow]:
@@ -46,9 +65,14 @@ def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None) -> list[
                     format_age(meta.created, now),
                     marks,
                 ),
+                (float(meta.step), _finite(meta.metric("val_loss")), float(meta.size_bytes or 0)),
             )
         )
     return rows
+
+
+def _finite(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _loss(value: float | None) -> str:
@@ -63,13 +87,35 @@ class CheckpointTable(DataTable):
     }
     """
 
+    sort_by: reactive[str] = reactive("step", init=False)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._rows: list[CheckpointRow] = []
+        self._given: list[CheckpointRow] = []
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for label in COLUMNS:
-            self.add_column(label, key=label)
+            # The sorted column's header has an arrow, and is bold where the arrow cannot be drawn.
+            arrow = ("▼" if DESCENDING[label] else "▲") if label == self.sort_by else ""
+            self.add_column(Text(label + arrow, style="bold" if arrow else ""), key=label)
+
+    def cycle_sort(self) -> None:
+        self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        if event.column_key.value in SORTS:
+            self.sort_by = event.column_key.value
+
+    def watch_sort_by(self) -> None:
+        selected, old_index = self.selected_name, self.cursor_row
+        self.clear(columns=True)
+        self._add_columns()
+        self._fill(self._given, selected, old_index)
 
     @property
     def selected_name(self) -> str | None:
@@ -79,14 +125,17 @@ class CheckpointTable(DataTable):
 
     def show_rows(self, rows: list[CheckpointRow]) -> None:
         """Replace the rows, keeping the cursor on the checkpoint it was on (or its neighbour)."""
-        if rows == self._rows:
+        if rows == self._given:
             return
-        selected = self.selected_name
-        old_index = self.cursor_row
+        self._given = list(rows)
+        self._fill(rows, self.selected_name, self.cursor_row)
+
+    def _fill(self, given: list[CheckpointRow], selected: str | None, old_index: int) -> None:
+        rows = sort_rows(given, self.sort_by)
         self.clear()
         for row in rows:
             self.add_row(*row.cells, key=row.name)
-        self._rows = list(rows)
+        self._rows = rows
         names = [r.name for r in rows]
         if selected in names:
             self.move_cursor(row=names.index(selected), animate=False, scroll=False)

@@ -1,4 +1,8 @@
-"""The log of what happened: launch notes, saves with their time taken, prunes, errors."""
+"""The log of what happened: launch notes, saves with their time taken, prunes, errors.
+
+Lines the job's own code printed or logged are marked `job|`, so they read apart from the
+trainer's events without colour.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from tui_trainer.tui.run_model import LogLine
 
 LEVEL_PREFIX = {"info": "", "warning": "warning: ", "error": "error: "}
 LEVEL_STYLE = {"info": "", "warning": "bold yellow", "error": "bold red"}
+JOB_MARK = "job| "
 
 
 class EventLog(RichLog):
@@ -31,9 +36,10 @@ class EventLog(RichLog):
             stamp = datetime.fromtimestamp(line.time).strftime("%H:%M:%S")
             # The prefix says the level in words too, for monochrome terminals.
             body = f"{LEVEL_PREFIX.get(line.level, '')}{line.text}"
-            text = Text(f"{stamp} ", style="dim")
+            mark = JOB_MARK if line.source == "job" else ""
+            text = Text(f"{stamp} {mark}", style="dim")
             text.append(body, style=LEVEL_STYLE.get(line.level, ""))
             self.write(text)
-            self.lines_written.append(body)
+            self.lines_written.append(mark + body)
             if len(self.lines_written) > 1000:
                 del self.lines_written[:100]

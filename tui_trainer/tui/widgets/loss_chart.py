@@ -27,8 +27,10 @@ from tui_trainer.tui.chart_data import (
     downsample_minmax,
     format_step,
     format_tick,
+    in_window,
     linear_ticks,
     log_ticks,
+    next_window,
 )
 
 REDRAW_INTERVAL_S = 1.5
@@ -115,6 +117,7 @@ class LossChart(Vertical):
 
     log_scale: reactive[bool] = reactive(False, init=False)
     smoothing: reactive[bool] = reactive(False, init=False)
+    window: reactive[int | None] = reactive(None, init=False)  # last N steps; None: the whole run
 
     def __init__(self, train: LossSeries, val: LossSeries, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -123,6 +126,7 @@ class LossChart(Vertical):
         self._drawn: tuple[object, ...] | None = None
         self._last_draw = 0.0
         self.redraws = 0
+        self.drawn_x_range: tuple[float, float] | None = None  # steps on the x axis at the last redraw
 
     def compose(self) -> ComposeResult:
         yield Static(self._caption(), id="chart-caption")
@@ -142,11 +146,21 @@ class LossChart(Vertical):
     def watch_smoothing(self) -> None:
         self.redraw(force=True)
 
+    def watch_window(self) -> None:
+        self.redraw(force=True)
+
+    def cycle_window(self) -> None:
+        """Whole run -> last 10k -> last 1k -> ... -> whole run, offering only windows shorter than the run."""
+        steps = self.train.steps
+        span = steps[-1] - steps[0] if len(steps) else 0.0
+        self.window = next_window(self.window, span)
+
     def redraw(self, force: bool = False) -> bool:
         """Redraw if the data or the size changed, and the last redraw is old enough."""
         plot = self.query_one(_Plot)
         width = plot.size.width - plot.margin_left
-        key = (self.train.version, self.val.version, width, plot.size.height, self.log_scale, self.smoothing)
+        key = (self.train.version, self.val.version, width, plot.size.height, self.log_scale, self.smoothing,
+               self.window)
         if width <= 0 or key == self._drawn:
             return False
         now = time.monotonic()
@@ -160,6 +174,10 @@ class LossChart(Vertical):
 
     def _draw(self, plot: PlotWidget, buckets: int) -> None:
         plot.clear()
+        steps = self.train.steps
+        if len(steps):
+            first, _ = in_window(steps, steps, self.window, steps[-1])
+            self.drawn_x_range = (float(first[0]), float(steps[-1]))
         train_style = str(self.get_component_rich_style("loss-chart--train"))
         if self.smoothing:
             x, y = self._prepared(self.train.steps, self.train.values, buckets)
@@ -176,7 +194,8 @@ class LossChart(Vertical):
             plot.scatter(x, y, marker=VAL_MARKER, marker_style=str(self.get_component_rich_style("loss-chart--val")))
 
     def _prepared(self, steps: Sequence[float], values: Sequence[float], buckets: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y = downsample_minmax(steps, values, buckets)
+        last = self.train.steps[-1] if len(self.train.steps) else None
+        x, y = downsample_minmax(*in_window(steps, values, self.window, last), buckets)
         if self.log_scale:
             positive = y > 0
             x, y = x[positive], np.log10(y[positive])
@@ -194,6 +213,8 @@ class LossChart(Vertical):
             parts.append("log scale")
         if self.smoothing:
             parts.append("smoothed (EMA)")
+        if self.window is not None:
+            parts.append(f"last {format_step(self.window)} steps")
         if not len(self.train):
             parts.append("waiting for the first step")
         return "   ".join(parts)

@@ -1,0 +1,202 @@
+"""The real CLI in a real terminal (tmux at 120x40), driven by keystrokes as a user would.
+
+Skipped when tmux is missing, except under CI (where `.ci/run` installs it): there it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tui_trainer.engine.checkpoint_verify import verify_file
+from tui_trainer.engine.run_dir import store_for
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 40.0  # torch's import and the first steps, on a slow shared runner
+STEP_TIMEOUT_S = 15.0
+
+
+@pytest.fixture
+def tmux() -> str:
+    path = shutil.which("tmux")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("tmux is not installed; CI must install it (see .ci/run)")
+        pytest.skip("tmux is not installed: the end-to-end dashboard test needs it")
+    return path
+
+
+class Terminal:
+    """One detached tmux session on a private server, running one command."""
+
+    def __init__(self, tmux: str, socket: str) -> None:
+        self.tmux = tmux
+        self.socket = socket
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run([self.tmux, "-L", self.socket, *args], capture_output=True, text=True, timeout=10,
+                              check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def start(self, command: str, cwd: Path) -> None:
+        self("-f", os.devnull, "new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(cwd), command)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "e2e", check=False)
+
+    def header(self) -> str:
+        return self.screen().split("\n", 1)[0]
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "e2e", *keys)
+
+    def pane_pid(self) -> int:
+        return int(self("display-message", "-p", "-t", "e2e", "#{pane_pid}").strip())
+
+
+@pytest.fixture
+def terminal(tmux: str, tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(tmux, f"tui-trainer-e2e-{os.getpid()}-{tmp_path.name}")
+    try:
+        yield term
+    finally:
+        term("kill-server", check=False)
+
+
+def train_command(run_dir: Path, config: Path, *, ckpt_every: int = 50, exit_file: Path | None = None) -> str:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(config)}
+    argv = [sys.executable, "-m", "tui_trainer", "train", "--run-dir", str(run_dir), "--max-iters", "2000",
+            "--ckpt-every", str(ckpt_every), "--job-opt", "size=tiny", "--job-opt", "device=cpu"]
+    command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+    if exit_file is None:
+        return "exec " + command  # the trainer itself gets the terminal's SIGHUP
+    return f"{command}; echo $? > {shlex.quote(str(exit_file))}"
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = STEP_TIMEOUT_S,
+               screen: Callable[[], str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            shown = f"\nscreen:\n{screen()}" if screen else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{shown}")
+        time.sleep(0.1)
+
+
+def history_size(run_dir: Path) -> int:
+    try:
+        return (run_dir / "history.jsonl").stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("step_*.pt"))
+
+
+def header_step(header: str) -> int:
+    return int(header.split("step ", 1)[1].split("/", 1)[0])
+
+
+def test_a_user_pauses_saves_retargets_and_quits(terminal, tmp_path):
+    run_dir, exit_file = tmp_path / "run", tmp_path / "exit_code"
+    terminal.start(train_command(run_dir, tmp_path / "config", exit_file=exit_file), tmp_path)
+    header = terminal.header
+    wait_until(lambda: "RUNNING" in header(), "the RUNNING header", START_TIMEOUT_S, terminal.screen)
+
+    terminal.keys("p")
+    wait_until(lambda: "PAUSED" in header(), "the PAUSED header", screen=terminal.screen)
+    size = history_size(run_dir)
+    time.sleep(0.8)
+    assert history_size(run_dir) == size, "history.jsonl grew while paused"
+
+    terminal.keys("p")
+    wait_until(lambda: "RUNNING" in header(), "RUNNING again", screen=terminal.screen)
+    wait_until(lambda: history_size(run_dir) > size, "history to grow after resuming")
+
+    # Pause again, so that periodic saves cannot blur the count and the step stays below 600.
+    step = pause_off_a_periodic_step(terminal)
+    assert step < 600, f"the run went past 600 before the test could retarget it: {header()}"
+    before = checkpoint_files(run_dir)
+    terminal.keys("s")
+    wait_until(lambda: len(checkpoint_files(run_dir)) == len(before) + 1, "the saved checkpoint",
+               screen=terminal.screen)
+    time.sleep(0.5)
+    added = sorted(set(checkpoint_files(run_dir)) - set(before))
+    assert len(added) == 1 and len(checkpoint_files(run_dir)) == len(before) + 1
+    kinds = {c.path.name: c.meta.kind for c in store_for(run_dir).list()}
+    assert kinds[added[0].name] == "manual"
+
+    terminal.keys("r")
+    wait_until(lambda: "New iteration target" in terminal.screen(), "the target modal", screen=terminal.screen)
+    terminal.keys("600", "Enter")
+    wait_until(lambda: "/600" in header(), "the new target in the header", screen=terminal.screen)
+    terminal.keys("p")
+    wait_until(lambda: "FINISHED" in header(), "the FINISHED header", screen=terminal.screen)
+    assert header_step(header()) == 600
+    assert max(c.meta.step for c in store_for(run_dir).list()) == 600
+
+    terminal.keys("q")
+    wait_until(exit_file.exists, "the dashboard to exit after q", screen=terminal.screen)
+    assert exit_file.read_text().strip() == "0"
+
+
+def pause_off_a_periodic_step(terminal: Terminal, every: int = 50) -> int:
+    """Pause on a step with no checkpoint yet, and return it.
+
+    Save-now on a step that a periodic save has just written marks that checkpoint manual
+    instead of adding one; and a pause asked for during a save lands right after it.
+    """
+    for _ in range(4):
+        terminal.keys("p")
+        wait_until(lambda: "PAUSED" in terminal.header(), "the pause", screen=terminal.screen)
+        step = header_step(terminal.header())
+        if step % every:
+            return step
+        terminal.keys("p")
+        wait_until(lambda: "RUNNING" in terminal.header(), "RUNNING again", screen=terminal.screen)
+    raise AssertionError(f"paused on a periodic step four times: {terminal.header()}")
+
+
+def test_killing_the_terminal_leaves_an_interrupted_checkpoint_that_verifies(terminal, tmp_path):
+    run_dir = tmp_path / "run"
+    # No periodic saves: a SIGHUP that lands on a periodic step would find that step saved already.
+    terminal.start(train_command(run_dir, tmp_path / "config", ckpt_every=0), tmp_path)
+    wait_until(lambda: "RUNNING" in terminal.header(), "the RUNNING header", START_TIMEOUT_S, terminal.screen)
+    wait_until(lambda: header_step(terminal.header()) >= 20, "some steps", screen=terminal.screen)
+    pid = terminal.pane_pid()
+
+    terminal("kill-session", "-t", "e2e")  # the terminal goes away: SIGHUP, as for a dropped SSH session
+    wait_until(lambda: not _alive(pid), "the trainer to exit after SIGHUP")
+
+    interrupted = [c for c in store_for(run_dir).list() if c.meta.kind == "interrupted"]
+    assert len(interrupted) == 1 and len(store_for(run_dir).list()) == 1, [c.meta.kind for c in store_for(run_dir).list()]
+    assert interrupted[0].meta.step >= 20
+    result = verify_file(interrupted[0].path)
+    assert result.ok, result.problem
+
+
+def _alive(pid: int) -> bool:
+    if Path("/proc").is_dir():  # Linux: a zombie has exited, though its pid still answers
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,119 @@
+"""What the job's own code prints, logs or warns, taken from the training thread only.
+
+While the dashboard runs, stdout and stderr belong to Textual, and other threads (the UI, a
+checkpoint lister) write too. So nothing is redirected wholesale (`contextlib.redirect_stdout`
+swaps the stream for every thread): `capture_job_output` wraps `sys.stdout`, `sys.stderr`,
+`warnings.showwarning` and the root logger so that what the capturing thread writes goes to
+`sink(text, level)` one line at a time, and everything else passes through untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+Sink = Callable[[str, str], None]  # sink(line, level): level is info, warning or error
+
+
+class _ThreadStream:
+    """A text stream that hands one thread's lines to a sink and passes other threads through."""
+
+    def __init__(self, wrapped: TextIO, thread_id: int, sink: Sink, level: str) -> None:
+        self.wrapped = wrapped
+        self.thread_id = thread_id
+        self.sink = sink
+        self.level = level
+        self.active = True
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        if not self.active or threading.get_ident() != self.thread_id:
+            return self.wrapped.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.active or threading.get_ident() != self.thread_id:
+            self.wrapped.flush()
+
+    def close_capture(self) -> None:
+        self.active = False
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = ""
+
+    def _emit(self, line: str) -> None:
+        # A progress bar redraws its line with \r: only what is left visible counts.
+        line = line.rstrip("\r").rpartition("\r")[2].rstrip()
+        if line:
+            self.sink(line, self.level)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self.wrapped, name)
+
+
+class _ThreadLogHandler(logging.Handler):
+    def __init__(self, thread_id: int, sink: Sink) -> None:
+        super().__init__(logging.NOTSET)
+        self.thread_id = thread_id
+        self.sink = sink
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread_id:
+            return
+        level = "info"
+        if record.levelno >= logging.WARNING:
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+        try:
+            text = self.format(record)
+        except Exception:  # a bad format string in the job must not stop training
+            text = str(record.msg)
+        for line in text.splitlines():
+            if line.strip():
+                self.sink(line.rstrip(), level)
+
+
+@contextlib.contextmanager
+def capture_job_output(sink: Sink) -> Iterator[None]:
+    """Send this thread's prints, log records and warnings to `sink` until the block ends.
+
+    Restores what it replaced on exit; if someone wrapped a stream on top of ours in the
+    meantime, ours stays in place but passes everything through.
+    """
+    thread_id = threading.get_ident()
+    out = _ThreadStream(sys.stdout, thread_id, sink, "info")
+    err = _ThreadStream(sys.stderr, thread_id, sink, "warning")
+    handler = _ThreadLogHandler(thread_id, sink)
+    previous_showwarning = warnings.showwarning
+
+    def showwarning(message: Any, category: type[Warning], filename: str, lineno: int,
+                    file: TextIO | None = None, line: str | None = None) -> None:
+        if threading.get_ident() != thread_id:
+            previous_showwarning(message, category, filename, lineno, file, line)
+            return
+        sink(f"{category.__name__}: {message} ({os.path.basename(filename)}:{lineno})", "warning")
+
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    warnings.showwarning = showwarning
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        if warnings.showwarning is showwarning:
+            warnings.showwarning = previous_showwarning
+        for stream, name in ((out, "stdout"), (err, "stderr")):
+            stream.close_capture()
+            if getattr(sys, name) is stream:
+                setattr(sys, name, stream.wrapped)
