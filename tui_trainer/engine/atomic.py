@@ -75,7 +75,7 @@ def find_temp_files(directory: Path) -> list[Path]:
         return []
     for entry in entries:
         match = _TEMP_RE.match(entry.name)
-        if match and not _pid_alive(int(match["pid"])):
+        if match and not pid_alive(int(match["pid"])):
             leftovers.append(Path(entry.path))
     return sorted(leftovers)
 
@@ -89,7 +89,8 @@ def remove_temp_files(directory: Path) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists on this host (one we may not signal counts)."""
     if pid == os.getpid():
         return True
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine import events as ev
+from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
 from tui_trainer.engine.control_file import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.errors import RunDirError
@@ -30,16 +31,6 @@ from tui_trainer.tui.watch_control import WatchControl
 FOLLOW_INTERVAL_S = 0.25
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
 ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted"}
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SpeedMeter:
