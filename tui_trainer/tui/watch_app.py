@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.tui.app import TrainerApp
 from tui_trainer.engine.atomic import pid_alive
+from tui_trainer.tui.app import TrainerApp
 from tui_trainer.tui.run_follower import WatchRunner
 from tui_trainer.tui.watch_control import WatchControl
 from tui_trainer.tui.widgets.system_panel import SystemPanel
