@@ -13,16 +13,13 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
-from textual.worker import get_current_worker
 
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.error_text import describe_error
+from tui_trainer.tui.screens.loaded_view import LoadedView
 
 CHANGES_SHOWN = 12
 
@@ -90,7 +87,7 @@ def largest_changes(c: Any) -> RenderableType:
     return Group(table, footer)
 
 
-class CompareScreen(ModalScreen[None]):
+class CompareScreen(LoadedView):
     """A compared with B, where A is the earlier checkpoint."""
 
     DEFAULT_CSS = """
@@ -113,7 +110,6 @@ class CompareScreen(ModalScreen[None]):
         super().__init__()
         self.a, self.b = a, b
         self.comparison: Any = None
-        self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -122,28 +118,15 @@ class CompareScreen(ModalScreen[None]):
                 yield Static("loading both checkpoints ...", id="compare-sides")
                 yield Static("", id="compare-changes")
 
-    def on_mount(self) -> None:
-        self.query_one(VerticalScroll).focus()
-        self._compare()
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _compare(self) -> None:
+    def load(self) -> Any:
         from tui_trainer.engine.checkpoint_compare import compare_checkpoints  # imports torch
 
-        try:
-            comparison, problem = compare_checkpoints(self.a, self.b), None
-        except Exception as exc:
-            comparison, problem = None, describe_error(exc)
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, comparison, problem)
+        return compare_checkpoints(self.a, self.b)
 
-    def _show(self, comparison: Any, problem: str | None) -> None:
-        self.comparison, self.problem = comparison, problem
-        if problem is not None:
-            self.query_one("#compare-sides", Static).update(Text(f"cannot compare: {problem}", style="bold red"))
-            return
+    def show_result(self, comparison: Any) -> None:
+        self.comparison = comparison
         self.query_one("#compare-sides", Static).update(side_by_side(comparison))
         self.query_one("#compare-changes", Static).update(largest_changes(comparison))
+
+    def show_problem(self, problem: str) -> None:
+        self.query_one("#compare-sides", Static).update(Text(f"cannot compare: {problem}", style="bold red"))

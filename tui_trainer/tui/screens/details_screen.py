@@ -14,16 +14,13 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
-from textual.worker import get_current_worker
 
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.error_text import describe_error
+from tui_trainer.tui.screens.loaded_view import LoadedView
 
 TENSORS_SHOWN = 12
 PARTS = (("data", "data position"), ("target", "target"), ("job", "job"), ("job_options", "job options"),
@@ -103,7 +100,7 @@ def details_sections(d: Any) -> list[Table]:
             _section("config and data position", run_rows)]
 
 
-class DetailsScreen(ModalScreen[None]):
+class DetailsScreen(LoadedView):
     DEFAULT_CSS = """
     DetailsScreen { align: center middle; }
     DetailsScreen > Vertical {
@@ -125,7 +122,6 @@ class DetailsScreen(ModalScreen[None]):
         self.run_dir = run_dir
         self.name_ = name
         self.details: Any = None
-        self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -133,26 +129,14 @@ class DetailsScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static("loading the checkpoint ...", id="details-body")
 
-    def on_mount(self) -> None:
-        self.query_one(VerticalScroll).focus()
-        self._load()
+    def load(self) -> Any:
+        return load_details(self.run_dir, self.name_)
 
-    def action_close(self) -> None:
-        self.dismiss(None)
+    def show_result(self, details: Any) -> None:
+        self.details = details
+        self.query_one("#details-body", Static).update(
+            Group(*(item for table in details_sections(details) for item in (table, Text(""))))
+        )
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _load(self) -> None:
-        try:
-            details, problem = load_details(self.run_dir, self.name_), None
-        except Exception as exc:
-            details, problem = None, describe_error(exc)
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, details, problem)
-
-    def _show(self, details: Any, problem: str | None) -> None:
-        self.details, self.problem = details, problem
-        body = self.query_one("#details-body", Static)
-        if problem is not None:
-            body.update(Text(f"cannot read {self.name_}: {problem}", style="bold red"))
-        else:
-            body.update(Group(*(item for table in details_sections(details) for item in (table, Text("")))))
+    def show_problem(self, problem: str) -> None:
+        self.query_one("#details-body", Static).update(Text(f"cannot read {self.name_}: {problem}", style="bold red"))
