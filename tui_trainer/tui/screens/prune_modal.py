@@ -14,12 +14,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.error_text import describe_error
+from tui_trainer.tui.screens.form_modal import FormModal
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def preview_lines(preview: PrunePreview) -> list[str]:
     return lines
 
 
-class PruneScreen(ModalScreen[PruneRequest | None]):
+class PruneScreen(FormModal[PruneRequest | None]):
     """Dismissed with the keep-last value and the previewed names to delete, or None."""
 
     DEFAULT_CSS = """
@@ -108,6 +108,7 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
     PruneScreen Button { margin-right: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prune.cancel")]
+    OK_BUTTON_ID = "prune-ok"
 
     def __init__(self, run_dir: str | Path, keep_last: int, live: bool) -> None:
         super().__init__()
@@ -145,20 +146,6 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
             self.query_one("#prune-preview", Static).update("")
         elif self.preview is None or self.preview.keep_last != keep:
             self._preview(keep)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "prune-ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _submit(self) -> None:
         keep, problem = parse_keep_last(self.query_one(Input).value)

@@ -6,14 +6,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from tui_trainer.tui.rollback import RollbackPlan, describe_rollback
+from tui_trainer.tui.screens.form_modal import FormModal
 from tui_trainer.tui.screens.target_modal import parse_target
 
 
-class RollbackScreen(ModalScreen[int | None]):
+class RollbackScreen(FormModal[int | None]):
     """Dismissed with the target to train to from the checkpoint, or None (cancel)."""
 
     DEFAULT_CSS = """
@@ -36,6 +36,7 @@ class RollbackScreen(ModalScreen[int | None]):
     RollbackScreen Button { margin-right: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="rollback.cancel")]
+    OK_BUTTON_ID = "rollback-ok"
 
     def __init__(self, plan: RollbackPlan, target: int, live_step: int | None) -> None:
         super().__init__()
@@ -60,20 +61,6 @@ class RollbackScreen(ModalScreen[int | None]):
 
     def on_mount(self) -> None:
         self.query_one("#rollback-cancel", Button).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "rollback-ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _submit(self) -> None:
         target, problem = parse_target(self.query_one(Input).value, self.plan.step)

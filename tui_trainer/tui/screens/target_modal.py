@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
+
+from tui_trainer.tui.screens.form_modal import FormModal
 
 
 def parse_target(text: str, current_step: int) -> tuple[int | None, str | None]:
@@ -20,7 +21,7 @@ def parse_target(text: str, current_step: int) -> tuple[int | None, str | None]:
     return target, None
 
 
-class TargetScreen(ModalScreen[int | None]):
+class TargetScreen(FormModal[int | None]):
     """Dismissed with the new target, or None when cancelled."""
 
     DEFAULT_CSS = """
@@ -39,6 +40,7 @@ class TargetScreen(ModalScreen[int | None]):
     TargetScreen Button { margin-right: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="target.cancel")]
+    OK_BUTTON_ID = "target-ok"
 
     def __init__(self, current_target: int, current_step: int, note: str = "") -> None:
         super().__init__()
@@ -61,20 +63,6 @@ class TargetScreen(ModalScreen[int | None]):
         field = self.query_one(Input)
         field.focus()
         field.select_all()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "target-ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _submit(self) -> None:
         target, problem = parse_target(self.query_one(Input).value, self.current_step)
