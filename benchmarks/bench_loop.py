@@ -220,17 +220,7 @@ def run_round(size: str, steps: int, chunk: int, threads: int, root: Path) -> Ro
     }
     sides = [Side(name, make(), threads) for name, make in makers.items()]
     turns = steps // chunk
-    try:
-        for turn in range(turns):
-            for side in rotated(sides, turn):
-                if not side.finished:
-                    side.take_turn()
-        for side in sides:
-            if not side.finished:
-                raise RuntimeError(f"{side.name} did not finish in {turns} turns")
-            side.join()
-    finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+    run_interleaved(sides, turns, run_root)
 
     bare = sides[0]
     timed = range(1, turns)  # turn 0 warms up each side; it is not timed
@@ -308,17 +298,7 @@ def dashboard_round(size: str, steps: int, chunk: int, threads: int, root: Path)
                      charge_background=True)
     sides = [headless, dashboard]
     turns = steps // chunk
-    try:
-        for turn in range(turns):
-            for side in rotated(sides, turn):
-                if not side.finished:
-                    side.take_turn()
-        for side in sides:
-            if not side.finished:
-                raise RuntimeError(f"{side.name} did not finish in {turns} turns")
-            side.join()
-    finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+    run_interleaved(sides, turns, run_root)
     # Turn 0 holds launch and the first paint; the last, the app closing: neither is timed.
     timed = range(1, turns - 1)
     headless_s = sum(headless.turn_seconds[t] for t in timed)
@@ -347,6 +327,21 @@ def print_dashboard_table(rounds: list[DashboardRound]) -> None:
     share = statistics.median(r.ui_share for r in rounds)
     print(f"{DASHBOARD}: its own turns alone run at {uncharged:.3f}x; the UI thread's CPU between its turns, "
           f"charged above, is {share:.1%} of their time")
+
+
+def run_interleaved(sides: list, turns: int, run_root: Path) -> None:
+    """Give each side its turns in rotation until all finish; remove their run dirs after."""
+    try:
+        for turn in range(turns):
+            for side in rotated(sides, turn):
+                if not side.finished:
+                    side.take_turn()
+        for side in sides:
+            if not side.finished:
+                raise RuntimeError(f"{side.name} did not finish in {turns} turns")
+            side.join()
+    finally:
+        shutil.rmtree(run_root, ignore_errors=True)
 
 
 def rotated(items: list[Side], by: int) -> list[Side]:
