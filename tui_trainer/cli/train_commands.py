@@ -82,15 +82,22 @@ def add_theme_flag(parser: argparse.ArgumentParser, default: object = None) -> N
                         "(default: the last one chosen with t)")
 
 
+# The launch functions import `engine.launch` (and so torch, ~2 s) when they are called: under
+# the dashboard that is on its worker, after the first frame has painted.
+
+
 def run_default(args: argparse.Namespace) -> int:
     """`tui-trainer` with no command: the dashboard on the last unfinished demo run, or a new one."""
-    from tui_trainer.engine.launch import continue_or_start
 
-    return _drive(lambda **kw: continue_or_start(DEFAULT_ROOT, **kw), headless=False, theme=_theme(args))
+    def launch(**kw: Any) -> Any:
+        from tui_trainer.engine.launch import continue_or_start
+
+        return continue_or_start(DEFAULT_ROOT, **kw)
+
+    return _drive(launch, headless=False, theme=_theme(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tui_trainer.engine.launch import new_run_dir, start_run
     from tui_trainer.engine.policy import CheckpointPolicy
     from tui_trainer.engine.run_dir import RunSettings
 
@@ -100,24 +107,28 @@ def run_train(args: argparse.Namespace) -> int:
     )
     settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
     options = parse_job_options(args.job_opt)
-    run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
-    return _drive(
-        lambda **kw: start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw),
-        headless=args.headless, theme=_theme(args),
-    )
+
+    def launch(**kw: Any) -> Any:
+        from tui_trainer.engine.launch import new_run_dir, start_run
+
+        run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
+        return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw)
+
+    return _drive(launch, headless=args.headless, theme=_theme(args))
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from tui_trainer.engine.launch import resume_run
-
     policy = {"every_steps": args.ckpt_every, "every_minutes": args.ckpt_minutes, "keep_last": args.keep_last,
               "monitor": args.monitor, "mode": args.mode}
     settings = {"eval_every": args.eval_every, "log_every": args.log_every}
-    return _drive(
-        lambda **kw: resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
-                                settings_overrides=settings, **kw),
-        headless=args.headless, theme=_theme(args),
-    )
+
+    def launch(**kw: Any) -> Any:
+        from tui_trainer.engine.launch import resume_run
+
+        return resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
+                          settings_overrides=settings, **kw)
+
+    return _drive(launch, headless=args.headless, theme=_theme(args))
 
 
 def _drive(launch: Any, headless: bool, theme: str | None = None) -> int:
