@@ -79,11 +79,11 @@ def test_runs_screen_lists_every_run_with_its_numbers_and_total_and_opens_them(t
             screen = await _open_runs(pilot, app)
             best = store_for(live).best().meta.metric("val_loss")
             expected = {
-                "model_gpu0": ("", "model_gpu0", "factories:no_job", "finished", "350/2000", "2.7000", "3",
-                               human_bytes(_size(gpu0))),
-                "model_gpu1": ("", "model_gpu1", "factories:no_job", "finished", "200/2000", "1.5000", "2",
-                               human_bytes(_size(gpu1))),
-                "run": ("", "run", "demo", "finished (live)", "20/20", f"{best:.4f}", "2", human_bytes(_size(live))),
+                "model_gpu0": ("", "model_gpu0", "finished", "350/2000", "2.7000", "3", human_bytes(_size(gpu0)),
+                               "factories:no_job"),
+                "model_gpu1": ("", "model_gpu1", "finished", "200/2000", "1.5000", "2", human_bytes(_size(gpu1)),
+                               "factories:no_job"),
+                "run": ("", "run", "finished (live)", "20/20", f"{best:.4f}", "2", human_bytes(_size(live)), "demo"),
             }
             total = f"3 runs, 7 checkpoints, {human_bytes(_size(gpu0) + _size(gpu1) + _size(live))} in all"
             await wait_for(pilot, lambda: {n: _row(screen, n) for n in expected} == expected
@@ -202,7 +202,7 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
             await wait_for(pilot, lambda: _on_disk(a) == remaining and _on_disk(b) == remaining, what="the prune")
             assert live_before <= _on_disk(live)  # the training run lost nothing
             assert {k: v for k, v in snapshot(tmp_path).items() if k in untouched} == untouched
-            await wait_for(pilot, lambda: _row(screen, "a")[6] == "3", timeout=10, what="the table to re-scan")
+            await wait_for(pilot, lambda: _row(screen, "a")[5] == "3", timeout=10, what="the table to re-scan")
 
     run_async(scenario)
 
@@ -218,7 +218,7 @@ def test_the_watch_app_opens_the_runs_screen_on_its_root(tmp_path):
             await wait_for(pilot, lambda: app.model.run_dir is not None, what="the watched run")
             screen = await _open_runs(pilot, app)
             assert [r.name for r in screen.index.runs] == ["other", "watched"]
-            await wait_for(pilot, lambda: _row(screen, "watched")[3] == "finished (live)", what="the live mark")
+            await wait_for(pilot, lambda: _row(screen, "watched")[2] == "finished (live)", what="the live mark")
             await _select(pilot, screen, "watched")
             await pilot.press("enter")
             await wait_for(pilot, lambda: len(app.screen_stack) == 1, what="back to the watched run")

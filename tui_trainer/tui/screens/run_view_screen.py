@@ -36,7 +36,7 @@ class RunViewScreen(Screen[None]):
     """Follows one run dir read-only until dismissed; the follower thread stops with the screen."""
 
     DEFAULT_CSS = """
-    RunViewScreen #view-note { height: 1; padding: 0 1; color: $text-muted; }
+    RunViewScreen #view-note { width: 100%; height: auto; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [
         Binding("escape", "close", "Back", tooltip="Back to the runs", id="run_view.close"),
@@ -55,8 +55,7 @@ class RunViewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="view-status")
         yield RunProgress(id="view-progress")
-        yield Label(f"viewing {self.run_dir} (read-only; `tui-trainer watch {self.run_dir}` steers it); "
-                    "esc goes back", id="view-note")
+        yield Label(f"read-only view (esc goes back); `tui-trainer watch {self.run_dir}` steers it", id="view-note")
         with Horizontal(id="main"):
             yield LossChart(self.model.train, self.model.val, id="chart")
             with Vertical(id="side"):

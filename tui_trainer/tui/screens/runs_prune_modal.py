@@ -30,7 +30,7 @@ def plan_lines(plan: RunsPrunePlan) -> list[str]:
 class RunsPruneScreen(PruneScreen):
     """Dismissed with the keep-last value and the previewed "run/checkpoint" keys, or None."""
 
-    INTRO = "Keep the newest N rotating checkpoints of every run under the root; delete the older ones."
+    INTRO = "In every run: keep the newest N rotating checkpoints, delete older ones."
 
     def __init__(self, root: str | Path, keep_last: int) -> None:
         super().__init__(root, keep_last, live=False)

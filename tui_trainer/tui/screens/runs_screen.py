@@ -43,7 +43,7 @@ def total_line(index: RunsIndex) -> str:
 
 class RunsScreen(Screen[None]):
     DEFAULT_CSS = """
-    RunsScreen #runs-title, RunsScreen #runs-total { height: auto; padding: 0 1; }
+    RunsScreen #runs-title, RunsScreen #runs-total { width: 100%; height: auto; padding: 0 1; }
     RunsScreen #runs-title { color: $text-muted; }
     RunsScreen #runs-total { text-style: bold; }
     RunsScreen RunsTable { border: round $primary-darken-2; }

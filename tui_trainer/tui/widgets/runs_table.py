@@ -1,4 +1,4 @@
-"""The runs under a root, one row each: marked for the overlay, name, job, state, step, best, checkpoints, size.
+"""The runs under a root, one row each: marked for the overlay, name, state, step, best, checkpoints, size, job.
 
 Rows are keyed by the run's name, so the cursor and the marks stay on the same runs when a
 re-scan adds, removes or reorders rows.
@@ -18,7 +18,7 @@ from tui_trainer.engine.job import DEMO_JOB
 from tui_trainer.engine.runs_index import RunSummary
 from tui_trainer.engine.sizes import human_bytes
 
-COLUMNS = ("", "run", "job", "state", "step", "best val", "ckpts", "size")
+COLUMNS = ("", "run", "state", "step", "best val", "ckpts", "size", "job")  # job last: cut first when narrow
 MARK = "●"  # marked for the overlay chart
 LIVE = "live"  # the run this dashboard trains or watches
 
@@ -44,12 +44,12 @@ def run_rows(runs: Sequence[RunSummary], marked: set[str], live: str | None = No
         rows.append(RunRow(run.name, (
             MARK if run.name in marked else "",
             run.name,
-            job_name(run.job),
             state,
             f"{step}/{run.target}",
             _loss(run.best_value),
             str(run.checkpoints),
             human_bytes(run.disk_bytes),
+            job_name(run.job),
         )))
     return rows
 
