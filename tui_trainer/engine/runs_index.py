@@ -105,7 +105,7 @@ def _subdirs(folder: Path) -> list[Path]:
     try:
         with os.scandir(folder) as entries:
             return sorted(Path(e.path) for e in entries
-                          if not e.name.startswith(".") and e.name != SUPERSEDED_DIR and e.is_dir(follow_symlinks=False))
+                          if not e.name.startswith(".") and e.name != SUPERSEDED_DIR and e.is_dir())
     except OSError:
         return []
 

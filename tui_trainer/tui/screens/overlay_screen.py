@@ -33,7 +33,8 @@ def load_curves(runs: list[tuple[str, Path]]) -> dict[str, list[Curve]]:
     curves: dict[str, list[Curve]] = {TRAIN: [], VAL: []}
     for label, run_dir in runs:
         history = read_loss_curves(run_dir / HISTORY_FILE)
-        for what, steps, values in ((TRAIN, history.steps, history.losses), (VAL, history.val_steps, history.val_losses)):
+        pairs = ((TRAIN, history.steps, history.losses), (VAL, history.val_steps, history.val_losses))
+        for what, steps, values in pairs:
             x, y = downsample_minmax(steps, values, KEPT_BUCKETS)
             curves[what].append(Curve(label, np.asarray(x), np.asarray(y)))
     return curves
