@@ -20,6 +20,7 @@ METADATA_MODULES = """
 import json, sys
 import tui_trainer.engine.checkpoint_store, tui_trainer.engine.retention, tui_trainer.engine.run_dir
 import tui_trainer.engine.checkpoint_meta, tui_trainer.engine.policy
+import tui_trainer.engine.runs_index, tui_trainer.engine.runs_prune, tui_trainer.engine.history
 print(json.dumps(sorted(m for m in ("torch", "numpy", "textual", "rich") if m in sys.modules)))
 """
 

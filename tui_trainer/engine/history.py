@@ -41,6 +41,29 @@ def iter_history(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+@dataclass
+class LossCurves:
+    """A run's train loss per logged step and its val loss per evaluation, NaN where not finite."""
+
+    steps: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    val_steps: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+
+
+def read_loss_curves(path: str | os.PathLike[str]) -> LossCurves:
+    """Train and val loss from a history file, for charts that compare runs."""
+    curves = LossCurves()
+    for record in iter_history(path):
+        if "loss" in record:
+            curves.steps.append(float(record["step"]))
+            curves.losses.append(_as_float(record["loss"]))
+        elif "val_loss" in record:
+            curves.val_steps.append(float(record["step"]))
+            curves.val_losses.append(_as_float(record["val_loss"]))
+    return curves
+
+
 def truncate_history(path: Path, last_step: int) -> int:
     """Drop records after `last_step` (atomically); return how many were dropped."""
     if not path.exists():

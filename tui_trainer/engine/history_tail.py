@@ -53,10 +53,10 @@ class HistoryTail:
             end = len(data)  # one absurdly long line: skip it rather than stall on it forever
         self.offset += end
         self._caught_up = len(data) < self.chunk_bytes
-        return [r for r in map(_parse, data[:end].splitlines()) if r is not None]
+        return [r for r in map(parse_record, data[:end].splitlines()) if r is not None]
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_record(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
     except ValueError:

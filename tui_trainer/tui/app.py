@@ -7,6 +7,7 @@ Events reach the screen only through `runner` (a buffer drained at 4 Hz), never 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from textual import work
@@ -25,6 +26,7 @@ from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
+from tui_trainer.tui.screens.runs_screen import RunsScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
@@ -41,7 +43,7 @@ CHECKPOINT_REFRESH_S = 15.0
 
 DASHBOARD_ACTIONS = frozenset(
     {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit",
-     "cycle_chart_window", "cycle_checkpoint_sort"}
+     "cycle_chart_window", "cycle_checkpoint_sort", "show_runs"}
 ) | CHECKPOINT_ACTIONS
 
 
@@ -66,6 +68,8 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
                 show=False, id="dashboard.chart_window"),
         Binding("o", "cycle_checkpoint_sort", "Sort", tooltip="Sort checkpoints by step, val loss or size",
                 show=False, id="dashboard.checkpoint_sort"),
+        Binding("R", "show_runs", "Runs", tooltip="Runs: every run under the checkpoints root; compare, prune",
+                show=False, id="dashboard.runs"),
         Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while training)", id="dashboard.quit"),
         # Ctrl+C means what it means in a headless run: save a checkpoint, then quit.
         Binding("ctrl+c", "interrupt", "Save and quit", show=False, priority=True, id="dashboard.interrupt"),
@@ -227,6 +231,13 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
 
     def action_cycle_checkpoint_sort(self) -> None:
         self.query_one(CheckpointTable).cycle_sort()
+
+    def action_show_runs(self) -> None:
+        if self.model.run_dir is None:
+            self.notify("the runs screen opens once the run has loaded", severity="warning", timeout=3)
+            return
+        run_dir = Path(self.model.run_dir)
+        self.push_screen(RunsScreen(run_dir.parent, live_run=run_dir))
 
     def action_request_quit(self) -> None:
         if self.quitting:

@@ -25,11 +25,20 @@ class KeyHelp:
 
 def app_bindings(app: Any) -> list[Binding]:
     """The app's bindings in declaration order, one per key, after the user's keymap."""
+    return _unique_bindings(app)
+
+
+def screen_bindings(screen: Any) -> list[Binding]:
+    """A screen's own bindings (those declared with an id), after the user's keymap."""
+    return [b for b in _unique_bindings(screen) if b.id is not None]
+
+
+def _unique_bindings(node: Any) -> list[Binding]:
     # `_bindings` is the merged map Textual builds from every class's BINDINGS and the keymap;
     # the class attributes alone would miss remapped keys.
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     bindings = []
-    for _key, binding in app._bindings:
+    for _key, binding in node._bindings:
         if binding.action in HIDDEN_ACTIONS or (binding.key, binding.action) in seen:
             continue
         seen.add((binding.key, binding.action))
@@ -37,9 +46,11 @@ def app_bindings(app: Any) -> list[Binding]:
     return bindings
 
 
-def key_help(app: Any) -> list[KeyHelp]:
+def key_help(app: Any, screen: Any = None) -> list[KeyHelp]:
+    """Every key: a screen's own first (when given), then the app's."""
+    bindings = (screen_bindings(screen) if screen is not None else []) + app_bindings(app)
     rows = []
-    for binding in app_bindings(app):
+    for binding in bindings:
         description = binding.description or binding.action.replace("_", " ")
         rows.append(KeyHelp(app.get_key_display(binding), description, binding.tooltip or ""))
     return rows

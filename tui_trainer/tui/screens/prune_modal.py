@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -109,17 +110,18 @@ class PruneScreen(FormModal[PruneRequest | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prune.cancel")]
     OK_BUTTON_ID = "prune-ok"
+    INTRO = "Keep the newest N rotating checkpoints; delete the older ones."
 
     def __init__(self, run_dir: str | Path, keep_last: int, live: bool) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.default_keep = keep_last
         self.live = live
-        self.preview: PrunePreview | None = None
+        self.preview: Any = None  # a PrunePreview here; a subclass's own kind of preview
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Keep the newest N rotating checkpoints; delete the older ones.")
+            yield Label(self.INTRO)
             yield Input(str(self.default_keep), id="prune-keep")
             yield Label("", id="prune-error", classes="-hidden")
             with VerticalScroll(id="prune-scroll"):
@@ -159,25 +161,37 @@ class PruneScreen(FormModal[PruneRequest | None]):
         if not self.preview.doomed and not self.live:
             self._show_error(f"keep-last {keep} deletes nothing; type a smaller number, or cancel")
             return
-        self.dismiss(PruneRequest(keep, self.preview.names))
+        self.dismiss(PruneRequest(keep, self.preview_names(self.preview)))
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _preview(self, keep: int) -> None:
         try:
-            preview: PrunePreview | None = preview_prune(self.run_dir, keep)
+            preview: Any = self.compute_preview(keep)
             problem = None
         except Exception as exc:  # a run dir gone or damaged: said here, not raised
             preview, problem = None, describe_error(exc)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_preview, keep, preview, problem)
 
-    def _show_preview(self, keep: int, preview: PrunePreview | None, problem: str | None) -> None:
+    # What a subclass (the prune across runs) replaces: the preview, its wording, the names it returns.
+
+    def compute_preview(self, keep: int) -> Any:
+        """Called on a thread worker."""
+        return preview_prune(self.run_dir, keep)
+
+    def preview_text(self, preview: Any) -> str:
+        return "\n".join(preview_lines(preview))
+
+    def preview_names(self, preview: Any) -> tuple[str, ...]:
+        return tuple(preview.names)
+
+    def _show_preview(self, keep: int, preview: Any, problem: str | None) -> None:
         if parse_keep_last(self.query_one(Input).value)[0] != keep:
             return  # the number changed while this preview was worked out; a newer one is coming
         self.preview = preview
         if problem is not None:
             self._show_error(problem)
-        self.query_one("#prune-preview", Static).update(Text("\n".join(preview_lines(preview)) if preview else ""))
+        self.query_one("#prune-preview", Static).update(Text(self.preview_text(preview) if preview else ""))
 
     def _show_error(self, text: str) -> None:
         error = self.query_one("#prune-error", Label)

@@ -1,0 +1,101 @@
+"""`tui-trainer runs [ROOT]`: every run under a folder with its state, last step, best val loss and size.
+
+The same listing as the dashboard's runs screen, from small files only: no torch, no Rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tui_trainer.cli import ckpt_format as fmt
+from tui_trainer.cli.train_commands import DEFAULT_ROOT
+from tui_trainer.engine.sizes import human_bytes
+
+if TYPE_CHECKING:
+    from tui_trainer.engine.runs_index import RunsIndex, RunSummary
+
+COLUMNS = ("run", "state", "step", "best val", "ckpts", "size", "job")
+RIGHT_ALIGNED = frozenset({"step", "best val", "ckpts", "size"})
+GAP = "  "
+
+
+def add_parser(commands: Any) -> None:
+    runs = commands.add_parser(
+        "runs",
+        help="list every run under a folder: state, last step, best val loss, size, and the total",
+        description="List the run dirs under ROOT (default: checkpoints/), and those one folder further down, "
+        "with each run's state (running means a live process holds its lock), last step / target, best "
+        "val loss, number of checkpoints and size on disk, then the total. Reads only small files.",
+    )
+    runs.add_argument("root", type=Path, nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
+                      help="the folder holding the run dirs (default: checkpoints)")
+    runs.add_argument("--json", action="store_true", help="print JSON for scripts")
+    runs.set_defaults(handler=run_runs)
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from tui_trainer.engine.runs_index import list_runs
+
+    index = list_runs(args.root)
+    if args.json:
+        fmt.print_json(index_record(index))
+        return 0
+    if not index.runs:
+        print(f"no runs under {args.root}")
+    else:
+        print(render(index))
+    for problem in index.problems:
+        print(f"unreadable: {problem}")
+    return 0
+
+
+def row(run: RunSummary) -> dict[str, str]:
+    return {
+        "run": run.name,
+        "state": run.state,
+        "step": f"{fmt.or_dash(run.last_step)}/{run.target}",
+        "best val": fmt.format_loss(run.best_value),
+        "ckpts": str(run.checkpoints),
+        "size": human_bytes(run.disk_bytes),
+        "job": run.job,
+    }
+
+
+def render(index: RunsIndex) -> str:
+    rows = [row(run) for run in index.runs]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS}
+
+    def line(cells: dict[str, str]) -> str:
+        return GAP.join(cells[c].rjust(widths[c]) if c in RIGHT_ALIGNED else cells[c].ljust(widths[c])
+                        for c in COLUMNS).rstrip()
+
+    count = len(rows)
+    total = f"{count} run{'s' if count != 1 else ''}, {index.checkpoints} checkpoints, {human_bytes(index.disk_bytes)}"
+    return "\n".join([line({c: c for c in COLUMNS}), *(line(r) for r in rows), total])
+
+
+def index_record(index: RunsIndex) -> dict[str, Any]:
+    return {
+        "root": str(index.root),
+        "runs": [
+            {
+                "name": run.name,
+                "path": str(run.path),
+                "run_id": run.run_id,
+                "job": run.job,
+                "state": run.state,
+                "last_step": run.last_step,
+                "target": run.target,
+                "monitor": run.monitor,
+                "best_value": fmt.finite_or_none(run.best_value),
+                "best_checkpoint": run.best_checkpoint,
+                "checkpoints": run.checkpoints,
+                "disk_bytes": run.disk_bytes,
+            }
+            for run in index.runs
+        ],
+        "total": {"runs": len(index.runs), "checkpoints": index.checkpoints, "disk_bytes": index.disk_bytes},
+        "problems": list(index.problems),
+    }
