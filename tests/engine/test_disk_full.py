@@ -1,51 +1,22 @@
 """A save that does not fit: a run asked to pause waits for room and retries; by default it ends."""
 
-import errno
-import shutil
 import time
-from collections import namedtuple
 
 import pytest
 
+from tests.full_disk import FullDisk
 from tiny_runs import Gate, at_step, wait_until
-from tui_trainer.engine import checkpoint_store
 from tui_trainer.engine import events as ev
 from tui_trainer.engine.checkpoint_file import load_checkpoint
 from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, PERIODIC, checkpoint_name
-from tui_trainer.engine.hashing_writer import HashingWriter
 from tui_trainer.engine.run_dir import read_run
 
-DiskUsage = namedtuple("DiskUsage", "total used free")
 NEARLY_FULL = 1000  # bytes free: less than any checkpoint
-
-
-class Disk:
-    """The checkpoint filesystem as the store sees it: free space to report, or ENOSPC on write."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.free: int | None = None  # None: the real free space
-        self.enospc = False
-        real_usage = shutil.disk_usage
-        disk = self
-
-        def disk_usage(path):
-            usage = real_usage(path)
-            return usage if disk.free is None else DiskUsage(usage.total, usage.total - disk.free, disk.free)
-
-        class FillingWriter(HashingWriter):
-            def _write_through(self, data):
-                if disk.enospc:  # half the bytes land, then the disk is full
-                    super()._write_through(memoryview(data)[: len(data) // 2])
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                super()._write_through(data)
-
-        monkeypatch.setattr(shutil, "disk_usage", disk_usage)
-        monkeypatch.setattr(checkpoint_store, "HashingWriter", FillingWriter)
 
 
 @pytest.fixture
 def disk(monkeypatch):
-    return Disk(monkeypatch)
+    return FullDisk(monkeypatch)
 
 
 def temp_files(run_dir):
