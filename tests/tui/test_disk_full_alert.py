@@ -1,15 +1,22 @@
-"""A full disk under the dashboard: the run pauses, a red alert says how much room the save needs."""
+"""A full disk under the dashboard: the run pauses, a red alert says how much room the save needs.
+
+And under `watch`, a headless run that ended on a full disk shows as such.
+"""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from textual.widgets import Label
 
 from tests.full_disk import FullDisk
 from tui_pilot import driving, run_async, wait_for
-from tui_trainer.engine.run_dir import store_for
+from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, RunSettings, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.app import make_app
+from tui_trainer.tui.run_follower import RunFollower
+from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.screens.disk_full_modal import DiskFullScreen
 from tui_trainer.tui.screens.export_modal import ExportScreen
 from tui_trainer.tui.screens.prune_modal import PruneScreen
@@ -117,3 +124,20 @@ def test_resume_from_the_alert_after_making_room_saves_and_trains_on(tiny_launch
             assert any("saved step_00000020.pt" in line.text for line in app.model.log)
 
     run_async(scenario)
+
+
+def test_watch_shows_a_headless_run_that_ended_on_a_full_disk(tmp_path):
+    info = RunInfo(run_id="r1", job="tui_trainer.demo.job:make_job", settings=RunSettings(max_iters=100),
+                   state="running")
+    write_run(tmp_path, info)
+    with open(tmp_path / HISTORY_FILE, "w") as f:
+        f.write(json.dumps({"step": 20, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0}) + "\n")
+    events: list = []
+    follower, model = RunFollower(tmp_path, events.append), RunModel()
+    follower.poll()
+    info.state = "disk_full"  # what a headless trainer writes as it exits with 4
+    write_run(tmp_path, info)
+    follower.poll()
+    model.apply(events)
+    assert model.state == "failed" and model.end_reason == "disk_full"
+    assert any(line.level == "error" and "disk is full" in line.text for line in model.log)
