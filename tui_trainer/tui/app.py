@@ -337,5 +337,7 @@ def exit_code(app: TrainerApp, signum: int | None) -> int:
     if error is not None:
         return error.exit_code if isinstance(error, TrainerError) else 1
     if model.end_reason == "disk_full":
+        print(f"tui-trainer: the disk is full: the last save did not fit and nothing broken was written; "
+              f"free space under {model.run_dir}, then `tui-trainer resume {model.run_dir}`", file=sys.stderr)
         return 4  # as NotEnoughDiskSpace.exit_code, the headless CLI's code for a full disk
     return 1 if model.state == "failed" else 0

@@ -33,6 +33,7 @@ def alert_lines(event: DiskFull) -> list[str]:
         "Nothing was written and nothing is lost: the run's progress is still in memory.",
         "Make room (prune old checkpoints, export one and delete it, or free space elsewhere), "
         "then resume: the save is tried again. If it still does not fit, this alert comes back.",
+        "Dismiss keeps the run paused; p resumes it later.",
     ]
 
 
@@ -73,10 +74,10 @@ class DiskFullScreen(ModalScreen[str | None]):
                 yield Label(Text(line), classes="disk-full-line")
             with Horizontal():
                 # Plain-text labels: "[x]" in a label would be read as markup.
-                yield Button(Text("Prune... (x)"), id=PRUNE)
-                yield Button(Text("Export... (e)"), id=EXPORT)
+                yield Button(Text("Prune (x)"), id=PRUNE)
+                yield Button(Text("Export (e)"), id=EXPORT)
                 yield Button(Text("Resume and retry (r)"), variant="primary", id=RETRY)
-                yield Button(Text("Dismiss, stay paused (esc)"), id="dismiss")
+                yield Button(Text("Dismiss (esc)"), id="dismiss")
 
     def on_mount(self) -> None:
         self.query_one(f"#{PRUNE}", Button).focus()
