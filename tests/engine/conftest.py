@@ -53,6 +53,7 @@ def tiny_run(tmp_path: Path) -> Iterator[Callable[..., TinyRun]]:
         job_options: dict[str, Any] | None = None,
         on_event: Callable[[ev.Event], None] | None = None,
         control: TrainingControl | None = None,
+        when_disk_full: str = ev.DISK_FULL_STOP,
     ) -> TinyRun:
         events: list[ev.Event] = []
         trainer = launch.start_run(
@@ -65,6 +66,7 @@ def tiny_run(tmp_path: Path) -> Iterator[Callable[..., TinyRun]]:
             settings=RunSettings(max_iters=max_iters, eval_every=eval_every, log_every=log_every),
             on_event=_recorder(events, on_event),
             control=control,
+            when_disk_full=when_disk_full,
         )
         made.append(TinyRun(trainer, events))
         return made[-1]

@@ -340,7 +340,8 @@ def test_a_full_disk_ends_the_run_cleanly_and_keeps_earlier_checkpoints(tiny_run
     assert run.checkpoints() == {10: PERIODIC}
     assert first.read_bytes() == saved
     assert [p.name for p in run.run_dir.iterdir() if p.name.startswith(".step")] == []
-    assert read_run(run.run_dir).state == "failed"
+    assert read_run(run.run_dir).state == "disk_full"
+    assert run.of(ev.DiskFull) == [] and not run.control.paused  # headless: the run ends, it does not wait
     assert load_checkpoint(first)["meta"]["step"] == 10
 
 

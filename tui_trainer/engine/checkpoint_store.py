@@ -45,6 +45,11 @@ SPACE_MARGIN_BYTES = 1 << 20
 SPACE_MARGIN_FRACTION = 0.05
 
 
+def bytes_needed_for(expected_bytes: int) -> int:
+    """The free space a save of `expected_bytes` asks for: the size plus a margin."""
+    return int(expected_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     path: Path
@@ -166,6 +171,7 @@ class CheckpointStore:
             self.check_space(expected_bytes)
         final = self._safe_path(meta.name)
         temp = temp_path_for(final)
+        writer: HashingWriter | None = None
         try:
             with open(temp, "w+b", buffering=0) as f:
                 writer = HashingWriter(f)
@@ -186,21 +192,34 @@ class CheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise NotEnoughDiskSpace(
-                    f"disk full while writing {final.name}; nothing was overwritten. "
-                    f"Free space under {self.directory} (e.g. `tui-trainer ckpt prune`) and resume."
-                ) from None
+                written = writer.bytes_written if writer is not None else 0
+                raise self._full_while_writing(final.name, expected_bytes, written) from None
             raise
         return StoredCheckpoint(final, meta)
 
     def check_space(self, expected_bytes: int) -> None:
-        needed = int(expected_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+        needed = bytes_needed_for(expected_bytes)
         free = shutil.disk_usage(self.directory).free
         if free < needed:
             raise NotEnoughDiskSpace(
                 f"the next checkpoint needs about {human_bytes(needed)} but only {human_bytes(free)} is free "
-                f"under {self.directory}; free space (e.g. `tui-trainer ckpt prune`) and resume"
+                f"under {self.directory}; free space (e.g. `tui-trainer ckpt prune`) and resume",
+                needed_bytes=needed, free_bytes=free, directory=str(self.directory),
             )
+
+    def _full_while_writing(self, name: str, expected_bytes: int | None, written: int) -> NotEnoughDiskSpace:
+        # The disk filled after `written` bytes, so the file needs at least that much more room
+        # than there was; the size of the previous save is the better guess when known.
+        needed = max(bytes_needed_for(expected_bytes or 0), bytes_needed_for(written))
+        try:
+            free: int | None = shutil.disk_usage(self.directory).free
+        except OSError:
+            free = None
+        return NotEnoughDiskSpace(
+            f"disk full while writing {name}; nothing was overwritten. "
+            f"Free space under {self.directory} (e.g. `tui-trainer ckpt prune`) and resume.",
+            needed_bytes=needed, free_bytes=free, directory=str(self.directory),
+        )
 
     def set_pinned(self, name: str, pinned: bool) -> StoredCheckpoint:
         stored = self.get(name)

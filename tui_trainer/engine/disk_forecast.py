@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tui_trainer.engine.checkpoint_meta import MANUAL, ROTATING_KINDS, CheckpointMeta
-from tui_trainer.engine.checkpoint_store import SPACE_MARGIN_BYTES, SPACE_MARGIN_FRACTION
+from tui_trainer.engine.checkpoint_store import bytes_needed_for
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.retention import own_checkpoints
 
@@ -113,7 +113,7 @@ def on_disk(size_bytes: int | None) -> int:
 
 def space_needed(save_bytes: int) -> int:
     """Free space a save of `save_bytes` needs before it starts, as `CheckpointStore.check_space` asks."""
-    return int(save_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+    return bytes_needed_for(save_bytes)
 
 
 def is_kept_for_good(meta: CheckpointMeta) -> bool:

@@ -1,5 +1,7 @@
 """Errors a user can cause, each with a message that says what to do next."""
 
+from __future__ import annotations
+
 
 class TrainerError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -48,9 +50,22 @@ class RunDirError(TrainerError):
 
 
 class NotEnoughDiskSpace(TrainerError):
-    """The next save would not fit on the checkpoint filesystem."""
+    """The next save would not fit on the checkpoint filesystem.
+
+    `needed_bytes` and `free_bytes` are what the check saw (None where unknown); `directory` is
+    where the checkpoint was to be written.
+    """
 
     exit_code = 4
+
+    def __init__(
+        self, message: str, *, needed_bytes: int | None = None, free_bytes: int | None = None,
+        directory: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.needed_bytes = needed_bytes
+        self.free_bytes = free_bytes
+        self.directory = directory
 
 
 class UnsafePath(TrainerError):

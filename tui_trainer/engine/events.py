@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# What a trainer does when a save does not fit (its `when_disk_full`): end the run, or pause.
+DISK_FULL_STOP, DISK_FULL_PAUSE = "stop", "pause"
+
+
 @dataclass(frozen=True)
 class Event:
     time: float = field(kw_only=True, default=0.0)
@@ -61,6 +65,23 @@ class CheckpointFailed(Event):
 
 
 @dataclass(frozen=True)
+class DiskFull(Event):
+    """A save did not fit, so training is paused with nothing written; `resume()` retries it.
+
+    Only a trainer asked to pause on a full disk (`when_disk_full="pause"`) reports this; by
+    default a full disk ends the run instead.
+    """
+
+    step: int
+    kind: str  # the save that did not fit: periodic, manual, final
+    name: str
+    needed_bytes: int | None
+    free_bytes: int | None
+    directory: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class TargetChanged(Event):
     step: int
     old_target: int
@@ -86,7 +107,7 @@ class Resumed(Event):
 @dataclass(frozen=True)
 class Finished(Event):
     step: int
-    reason: str  # "target", "stopped", "interrupted"
+    reason: str  # "target", "stopped", "interrupted", "disk_full"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Starting a run: a new run dir, a resume from a run dir or a checkpoint, or the default demo.
 
 Each function takes the run dir's lock, cleans up after an earlier crash, builds the job and
-returns a ready Trainer whose `notes` say what was decided and why.
+returns a ready Trainer whose `notes` say what was decided and why. `when_disk_full` is the
+Trainer's: "stop" ends the run on a full disk, "pause" waits for room (the dashboard's choice).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tui_trainer.engine.checkpoint_file import load_checkpoint
 from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.events import DISK_FULL_STOP
 from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import (
@@ -50,6 +52,7 @@ def start_run(
     settings: RunSettings | None = None,
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
 ) -> Trainer:
     """A new run in `run_dir`, which must not already hold a run.
 
@@ -70,7 +73,8 @@ def start_run(
         info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options),
                        policy=policy, settings=settings)
         write_run(run_dir, info)
-        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock)
+        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock,
+                          when_disk_full=when_disk_full)
     except BaseException:
         lock.release()
         raise
@@ -99,6 +103,7 @@ def resume_run(
     job: JobFactory | None = None,
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
 ) -> Trainer:
     """Continue a run from its newest valid checkpoint, or from a given checkpoint file.
 
@@ -114,7 +119,8 @@ def resume_run(
     lock.acquire()
     try:
         trainer = _resume_locked(run_dir, info, None if path.is_dir() else path, max_iters,
-                                 policy_overrides or {}, settings_overrides or {}, job, on_event, control, lock)
+                                 policy_overrides or {}, settings_overrides or {}, job, on_event, control, lock,
+                                 when_disk_full)
     except BaseException:
         lock.release()
         raise
@@ -132,6 +138,7 @@ def _resume_locked(
     on_event: EventCallback | None,
     control: TrainingControl | None,
     lock: RunLock,
+    when_disk_full: str,
 ) -> Trainer:
     store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
     notes = [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
@@ -188,7 +195,7 @@ def _resume_locked(
     why = "newest valid checkpoint" if chosen_file is None else "as requested"
     notes.append(f"resuming from {start.path.name} (step {step}, {why}); target {target}")
     trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
-                      resumed_from=str(start.path), lock=lock)
+                      resumed_from=str(start.path), lock=lock, when_disk_full=when_disk_full)
     trainer.notes.extend(notes)
     return trainer
 
@@ -201,6 +208,7 @@ def continue_or_start(
     max_iters: int | None = None,
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
     **start_kwargs: Any,
 ) -> Trainer:
     """Continue the newest unfinished run of `job` under `root`, else start a new one beside it."""
@@ -208,7 +216,8 @@ def continue_or_start(
     for run_dir, info in reversed(find_runs(root)):
         if info.job == job and info.state != "finished":
             try:
-                trainer = resume_run(run_dir, max_iters=max_iters, on_event=on_event, control=control)
+                trainer = resume_run(run_dir, max_iters=max_iters, on_event=on_event, control=control,
+                                     when_disk_full=when_disk_full)
             except (RunDirError, CheckpointError):
                 continue
             trainer.notes.insert(0, f"continuing the unfinished run in {run_dir}")
@@ -217,7 +226,7 @@ def continue_or_start(
     run_dir = new_run_dir(root, job)
     settings = start_kwargs.pop("settings", None) or RunSettings(**({"max_iters": max_iters} if max_iters else {}))
     return start_run(run_dir, job=job, job_options=job_options, settings=settings,
-                     on_event=on_event, control=control, **start_kwargs)
+                     on_event=on_event, control=control, when_disk_full=when_disk_full, **start_kwargs)
 
 
 def new_run_dir(root: str | os.PathLike[str], job: JobFactory | str) -> Path:

@@ -4,10 +4,16 @@
 worker). Commands arrive through `trainer.control` from any thread and are applied between
 steps; events leave through `on_event`, called on the training thread, so a UI must hand them
 over to its own thread without blocking.
+
+A save that does not fit on the disk writes nothing. By default (`when_disk_full="stop"`, for
+headless runs) the run then ends with reason `disk_full`; with `"pause"` (the dashboard) the
+trainer reports `DiskFull`, pauses with everything still in memory, and retries the save when
+resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -59,7 +65,11 @@ class Trainer:
         resumed_from: str | None = None,
         history: HistoryWriter | None = None,
         lock: RunLock | None = None,
+        when_disk_full: str = ev.DISK_FULL_STOP,
     ) -> None:
+        if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
+            raise ValueError(f"when_disk_full must be 'stop' or 'pause', got {when_disk_full!r}")
+        self.when_disk_full = when_disk_full
         self.job = job
         self.run_dir = Path(run_dir)
         self.info = info
@@ -131,7 +141,7 @@ class Trainer:
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
                     self._evaluate()
                 if self.checkpoints.periodic_due(self.step):
-                    self._checkpoint(PERIODIC)
+                    self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
             self.notes.append(str(exc))
@@ -142,14 +152,15 @@ class Trainer:
             raise
         try:
             if reason == "target" and self.policy.save_final:
-                self._checkpoint(FINAL, evaluate=True)
-            elif reason == "interrupted":
+                if self._save(FINAL, evaluate=True) is None and self.control.stop_reason is not None:
+                    reason = self.control.stop_reason  # stopped while paused on a full disk
+            if reason == "interrupted":
                 self._checkpoint(INTERRUPTED, evaluate=False)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
             self.notes.append(str(exc))
         self.history.close()
-        self._set_state({"target": "finished", "disk_full": "failed"}.get(reason, reason))
+        self._set_state({"target": "finished"}.get(reason, reason))
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
@@ -239,7 +250,7 @@ class Trainer:
             self._emit(ev.Resumed(self.step))
         return self.control.stop_reason
 
-    def _apply_settings(self) -> None:
+    def _apply_settings(self, save: bool = True) -> None:
         new_target, new_keep_last, saves = self.control.take_requests()
         if new_target is not None and new_target != self.target:
             self.retarget(new_target)
@@ -248,8 +259,8 @@ class Trainer:
             write_run(self.run_dir, self.info)
             self._emit(ev.PolicyChanged(new_keep_last))
             self.checkpoints.set_keep_last(new_keep_last)
-        if saves:
-            self._checkpoint(MANUAL, evaluate=True)
+        if saves and save:
+            self._save(MANUAL, evaluate=True)
 
     def retarget(self, new_target: int) -> None:
         old = self.target
@@ -295,6 +306,40 @@ class Trainer:
         self.history.sync()
         return self.checkpoints.write(meta, state).path
 
+    def _save(self, kind: str, evaluate: bool | None = None) -> Path | None:
+        """`_checkpoint`, but when asked to pause on a full disk: wait for room, then retry.
+
+        Returns None, having saved nothing, if the run is stopped while it waits; the caller's
+        loop then ends on that stop.
+        """
+        while True:
+            try:
+                return self._checkpoint(kind, evaluate)
+            except NotEnoughDiskSpace as exc:
+                if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
+                    raise
+                if not self._wait_for_room(kind, exc):
+                    return None
+
+    def _wait_for_room(self, kind: str, exc: NotEnoughDiskSpace) -> bool:
+        """Pause after a save that did not fit; True once resumed (retry it), False once stopped."""
+        self.control.pause()
+        self._emit(
+            ev.DiskFull(self.step, kind, checkpoint_name(self.step), exc.needed_bytes, exc.free_bytes,
+                        exc.directory or str(self.run_dir), str(exc))
+        )
+        self._set_state_if_room("paused")
+        # A stop that lands between the caller's check and pause() above must still end the wait.
+        while self.control.stop_reason is None and not self.control.wait_while_paused(PAUSE_POLL_S):
+            self.control_file.poll()
+            self._apply_settings(save=False)  # save-now while waiting: the retry is that save
+        self._apply_settings(save=False)
+        if self.control.stop_reason is not None:
+            return False
+        self._set_state_if_room("running")
+        self._emit(ev.Resumed(self.step))
+        return True
+
     def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool) -> Path:
         """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
 
@@ -316,6 +361,12 @@ class Trainer:
     def _set_state(self, state: str) -> None:
         self.info.state = state
         write_run(self.run_dir, self.info)
+
+    def _set_state_if_room(self, state: str) -> None:
+        # run.json is tiny, but a disk full to the last block may refuse even that; the pause
+        # holds regardless, and the end state is written once there is room again.
+        with contextlib.suppress(OSError):
+            self._set_state(state)
 
     def _emit(self, event: ev.Event) -> None:
         object.__setattr__(event, "time", time.time())

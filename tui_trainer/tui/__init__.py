@@ -1,7 +1,8 @@
 """The Textual dashboard. Importing this package imports neither Textual nor torch.
 
-The CLI calls `run_dashboard(launch_fn)`, where `launch_fn(on_event=..., control=...)` returns a
-Trainer (e.g. a `functools.partial` of `tui_trainer.engine.launch.start_run`).
+The CLI calls `run_dashboard(launch_fn)`, where `launch_fn(on_event=..., control=...,
+when_disk_full=...)` returns a Trainer (e.g. a `functools.partial` of
+`tui_trainer.engine.launch.start_run`).
 """
 
 from __future__ import annotations

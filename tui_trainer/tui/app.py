@@ -25,6 +25,7 @@ from tui_trainer.tui.rollback import CurrentControl
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
+from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.runs_screen import RunsScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
@@ -140,6 +141,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             self.query_one(EventLog).add(self.model.take_log())
         if Changed.CHECKPOINTS in changed:
             self.refresh_checkpoints()
+        alert = self.model.take_disk_full_alert()
+        if alert is not None:
+            self.show_disk_full(alert)
         self.query_one(StatusHeader).show(self.model)
         self.query_one(RunProgress).show(self.model)
         self.query_one(LossChart).redraw()
@@ -217,6 +221,25 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.model.restart()
         self.query_one(StatusHeader).show(self.model)
         self._start_training()
+
+    def show_disk_full(self, event: Any) -> None:
+        """The trainer paused on a save that did not fit: alert, with the numbers and the ways out."""
+        if isinstance(self.screen, DiskFullScreen):
+            self.screen.show(event)
+        else:
+            self.push_screen(DiskFullScreen(event), self._disk_full_choice)
+
+    def _disk_full_choice(self, choice: str | None) -> None:
+        if choice == PRUNE:
+            self.action_prune_checkpoints()
+        elif choice == EXPORT:
+            self.action_export_checkpoint()
+        elif choice == RETRY and self._can_steer("resume"):
+            self.control.resume()
+            self.notify(f"resuming: the save at step {self.model.step} is tried again", timeout=3)
+        elif choice is None:
+            self.notify("still paused on a full disk: make room, then p resumes and retries the save",
+                        severity="warning", timeout=5)
 
     def action_toggle_log_scale(self) -> None:
         chart = self.query_one(LossChart)
@@ -325,5 +348,7 @@ def exit_code(app: TrainerApp, signum: int | None) -> int:
     if error is not None:
         return error.exit_code if isinstance(error, TrainerError) else 1
     if model.end_reason == "disk_full":
+        print(f"tui-trainer: the disk is full: the last save did not fit and nothing broken was written; "
+              f"free space under {model.run_dir}, then `tui-trainer resume {model.run_dir}`", file=sys.stderr)
         return 4  # as NotEnoughDiskSpace.exit_code, the headless CLI's code for a full disk
     return 1 if model.state == "failed" else 0

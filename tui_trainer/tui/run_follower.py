@@ -30,7 +30,7 @@ from tui_trainer.tui.watch_control import WatchControl
 
 FOLLOW_INTERVAL_S = 0.25
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
-ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted"}
+ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full"}
 
 
 class SpeedMeter:

@@ -70,6 +70,8 @@ class RunModel:
     val: LossSeries = field(default_factory=LossSeries)
     log: list[LogLine] = field(default_factory=list)
     unread_log: int = 0
+    disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
+    _disk_full_alert: ev.DiskFull | None = None  # not yet shown as an alert
 
     # --- derived values -----------------------------------------------------------------------
 
@@ -119,9 +121,15 @@ class RunModel:
             del self.log[: len(self.log) - MAX_LOG_LINES]
             self.unread_log = min(self.unread_log, MAX_LOG_LINES)
 
+    def take_disk_full_alert(self) -> ev.DiskFull | None:
+        """The newest full-disk pause not yet alerted, once."""
+        alert, self._disk_full_alert = self._disk_full_alert, None
+        return alert
+
     def restart(self) -> None:
         """Back to loading for a new trainer on the same run; the curves and log stay."""
         self.state, self.worker_done, self.error, self.end_reason = "loading", False, None, None
+        self.disk_full = self._disk_full_alert = None
         self.ended_at, self.steps_per_sec = None, 0.0
 
     # --- applying events ----------------------------------------------------------------------
@@ -177,7 +185,15 @@ class RunModel:
             self.state, self.step = "paused", event.step
             self.note(f"paused at step {event.step}", at=at)
             return Changed.STATUS | Changed.LOG
+        if isinstance(event, ev.DiskFull):
+            self.state, self.step = "paused", event.step
+            self.disk_full = self._disk_full_alert = event
+            self.note(f"disk full: the {event.kind} save at step {event.step} needs about "
+                      f"{human_bytes(event.needed_bytes)}, {human_bytes(event.free_bytes)} is free; "
+                      "paused with nothing written: make room, then resume (p) to retry", "error", at)
+            return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Resumed):
+            self.disk_full = None
             if self.state != "stopping":
                 self.state = "running"
             self.note(f"resumed at step {event.step}", at=at)
@@ -187,8 +203,12 @@ class RunModel:
             self.state = {"target": "finished", "disk_full": "failed"}.get(event.reason, event.reason)
             if self.state not in ENDED_STATES:
                 self.state = "stopped"
-            level = "error" if event.reason == "disk_full" else "info"
-            self.note(f"run ended at step {event.step} ({event.reason.replace('_', ' ')})", level, at)
+            self.disk_full = None
+            if event.reason == "disk_full":
+                self.note(f"run ended at step {event.step}: the disk is full and nothing broken was written; "
+                          "free space, then resume the run", "error", at)
+            else:
+                self.note(f"run ended at step {event.step} ({event.reason})", at=at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Failed):
             self.state, self.error, self.ended_at = "failed", event.error, at

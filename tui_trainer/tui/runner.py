@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.events import DISK_FULL_PAUSE
 from tui_trainer.tui.job_output import capture_job_output
 
 # 4 Hz: keys and counters feel live, and a burst of 1,000 steps/s is one batch per tick.
 DRAIN_INTERVAL_S = 0.25
 
-LaunchFn = Callable[..., Any]  # launch_fn(on_event=..., control=...) -> Trainer
+LaunchFn = Callable[..., Any]  # launch_fn(on_event=..., control=..., when_disk_full=...) -> Trainer
 
 # A job printing every step must not flood the UI: only the newest lines of a tick are kept.
 MAX_OUTPUT_LINES = 200
@@ -130,7 +131,9 @@ class TrainingRunner:
             self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
             return
         try:
-            self.trainer = self.launch_fn(on_event=self.buffer.put, control=self.control)
+            # A full disk pauses the run, so the user can make room without losing its progress.
+            self.trainer = self.launch_fn(on_event=self.buffer.put, control=self.control,
+                                          when_disk_full=DISK_FULL_PAUSE)
         except Exception as exc:  # shown in the dashboard, not a traceback over it
             self.launch_error = exc
             self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))

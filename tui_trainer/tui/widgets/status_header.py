@@ -30,7 +30,7 @@ class StatusHeader(Horizontal):
     StatusHeader #run-state.-stopping, StatusHeader #run-state.-stopped,
     StatusHeader #run-state.-interrupted { background: $warning-darken-2; color: auto; }
     StatusHeader #run-state.-finished { background: $primary; color: auto; }
-    StatusHeader #run-state.-failed { background: $error; color: auto; }
+    StatusHeader #run-state.-failed, StatusHeader #run-state.-disk-full { background: $error; color: auto; }
     StatusHeader #run-facts { width: 1fr; height: auto; }
     """
 
@@ -42,14 +42,16 @@ class StatusHeader(Horizontal):
 
     def show(self, model: RunModel) -> None:
         facts = describe(model)
-        if (model.state, facts) == self._shown:
+        word, css_class = STATE_WORDS.get(model.state, model.state.title()), f"-{model.state}"
+        if model.state == "paused" and model.disk_full is not None:
+            word, css_class = "Paused: disk full", "-disk-full"
+        if (word, facts) == self._shown:
             return  # called at 4 Hz: repaint (and send bytes over SSH) only on a change
-        self._shown = (model.state, facts)
+        self._shown = (word, facts)
         state = self.query_one("#run-state", Label)
-        word = STATE_WORDS.get(model.state, model.state.title())
         # The word carries the state on its own: a monochrome terminal or a screenshot loses colour.
         state.update(word.upper())
-        state.set_classes(f"-{model.state}")
+        state.set_classes(css_class)
         self.query_one("#run-facts", Static).update(facts)
 
 
