@@ -236,9 +236,11 @@ class CheckpointStore:
         if not path.exists():
             raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
         size = file_size(path) or 0
-        path.unlink()
+        # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
+        # rebuilds, never a sidecar describing a file that is gone.
         with contextlib.suppress(FileNotFoundError):
             sidecar_path(path).unlink()
+        path.unlink()
         fsync_dir(self.directory)
         return size
 
