@@ -8,7 +8,6 @@ torch once (`cli_forkserver.py`), so two dozen kills take seconds, not minutes.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -17,10 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+from cli_forkserver import Forkserver
 from tiny_runs import PYTHON, child_env, wait_until
-from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, checkpoint_name
+from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, CheckpointMeta, checkpoint_name
 from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.checkpoint_verify import VerifyResult, verify_path
 from tui_trainer.engine.run_dir import read_run
@@ -29,45 +27,8 @@ SEED = 20261130
 KILLS = 24
 TINY = ["--job-opt", "size=tiny", "--job-opt", "device=cpu"]
 TRAIN = ["--headless", "--max-iters", "100000", "--ckpt-every", "2", "--keep-last", "2"]
-FORKSERVER = Path(__file__).with_name("cli_forkserver.py")
 STEP_RE = re.compile(r"^step_(\d{8})\.pt$")
 RESUMED_RE = re.compile(r"resuming from (step_\d{8}\.pt)")
-
-
-class Forkserver:
-    """`tui-trainer` commands run as forked children of one process that imported torch once."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [PYTHON, str(FORKSERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env()
-        )
-        assert self._reply() == {"ready": True}
-        self.child: int | None = None
-
-    def start(self, argv: list[str], log: Path) -> int:
-        self.process.stdin.write(json.dumps({"argv": argv, "log": str(log)}) + "\n")
-        self.process.stdin.flush()
-        self.child = self._reply()["pid"]
-        return self.child
-
-    def wait(self) -> int:
-        """The child's exit code, or minus the signal that ended it."""
-        reply = self._reply()
-        assert reply["pid"] == self.child
-        self.child = None
-        return reply["status"]
-
-    def close(self) -> None:
-        if self.child is not None:
-            os.kill(self.child, signal.SIGKILL)
-            self.wait()
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-    def _reply(self) -> dict:
-        line = self.process.stdout.readline()
-        assert line, "the forkserver died"
-        return json.loads(line)
 
 
 def final_checkpoints(run_dir: Path) -> list[Path]:
@@ -111,13 +72,6 @@ def kill_at_a_random_instant(server: Forkserver, run_dir: Path, pid: int, rng: r
     assert server.wait() == -signal.SIGKILL, "the child ended before it was killed"
 
 
-@pytest.fixture
-def forkserver():
-    server = Forkserver()
-    yield server
-    server.close()
-
-
 def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, tmp_path):
     rng = random.Random(SEED)
     run_dir = tmp_path / "run"
@@ -138,8 +92,7 @@ def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, 
     assert killed_mid_write >= KILLS // 4, f"only {killed_mid_write} of {KILLS} kills landed mid-write"
     target = newest_step(run_dir) + 6
     log = tmp_path / "final.log"
-    forkserver.start(["resume", str(run_dir), "--headless", "--max-iters", str(target)], log)
-    assert forkserver.wait() == 0, log.read_text()
+    assert forkserver.run(["resume", str(run_dir), "--headless", "--max-iters", str(target)], log) == 0, log.read_text()
     assert f"finished at step {target} (target)" in log.read_text()
     assert read_run(run_dir).state == "finished"
     assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
@@ -154,8 +107,6 @@ def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, 
 
 def test_the_check_catches_a_truncated_checkpoint_under_its_final_name(tmp_path):
     store = CheckpointStore(tmp_path, run_id="r")
-    from tui_trainer.engine.checkpoint_meta import CheckpointMeta
-
     for step in (2, 4):
         store.save(CheckpointMeta(checkpoint_name(step), step, run_id="r"), lambda f: f.write(b"x" * 50_000))
     (tmp_path / f".{checkpoint_name(6)}.tmp-999999999-abcd").write_bytes(b"partial")  # a killed writer's
