@@ -78,7 +78,10 @@ def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, 
     killed_mid_write = 0
     for attempt in range(KILLS):
         newest_before = final_checkpoints(run_dir)[-1].name if attempt else None
-        argv = ["train", "--run-dir", str(run_dir), *TRAIN, *TINY] if attempt == 0 else ["resume", str(run_dir), "--headless"]
+        if attempt == 0:
+            argv = ["train", "--run-dir", str(run_dir), *TRAIN, *TINY]
+        else:
+            argv = ["resume", str(run_dir), "--headless"]
         log = tmp_path / f"attempt-{attempt:02d}.log"
         pid = forkserver.start(argv, log)
         kill_at_a_random_instant(forkserver, run_dir, pid, rng, mid_write=rng.random() < 0.6)

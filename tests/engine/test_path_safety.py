@@ -113,5 +113,5 @@ def test_setting_checkpoints_aside_never_follows_a_link_out_of_the_run_dir(finis
     (run_dir / SUPERSEDED_DIR).symlink_to(elsewhere)
     with pytest.raises(UnsafePath, match="outside .* through a symbolic link"):
         resume(run_dir / checkpoint_name(4))
-    assert list(elsewhere.rglob("*.pt")) == []
+    assert list(elsewhere.iterdir()) == []
     assert set(checkpoint_kinds(run_dir)) == {2, 4, 6, 8}

@@ -100,7 +100,8 @@ def verify_file(path: Path) -> VerifyResult:
 def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
     meta = read_sidecar(sidecar_path(path))
     if meta is None:
-        return VerifyResult(path, False, f"sidecar {sidecar_path(path).name} is unreadable, damaged or describes another file")
+        problem = f"sidecar {sidecar_path(path).name} is unreadable, damaged or describes another file"
+        return VerifyResult(path, False, problem)
     if size == 0:
         recorded = f" (recorded {meta.size_bytes} bytes)" if meta.size_bytes else ""
         return VerifyResult(path, False, f"empty file (0 bytes){recorded}")

@@ -116,12 +116,12 @@ def set_aside(run_dir: str | os.PathLike[str], checkpoints: Iterable[Path]) -> P
     new saves under the same names.
     """
     folder = Path(run_dir) / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     if not folder.resolve().is_relative_to(Path(run_dir).resolve()):
         raise UnsafePath(
             f"{folder} leads outside {run_dir} through a symbolic link; checkpoints are only moved within "
             f"the run dir. Replace {Path(run_dir) / SUPERSEDED_DIR} with a plain directory."
         )
+    folder.mkdir(parents=True, exist_ok=True)
     for checkpoint in checkpoints:
         for path in (checkpoint, sidecar_path(checkpoint)):
             if path.exists():
