@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from tiny_runs import TINY, TinyRun
+from cli_forkserver import Forkserver
+from tiny_runs import TINY, TinyRun, child_env
 from tui_trainer.engine import events as ev
 from tui_trainer.engine import launch
 from tui_trainer.engine.control import TrainingControl
@@ -85,3 +86,17 @@ def resume() -> Callable[..., TinyRun]:
         return TinyRun(launch.resume_run(path, on_event=_recorder(events, on_event), **kwargs), events)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def forkserver_session() -> Iterator[Forkserver]:
+    server = Forkserver(child_env())
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def forkserver(forkserver_session: Forkserver) -> Iterator[Forkserver]:
+    """Runs `tui-trainer` commands as real processes without paying torch's import each time."""
+    yield forkserver_session
+    forkserver_session.kill_child()  # one a failed test left running

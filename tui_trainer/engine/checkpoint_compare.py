@@ -158,12 +158,14 @@ def _wide(tensor: torch.Tensor) -> torch.Tensor:
 def _meta_of(path: Path, obj: Any) -> CheckpointMeta:
     if is_own_format(obj):
         sidecar = read_sidecar(sidecar_path(path))
-        if sidecar is not None and sidecar.name == path.name:
+        if sidecar is not None:
             return sidecar
         try:
-            return CheckpointMeta.from_json(dict(obj["meta"]))
+            meta = CheckpointMeta.from_json(dict(obj["meta"]))
         except (ValueError, TypeError):
             return CheckpointMeta(name=path.name, step=-1)
+        meta.name = path.name  # a copied or renamed file keeps its old name inside
+        return meta
     if isinstance(obj, Mapping):
         return foreign_meta(obj, path)
     return CheckpointMeta(name=path.name, step=-1)

@@ -98,12 +98,19 @@ _FIELD_NAMES = frozenset(f.name for f in fields(CheckpointMeta))
 
 
 def read_sidecar(path: str | os.PathLike[str]) -> CheckpointMeta | None:
-    """The sidecar's metadata, or None if it is missing or unreadable."""
+    """The sidecar's metadata, or None if it is missing, unreadable or describes another file.
+
+    Every name read from a sidecar enters here, and it must be the name of the checkpoint the
+    sidecar sits beside: one edited to `../../x.pt` or `/x.pt` can never steer a delete, a
+    rewrite or a load out of the directory.
+    """
     try:
         with open(path, "rb") as f:
-            return CheckpointMeta.from_json(json.loads(f.read()))
+            meta = CheckpointMeta.from_json(json.loads(f.read()))
     except (OSError, ValueError, TypeError):
         return None
+    own_name = os.path.basename(os.fspath(path)).removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
+    return meta if meta.name == own_name else None
 
 
 def _as_float(value: Any) -> float:

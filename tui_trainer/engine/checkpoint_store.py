@@ -81,25 +81,50 @@ class CheckpointStore:
 
     def scan(self) -> list[CheckpointMeta]:
         """Metadata of every checkpoint file in the directory, sorted by step."""
-        # Plain strings, not Path objects: pathlib's parsing was most of a 1,000-file listing.
         directory = os.fspath(self.directory)
-        try:
-            with os.scandir(directory) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(FOREIGN_SUFFIXES) and e.name[0] != ".")
-        except FileNotFoundError:
-            raise RunDirError(f"{self.directory} does not exist") from None
-        except NotADirectoryError:
-            raise RunDirError(f"{self.directory} is not a directory") from None
+        names, links = self._checkpoint_names()
+        outside = {path.name for path in self._outside(links)}
         metas = []
-        for name in names:
+        for name in sorted(names):
+            if name in outside:
+                continue
             meta = None
             if name.endswith(CHECKPOINT_SUFFIX):
                 meta = read_sidecar(os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)] + SIDECAR_SUFFIX))
-            if meta is None or meta.name != name:
+            if meta is None:
                 meta = self._meta_from_file(self.directory / name)
             if meta is not None:
                 metas.append(meta)
         return sorted(metas, key=lambda m: (m.step, m.created or "", m.name))
+
+    def links_outside(self) -> list[Path]:
+        """Checkpoint names in the directory that are symbolic links to files outside it.
+
+        The store leaves them alone: they are not listed, loaded, pruned or resumed from.
+        """
+        return self._outside(self._checkpoint_names()[1])
+
+    def _checkpoint_names(self) -> tuple[list[str], list[str]]:
+        """The names of checkpoint files in the directory, and those of them that are links."""
+        # Plain strings, not Path objects: pathlib's parsing was most of a 1,000-file listing.
+        names, links = [], []
+        try:
+            with os.scandir(self.directory) as entries:
+                for e in entries:
+                    if e.name.endswith(FOREIGN_SUFFIXES) and e.name[0] != ".":
+                        names.append(e.name)
+                        if e.is_symlink():
+                            links.append(e.name)
+        except FileNotFoundError:
+            raise RunDirError(f"{self.directory} does not exist") from None
+        except NotADirectoryError:
+            raise RunDirError(f"{self.directory} is not a directory") from None
+        return names, links
+
+    def _outside(self, links: list[str]) -> list[Path]:
+        directory = os.path.realpath(self.directory)
+        paths = [self.directory / name for name in sorted(links)]
+        return [p for p in paths if os.path.commonpath([directory, os.path.realpath(p)]) != directory]
 
     def list(self) -> list[StoredCheckpoint]:
         metas = self.scan()
@@ -255,9 +280,11 @@ class CheckpointStore:
         if not path.exists():
             raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
         size = file_size(path) or 0
-        path.unlink()
+        # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
+        # rebuilds, never a sidecar describing a file that is gone.
         with contextlib.suppress(FileNotFoundError):
             sidecar_path(path).unlink()
+        path.unlink()
         fsync_dir(self.directory)
         return size
 

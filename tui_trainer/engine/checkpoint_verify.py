@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
 from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
-from tui_trainer.engine.checkpoint_store import FOREIGN_SUFFIXES
+from tui_trainer.engine.checkpoint_store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
     CheckpointError,
@@ -63,7 +63,10 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
     """The checkpoints, orphaned sidecars and leftover temporary files of one directory."""
     present = set(names)
     results = []
-    for name in sorted(present):
+    outside = CheckpointStore(directory).links_outside()
+    for path in outside:
+        results.append(VerifyResult(path, False, f"a link to {os.path.realpath(path)}, outside {directory}; not read"))
+    for name in sorted(present - {p.name for p in outside}):
         path = directory / name
         if name.startswith("."):
             continue
@@ -97,9 +100,8 @@ def verify_file(path: Path) -> VerifyResult:
 def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
     meta = read_sidecar(sidecar_path(path))
     if meta is None:
-        return VerifyResult(path, False, f"sidecar {sidecar_path(path).name} is unreadable or damaged")
-    if meta.name != path.name:
-        return VerifyResult(path, False, f"sidecar describes {meta.name!r}, not this file")
+        problem = f"sidecar {sidecar_path(path).name} is unreadable, damaged or describes another file"
+        return VerifyResult(path, False, problem)
     if size == 0:
         recorded = f" (recorded {meta.size_bytes} bytes)" if meta.size_bytes else ""
         return VerifyResult(path, False, f"empty file (0 bytes){recorded}")

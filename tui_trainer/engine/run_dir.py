@@ -29,7 +29,7 @@ from typing import Any
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
 from tui_trainer.engine.checkpoint_meta import FORMAT_VERSION, now_iso, sidecar_path
 from tui_trainer.engine.checkpoint_store import CheckpointStore
-from tui_trainer.engine.errors import RunDirBusy, RunDirError
+from tui_trainer.engine.errors import RunDirBusy, RunDirError, UnsafePath
 from tui_trainer.engine.policy import CheckpointPolicy
 
 RUN_FILE = "run.json"
@@ -116,6 +116,11 @@ def set_aside(run_dir: str | os.PathLike[str], checkpoints: Iterable[Path]) -> P
     new saves under the same names.
     """
     folder = Path(run_dir) / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if not folder.resolve().is_relative_to(Path(run_dir).resolve()):
+        raise UnsafePath(
+            f"{folder} leads outside {run_dir} through a symbolic link; checkpoints are only moved within "
+            f"the run dir. Replace {Path(run_dir) / SUPERSEDED_DIR} with a plain directory."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for checkpoint in checkpoints:
         for path in (checkpoint, sidecar_path(checkpoint)):
