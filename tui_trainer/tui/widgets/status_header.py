@@ -1,4 +1,7 @@
-"""The top line: run, job, state (in words and colour), step / target, epoch, ETA, speed, elapsed, device."""
+"""The top line: run, job, state (in words and colour), step / target, epoch, ETA, speed, elapsed, device.
+
+It stays one line: on a narrow terminal the least useful facts are left out, not wrapped.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ from textual.widgets import Label, Static
 from tui_trainer.tui.run_model import STATE_WORDS, RunModel
 from tui_trainer.tui.time_format import format_duration, format_rate
 
+SEPARATOR = "  "
+
 
 class StatusHeader(Horizontal):
     DEFAULT_CSS = """
     StatusHeader {
-        height: auto;
+        height: 1;
         background: $panel;
         padding: 0 1;
     }
@@ -31,7 +36,7 @@ class StatusHeader(Horizontal):
     StatusHeader #run-state.-interrupted { background: $warning-darken-2; color: auto; }
     StatusHeader #run-state.-finished { background: $primary; color: auto; }
     StatusHeader #run-state.-failed { background: $error; color: auto; }
-    StatusHeader #run-facts { width: 1fr; height: auto; }
+    StatusHeader #run-facts { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def compose(self) -> ComposeResult:
@@ -39,9 +44,15 @@ class StatusHeader(Horizontal):
         yield Static("loading torch and the job...", id="run-facts")
 
     _shown: tuple[str, str] | None = None
+    _model: RunModel | None = None
+
+    def on_resize(self) -> None:
+        if self._model is not None:
+            self.show(self._model)
 
     def show(self, model: RunModel) -> None:
-        facts = describe(model)
+        self._model = model
+        facts = describe(model, self.query_one("#run-facts", Static).size.width or None)
         if (model.state, facts) == self._shown:
             return  # called at 4 Hz: repaint (and send bytes over SSH) only on a change
         self._shown = (model.state, facts)
@@ -53,20 +64,29 @@ class StatusHeader(Horizontal):
         self.query_one("#run-facts", Static).update(facts)
 
 
-def describe(model: RunModel) -> str:
+def describe(model: RunModel, width: int | None = None) -> str:
+    """The facts in display order, leaving out the least important ones that do not fit `width`."""
     if model.state == "loading":
         return "loading torch and the job..."
     if model.started_at is None:
         return model.error or ""
     target = model.target if model.target is not None else "-"
+    # (importance, text) in display order; 0 is kept however narrow the line is.
     parts = [
-        model.run_name,
-        f"job {model.job_name}",
-        f"step {model.step}/{target}",
-        f"epoch {model.epoch if model.epoch is not None else '-'}",
-        f"ETA {format_duration(model.eta_seconds())}",
-        format_rate(model.steps_per_sec) if model.state == "running" else "- it/s",
-        f"elapsed {format_duration(model.elapsed_seconds())}",
-        (model.device or "-").upper(),
+        (5, model.run_name),
+        (6, f"job {model.job_name}"),
+        (0, f"step {model.step}/{target}"),
+        (4, f"epoch {model.epoch if model.epoch is not None else '-'}"),
+        (1, f"ETA {format_duration(model.eta_seconds())}"),
+        (2, format_rate(model.steps_per_sec) if model.state == "running" else "- it/s"),
+        (3, f"elapsed {format_duration(model.elapsed_seconds())}"),
+        (7, (model.device or "-").upper()),
     ]
-    return "  ".join(parts)
+    if width is None:
+        return SEPARATOR.join(text for _, text in parts)
+    kept: set[int] = set()
+    for importance, _ in sorted(parts):
+        line = SEPARATOR.join(text for i, text in parts if i in kept | {importance})
+        if importance == 0 or len(line) <= width:
+            kept.add(importance)
+    return SEPARATOR.join(text for i, text in parts if i in kept)
