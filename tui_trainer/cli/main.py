@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from tui_trainer import __version__
-from tui_trainer.cli import ckpt_commands, train_commands, watch_command
+from tui_trainer.cli import ckpt_commands, serve_command, train_commands, watch_command
 from tui_trainer.engine.errors import TrainerError
 
 PROG = "tui-trainer"
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.add_parsers(commands)
     ckpt_commands.add_parser(commands)
     watch_command.add_parser(commands)
+    serve_command.add_parser(commands)
     return parser
 
 
