@@ -84,9 +84,10 @@ def describe(model: RunModel, width: int | None = None) -> str:
     ]
     if width is None:
         return SEPARATOR.join(text for _, text in parts)
-    kept: set[int] = set()
-    for importance, _ in sorted(parts):
-        line = SEPARATOR.join(text for i, text in parts if i in kept | {importance})
-        if importance == 0 or len(line) <= width:
-            kept.add(importance)
+    # Strictly by importance: once a fact does not fit, the less important ones are left out too.
+    kept: set[int] = {0}
+    for importance, _ in sorted(parts)[1:]:
+        if len(SEPARATOR.join(text for i, text in parts if i in kept | {importance})) > width:
+            break
+        kept.add(importance)
     return SEPARATOR.join(text for i, text in parts if i in kept)
