@@ -43,12 +43,14 @@ def add_parser(commands: Any) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     check_loopback(args.host)
-    command = shlex.join([sys.executable, "-m", "tui_trainer", *args.args])
+    theme = getattr(args, "theme", None)  # `tui-trainer --theme mono serve ...`
+    served = (["--theme", theme] if theme else []) + args.args
+    command = shlex.join([sys.executable, "-m", "tui_trainer", *served])
     try:
         from textual_serve.server import Server
     except ImportError:
         raise ServeUnavailable(f"serving in a browser needs textual-serve: {INSTALL_HINT}") from None
-    Server(command, host=args.host, port=args.port, title=shlex.join(["tui-trainer", *args.args])).serve()
+    Server(command, host=args.host, port=args.port, title=shlex.join(["tui-trainer", *served])).serve()
     return 0
 
 

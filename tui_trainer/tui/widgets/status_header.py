@@ -18,7 +18,7 @@ SEPARATOR = "  "
 class StatusHeader(Horizontal):
     DEFAULT_CSS = """
     StatusHeader {
-        height: 1;
+        height: auto;
         background: $panel;
         padding: 0 1;
     }
@@ -37,6 +37,7 @@ class StatusHeader(Horizontal):
     StatusHeader #run-state.-finished { background: $primary; color: auto; }
     StatusHeader #run-state.-failed { background: $error; color: auto; }
     StatusHeader #run-facts { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusHeader #run-facts.-problem { height: auto; text-wrap: wrap; }  /* why it could not start: all of it */
     """
 
     def compose(self) -> ComposeResult:
@@ -61,7 +62,9 @@ class StatusHeader(Horizontal):
         # The word carries the state on its own: a monochrome terminal or a screenshot loses colour.
         state.update(word.upper())
         state.set_classes(f"-{model.state}")
-        self.query_one("#run-facts", Static).update(facts)
+        facts_label = self.query_one("#run-facts", Static)
+        facts_label.update(facts)
+        facts_label.set_class(model.started_at is None and bool(model.error), "-problem")
 
 
 def describe(model: RunModel, width: int | None = None) -> str:
