@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import shlex
 import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
 
 import pytest
 
 from ckpt_cli import child_env, run
+from tui_trainer.cli.train_commands import on_a_screen
 
 SERVE_TIMEOUT_S = 20.0
 
@@ -69,3 +73,38 @@ def test_refuses_a_host_that_is_not_loopback(capsys, host):
     assert result.code != 0
     assert "is not a loopback address" in result.err and "ssh -L" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+class RecordingServer:
+    """Stands in for textual-serve's Server: records what would be served instead of serving it."""
+
+    served: list[dict] = []
+
+    def __init__(self, command: str, host: str, port: int, title: str) -> None:
+        self.call = {"command": command, "host": host, "port": port, "title": title}
+
+    def serve(self) -> None:
+        RecordingServer.served.append(self.call)
+
+
+def test_serves_the_given_command_with_the_theme(capsys, monkeypatch):
+    module = types.ModuleType("textual_serve.server")
+    module.Server = RecordingServer
+    monkeypatch.setitem(sys.modules, "textual_serve.server", module)
+    RecordingServer.served.clear()
+    result = run(capsys, "--theme", "mono", "serve", "--port", "8123", "train", "--max-iters", "50")
+    assert result.code == 0, result.err
+    [call] = RecordingServer.served
+    assert call["command"] == shlex.join([sys.executable, "-m", "tui_trainer", "--theme", "mono", "train",
+                                          "--max-iters", "50"])
+    assert (call["host"], call["port"], call["title"]) == ("127.0.0.1", 8123,
+                                                          "tui-trainer --theme mono train --max-iters 50")
+
+
+def test_a_browser_tab_counts_as_a_screen(monkeypatch):
+    """Under textual-serve stdin and stdout are pipes; the dashboard must still open, not a headless run."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.web_driver:WebDriver")
+    assert on_a_screen()
+    monkeypatch.delenv("TEXTUAL_DRIVER")
+    assert not on_a_screen()
