@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from tui_trainer import __version__
-from tui_trainer.cli import ckpt_commands, runs_command, train_commands, watch_command
+from tui_trainer.cli import ckpt_commands, runs_command, serve_command, train_commands, watch_command
 from tui_trainer.engine.errors import TrainerError
 
 PROG = "tui-trainer"
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt_commands.add_parser(commands)
     watch_command.add_parser(commands)
     runs_command.add_parser(commands)
+    serve_command.add_parser(commands)
     return parser
 
 

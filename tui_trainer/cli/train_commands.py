@@ -133,7 +133,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def _drive(launch: Any, headless: bool, theme: str | None = None) -> int:
     """Train under the dashboard, or headless when asked or when stdout is not a terminal."""
-    if not headless and sys.stdin.isatty() and sys.stdout.isatty():
+    if not headless and on_a_screen():
         from tui_trainer.tui import run_dashboard
 
         if theme:
@@ -142,6 +142,12 @@ def _drive(launch: Any, headless: bool, theme: str | None = None) -> int:
             check_theme_name(theme)  # before the run starts, not as a note on its dashboard
         return run_dashboard(launch, theme=theme)
     return _drive_headless(launch)
+
+
+def on_a_screen() -> bool:
+    """A terminal, or a browser tab: `tui-trainer serve` runs us with Textual's web driver and pipes."""
+    web = os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver")
+    return web or (sys.stdin.isatty() and sys.stdout.isatty())
 
 
 def _drive_headless(launch: Any) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.cli.train_commands import add_theme_flag
+from tui_trainer.cli.train_commands import add_theme_flag, on_a_screen
 from tui_trainer.engine.errors import RunDirError, TrainerError
 
 
@@ -44,7 +43,7 @@ def check_run_dir(path: Path) -> Path:
 
 def run_watch(args: argparse.Namespace) -> int:
     run_dir = check_run_dir(args.run_dir)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not on_a_screen():
         raise NotATerminal("watch needs a terminal; for a plain listing use `tui-trainer ckpt list` or `ckpt history`")
     if args.theme:
         from tui_trainer.tui.theme_library import check_theme_name

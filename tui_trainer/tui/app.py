@@ -54,6 +54,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tui-trainer"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
     COMMANDS = App.COMMANDS | {BindingCommands}
     BINDINGS = [
         # Short descriptions: all six must fit the footer of an 80-column terminal.

@@ -103,6 +103,12 @@ class CheckpointTable(DataTable):
             arrow = ("▼" if DESCENDING[label] else "▲") if label == self.sort_by else ""
             self.add_column(Text(label + arrow, style="bold" if arrow else ""), key=label)
 
+    def watch_virtual_size(self) -> None:
+        # DataTable measures new cells when idle, and its line caches are not keyed on column
+        # widths: lines painted before (the header, rows the cursor does not touch) kept the old ones.
+        self._clear_caches()
+        self.refresh()
+
     def cycle_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
 

@@ -36,6 +36,8 @@ class RunProgress(Horizontal):
         if (model.step, model.target, text) == self._shown:
             return
         self._shown = (model.step, model.target, text)
-        if model.target:
-            self.query_one(ProgressBar).update(total=model.target, progress=min(model.step, model.target))
         self.query_one("#progress-text", Label).update(text)
+        if model.target:
+            # After the text is laid out: the bar rounds its fill to half cells of its width then.
+            self.call_after_refresh(self.query_one(ProgressBar).update, total=model.target,
+                                    progress=min(model.step, model.target))

@@ -1,4 +1,7 @@
-"""The top line: run, job, state (in words and colour), step / target, epoch, ETA, speed, elapsed, device."""
+"""The top line: run, job, state (in words and colour), step / target, epoch, ETA, speed, elapsed, device.
+
+It stays one line: on a narrow terminal the least useful facts are left out, not wrapped.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from textual.widgets import Label, Static
 
 from tui_trainer.tui.run_model import STATE_WORDS, RunModel
 from tui_trainer.tui.time_format import format_duration, format_rate
+
+SEPARATOR = "  "
 
 
 class StatusHeader(Horizontal):
@@ -31,7 +36,8 @@ class StatusHeader(Horizontal):
     StatusHeader #run-state.-interrupted { background: $warning-darken-2; color: auto; }
     StatusHeader #run-state.-finished { background: $primary; color: auto; }
     StatusHeader #run-state.-failed, StatusHeader #run-state.-disk-full { background: $error; color: auto; }
-    StatusHeader #run-facts { width: 1fr; height: auto; }
+    StatusHeader #run-facts { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusHeader #run-facts.-problem { height: auto; text-wrap: wrap; }  /* why it could not start: all of it */
     """
 
     def compose(self) -> ComposeResult:
@@ -39,9 +45,15 @@ class StatusHeader(Horizontal):
         yield Static("loading torch and the job...", id="run-facts")
 
     _shown: tuple[str, str] | None = None
+    _model: RunModel | None = None
+
+    def on_resize(self) -> None:
+        if self._model is not None:
+            self.show(self._model)
 
     def show(self, model: RunModel) -> None:
-        facts = describe(model)
+        self._model = model
+        facts = describe(model, self.query_one("#run-facts", Static).size.width or None)
         word, css_class = STATE_WORDS.get(model.state, model.state.title()), f"-{model.state}"
         if model.state == "paused" and model.disk_full is not None:
             word, css_class = "Paused: disk full", "-disk-full"
@@ -52,23 +64,35 @@ class StatusHeader(Horizontal):
         # The word carries the state on its own: a monochrome terminal or a screenshot loses colour.
         state.update(word.upper())
         state.set_classes(css_class)
-        self.query_one("#run-facts", Static).update(facts)
+        facts_label = self.query_one("#run-facts", Static)
+        facts_label.update(facts)
+        facts_label.set_class(model.started_at is None and bool(model.error), "-problem")
 
 
-def describe(model: RunModel) -> str:
+def describe(model: RunModel, width: int | None = None) -> str:
+    """The facts in display order, leaving out the least important ones that do not fit `width`."""
     if model.state == "loading":
         return "loading torch and the job..."
     if model.started_at is None:
         return model.error or ""
     target = model.target if model.target is not None else "-"
+    # (importance, text) in display order; 0 is kept however narrow the line is.
     parts = [
-        model.run_name,
-        f"job {model.job_name}",
-        f"step {model.step}/{target}",
-        f"epoch {model.epoch if model.epoch is not None else '-'}",
-        f"ETA {format_duration(model.eta_seconds())}",
-        format_rate(model.steps_per_sec) if model.state == "running" else "- it/s",
-        f"elapsed {format_duration(model.elapsed_seconds())}",
-        (model.device or "-").upper(),
+        (5, model.run_name),
+        (6, f"job {model.job_name}"),
+        (0, f"step {model.step}/{target}"),
+        (4, f"epoch {model.epoch if model.epoch is not None else '-'}"),
+        (1, f"ETA {format_duration(model.eta_seconds())}"),
+        (2, format_rate(model.steps_per_sec) if model.state == "running" else "- it/s"),
+        (3, f"elapsed {format_duration(model.elapsed_seconds())}"),
+        (7, (model.device or "-").upper()),
     ]
-    return "  ".join(parts)
+    if width is None:
+        return SEPARATOR.join(text for _, text in parts)
+    # Strictly by importance: once a fact does not fit, the less important ones are left out too.
+    kept: set[int] = {0}
+    for importance, _ in sorted(parts)[1:]:
+        if len(SEPARATOR.join(text for i, text in parts if i in kept | {importance})) > width:
+            break
+        kept.add(importance)
+    return SEPARATOR.join(text for i, text in parts if i in kept)

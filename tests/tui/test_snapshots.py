@@ -1,0 +1,47 @@
+"""The main screen as pictures: 80x24 and 120x40, in a colour theme and the monochrome one.
+
+After an intended change to the dashboard's look, regenerate them with
+`pytest tests/tui/test_snapshots.py --snapshot-update` and look at the new SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripted_run import CHECKPOINT_STEPS, LAST_STEP, ScriptedLaunch, freeze_dashboard
+from tui_pilot import wait_for
+from tui_trainer.tui.app import make_app
+from tui_trainer.tui.widgets.disk_panel import DiskPanel
+from tui_trainer.tui.widgets.loss_chart import LossChart
+from tui_trainer.tui.widgets.system_panel import SystemPanel
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    freeze_dashboard(monkeypatch)
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def settle(pilot) -> None:
+    """Wait until the whole script is on screen, then move the cursor to the second checkpoint."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.model.step == LAST_STEP, what="the last scripted step")
+    await wait_for(pilot, lambda: len(app.checkpoints) == len(CHECKPOINT_STEPS), what="the checkpoint table")
+    await wait_for(pilot, lambda: app.query_one(DiskPanel).forecast is not None, what="the disk forecast")
+    await wait_for(pilot, lambda: app.query_one(SystemPanel).sample is not None, what="the system sample")
+    app.query_one(LossChart).redraw(force=True)  # a drain may have caught half the script
+    await pilot.press("down")
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("theme", ["dark", "mono"])
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen(snap_compare, frozen, tmp_path: Path, theme: str, size: tuple[int, int]) -> None:
+    app = make_app(ScriptedLaunch(tmp_path), theme=theme)
+    assert snap_compare(app, terminal_size=size, run_before=settle)
