@@ -1,7 +1,7 @@
 """The dashboard app: `make_app(launch_fn)` for the CLI and the tests, `run_dashboard` for the CLI.
 
 The app paints first; the trainer (torch, the job) is built in a thread worker afterwards.
-Events reach the screen only through `runner` (a buffer drained at 4 Hz), never per step.
+Events reach the screen only through `runner` (a buffer drained at 2 Hz), never per step.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from tui_trainer.engine.disk_forecast import DiskForecast, DiskState, forecast, read_disk_state
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.tui.widgets.live_text import show_text
 
 DISK_REFRESH_S = 10.0
 
@@ -120,6 +121,6 @@ class DiskPanel(Static):
         text, warning = describe_disk(self.forecast, self._problem)
         if (text, warning) != self._shown:  # repaint (and send bytes over SSH) only on a change
             self._shown = (text, warning)
-            self.update(text)
+            show_text(self, text)
             self.set_class(warning, "-warning")
             self.tooltip = explain_forecast(self.forecast)

@@ -32,8 +32,9 @@ from tui_trainer.tui.chart_data import (
     log_ticks,
     next_window,
 )
+from tui_trainer.tui.widgets.live_text import show_text
 
-REDRAW_INTERVAL_S = 1.5
+REDRAW_INTERVAL_S = 2.0
 MIN_BUCKETS = 8
 VAL_MARKER = "o"  # ASCII, so train (a line) and val (dots) differ on any terminal, colour or not
 
@@ -168,7 +169,7 @@ class LossChart(Vertical):
             return False
         self._drawn, self._last_draw = key, now
         self._draw(plot, max(MIN_BUCKETS, width))
-        self.query_one("#chart-caption", Static).update(self._caption())
+        show_text(self.query_one("#chart-caption", Static), self._caption())
         self.redraws += 1
         return True
 

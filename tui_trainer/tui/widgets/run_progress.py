@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
 from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.time_format import format_duration
+from tui_trainer.tui.widgets.live_text import show_text
 
 
 class RunProgress(Horizontal):
@@ -26,6 +30,7 @@ class RunProgress(Horizontal):
         yield Label("", id="progress-text")
 
     _shown: tuple[object, ...] | None = None
+    _text_width = 0
 
     def show(self, model: RunModel) -> None:
         text = f"{model.step}/{model.target or '-'}"
@@ -36,8 +41,15 @@ class RunProgress(Horizontal):
         if (model.step, model.target, text) == self._shown:
             return
         self._shown = (model.step, model.target, text)
-        self.query_one("#progress-text", Label).update(text)
+        # Padded to the widest text so far: a label that keeps its width needs no layout pass.
+        widened = cell_len(text) > self._text_width
+        self._text_width = max(self._text_width, cell_len(text))
+        show_text(self.query_one("#progress-text", Label), text.ljust(self._text_width))
         if model.target:
-            # After the text is laid out: the bar rounds its fill to half cells of its width then.
-            self.call_after_refresh(self.query_one(ProgressBar).update, total=model.target,
-                                    progress=min(model.step, model.target))
+            update = partial(self.query_one(ProgressBar).update, total=model.target,
+                             progress=min(model.step, model.target))
+            if widened:
+                # After the text is laid out: the bar rounds its fill to half cells of its width then.
+                self.call_after_refresh(update)
+            else:
+                update()  # in this frame: a deferred update would cost a second frame every tick

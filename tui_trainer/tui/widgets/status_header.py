@@ -11,6 +11,7 @@ from textual.widgets import Label, Static
 
 from tui_trainer.tui.run_model import STATE_WORDS, RunModel
 from tui_trainer.tui.time_format import format_duration, format_rate
+from tui_trainer.tui.widgets.live_text import show_text
 
 SEPARATOR = "  "
 
@@ -58,15 +59,16 @@ class StatusHeader(Horizontal):
         if model.state == "paused" and model.disk_full is not None:
             word, css_class = "Paused: disk full", "-disk-full"
         if (word, facts) == self._shown:
-            return  # called at 4 Hz: repaint (and send bytes over SSH) only on a change
+            return  # called at every tick: repaint (and send bytes over SSH) only on a change
+        if word != (self._shown or ("", ""))[0]:
+            state = self.query_one("#run-state", Label)
+            # The word carries the state on its own: a monochrome terminal or a screenshot loses colour.
+            state.update(word.upper())
+            state.set_classes(css_class)
         self._shown = (word, facts)
-        state = self.query_one("#run-state", Label)
-        # The word carries the state on its own: a monochrome terminal or a screenshot loses colour.
-        state.update(word.upper())
-        state.set_classes(css_class)
         facts_label = self.query_one("#run-facts", Static)
-        facts_label.update(facts)
         facts_label.set_class(model.started_at is None and bool(model.error), "-problem")
+        show_text(facts_label, facts)
 
 
 def describe(model: RunModel, width: int | None = None) -> str:

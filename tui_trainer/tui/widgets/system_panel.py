@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.system_stats import GpuStats, SystemSample, SystemSampler
+from tui_trainer.tui.widgets.live_text import show_text
 
 SAMPLE_INTERVAL_S = 1.0
 HOT_GPU_C = 85
@@ -104,4 +105,4 @@ class SystemPanel(Static):
         text = describe_system(sample)
         if text != self._shown:
             self._shown = text
-            self.update(text)
+            show_text(self, text)
