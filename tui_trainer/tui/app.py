@@ -27,7 +27,6 @@ from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
-from tui_trainer.tui.screens.runs_screen import RunsScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
@@ -261,6 +260,8 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             self.notify("the runs screen opens once the run has loaded", severity="warning", timeout=3)
             return
         run_dir = Path(self.model.run_dir)
+        from tui_trainer.tui.screens.runs_screen import RunsScreen  # on first use: its imports would slow the first frame
+
         self.push_screen(RunsScreen(run_dir.parent, live_run=run_dir))
 
     def action_request_quit(self) -> None:
