@@ -105,6 +105,7 @@ class PruneScreen(FormModal[PruneRequest | None]):
     PruneScreen #prune-error.-hidden { display: none; }
     PruneScreen #prune-scroll { height: auto; max-height: 16; }
     PruneScreen #prune-preview { height: auto; width: 100%; }
+    PruneScreen #prune-live { height: auto; width: 100%; }  /* wraps: a long note is not cut off */
     PruneScreen Horizontal { height: auto; margin-top: 1; }
     PruneScreen Button { margin-right: 2; }
     """

@@ -34,7 +34,7 @@ class TargetScreen(FormModal[int | None]):
         background: $surface;
         padding: 1 2;
     }
-    TargetScreen #target-error { color: $error; height: auto; }
+    TargetScreen #target-error { color: $error; height: auto; width: 100%; }
     TargetScreen #target-error.-hidden { display: none; }
     TargetScreen Horizontal { height: auto; margin-top: 1; }
     TargetScreen Button { margin-right: 2; }
