@@ -45,3 +45,39 @@ def test_the_dashboard_is_handed_control_before_torch_is_imported(tmp_path, comm
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["torch_before_first_frame"] is False
     assert seen["torch_in_worker"] is True
+
+
+# Runs the real CLI up to the moment the dashboard app would start its event loop, and records
+# which modules the first frame would have had to wait for.
+FIRST_FRAME = """
+import json, sys
+from tui_trainer.cli import main as cli_main
+from tui_trainer.tui import app as dashboard
+
+seen = {}
+
+def run_instead(self, *args, **kwargs):
+    seen["loaded"] = sorted(m for m in sys.argv[1].split(",") if m in sys.modules)
+    return 0
+
+dashboard.TrainerApp.run = run_instead
+sys.stdin.isatty = sys.stdout.isatty = lambda: True
+cli_main.main(sys.argv[2:])
+print(json.dumps(seen))
+"""
+# Each is loaded after the first paint: the chart's plotting library and numpy when the plot
+# mounts, the rest when the run has loaded or a screen is first opened.
+NOT_BEFORE_FIRST_FRAME = ["torch", "numpy", "textual_plot", "watchdog", "tui_trainer.engine.run_dir",
+                          "tui_trainer.engine.checkpoint_store", "tui_trainer.engine.events",
+                          "tui_trainer.tui.screens.export_modal", "tui_trainer.tui.screens.rollback_modal",
+                          "tui_trainer.cli.ckpt_maintain", "tui_trainer.cli.ckpt_list"]
+
+
+@pytest.mark.parametrize("command", [["train", "--max-iters", "5"], []], ids=["train", "default"])
+def test_the_first_frame_waits_for_none_of_the_heavy_imports(tmp_path, command):
+    if command:
+        command = [*command, "--run-dir", str(tmp_path / "run")]
+    done = subprocess.run([sys.executable, "-c", FIRST_FRAME, ",".join(NOT_BEFORE_FIRST_FRAME), *command],
+                          capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"loaded": []}

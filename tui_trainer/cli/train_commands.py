@@ -99,18 +99,18 @@ def run_default(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from tui_trainer.engine.policy import CheckpointPolicy
-    from tui_trainer.engine.run_dir import RunSettings
 
     policy = CheckpointPolicy(
         every_steps=args.ckpt_every, every_minutes=args.ckpt_minutes, keep_last=args.keep_last,
         monitor=args.monitor, mode=args.mode,
     )
-    settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
     options = parse_job_options(args.job_opt)
 
     def launch(**kw: Any) -> Any:
         from tui_trainer.engine.launch import new_run_dir, start_run
+        from tui_trainer.engine.run_dir import RunSettings  # argparse has checked each value already
 
+        settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
         run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
         return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw)
 

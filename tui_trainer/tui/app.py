@@ -6,6 +6,7 @@ Events reach the screen only through `runner` (a buffer drained at 2 Hz), never 
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.report_theme_problems()
         self.set_interval(DRAIN_INTERVAL_S, self.drain_events)
         self.set_interval(CHECKPOINT_REFRESH_S, self.refresh_checkpoints)
+        self.call_after_refresh(gc.enable)  # off for the start-up (see `tui_trainer.tui.run_dashboard`)
         # Start after the first frame: the worker's torch import competes for the GIL.
         self.call_after_refresh(self._start_training)
 

@@ -2,15 +2,20 @@
 
 A chart is never handed the raw history: `downsample_minmax` reduces a series to about two
 points per column, keeping each bucket's minimum and maximum so that a loss spike survives.
+numpy is imported by the functions that shape a series for drawing, not by `LossSeries`, so the
+dashboard's first frame does not wait for it.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # TensorBoard's smoothing slider defaults to 0.6; 0.9 reads better for noisy per-step losses.
 EMA_WEIGHT = 0.9
@@ -23,6 +28,8 @@ def downsample_minmax(x: Sequence[float], y: Sequence[float], buckets: int) -> t
 
     Non-finite y values are dropped first. Series already short enough come back unchanged.
     """
+    import numpy as np
+
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
     finite = np.isfinite(ys) & np.isfinite(xs)
@@ -114,6 +121,8 @@ def next_window(current: int | None, span: float) -> int | None:
 def in_window(steps: Sequence[float], values: Sequence[float], window: int | None,
               last_step: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The points of (steps, values) within `window` steps of `last_step` (all when window is None)."""
+    import numpy as np
+
     xs = np.frombuffer(steps, dtype=float) if isinstance(steps, array) else np.asarray(steps, dtype=float)
     ys = np.frombuffer(values, dtype=float) if isinstance(values, array) else np.asarray(values, dtype=float)
     if window is None or last_step is None:
@@ -164,7 +173,7 @@ class LossSeries:
 
     def _truncate_from(self, step: int) -> None:
         # A resume from an earlier checkpoint replays steps: the old tail is superseded.
-        keep = int(np.searchsorted(np.frombuffer(self.steps, dtype=float), step, side="left"))
+        keep = bisect_left(self.steps, step)
         del self.steps[keep:], self.values[keep:], self.smoothed[keep:]
         self._ema = DebiasedEma(self._ema.weight)
         for v in self.values:

@@ -20,14 +20,6 @@ from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.error_text import describe_error
 from tui_trainer.tui.rollback import RollbackPlan, RollbackRefused, plan_rollback
 from tui_trainer.tui.runner import TrainingRunner
-from tui_trainer.tui.screens.compare_pick import ComparePickScreen
-from tui_trainer.tui.screens.compare_screen import CompareScreen
-from tui_trainer.tui.screens.confirm_modal import ConfirmScreen
-from tui_trainer.tui.screens.details_screen import DetailsScreen
-from tui_trainer.tui.screens.export_modal import ExportScreen, result_lines
-from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
-from tui_trainer.tui.screens.prune_modal import PruneRequest, PruneScreen
-from tui_trainer.tui.screens.rollback_modal import RollbackScreen
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.status_header import StatusHeader
@@ -37,6 +29,7 @@ if TYPE_CHECKING:
 
     from tui_trainer.engine.checkpoint_store import StoredCheckpoint
     from tui_trainer.tui.run_model import RunModel
+    from tui_trainer.tui.screens.prune_modal import PruneRequest
     from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow
 
     _App = App[int]
@@ -82,7 +75,11 @@ def protection_reasons(stored: StoredCheckpoint, monitor: str) -> list[str]:
 
 
 class CheckpointActions(_App):
-    """Mixed into TrainerApp; uses its model, control, runner, table and event log."""
+    """Mixed into TrainerApp; uses its model, control, runner, table and event log.
+
+    Each modal screen is imported when it is first opened: together they would delay the
+    dashboard's first frame by tens of milliseconds.
+    """
 
     model: RunModel
     control: TrainingControl
@@ -143,12 +140,16 @@ class CheckpointActions(_App):
     # --- e: export ------------------------------------------------------------------------------
 
     def action_export_checkpoint(self) -> None:
+        from tui_trainer.tui.screens.export_modal import ExportScreen
+
         picked = self._selected("export")
         if picked is not None:
             run_dir, name = picked
             self.push_screen(ExportScreen(Path(run_dir) / name, Path(run_dir)), self._exported)
 
     def _exported(self, result: Any) -> None:
+        from tui_trainer.tui.screens.export_modal import result_lines
+
         if result is not None:
             self._done(f"exported {result.out_path}: " + "; ".join(result_lines(result)[:1]))
 
@@ -168,6 +169,8 @@ class CheckpointActions(_App):
             return keep if keep >= 1 else CheckpointPolicy().keep_last  # 0 keeps all: offer the default
 
         def ask(keep: int) -> None:
+            from tui_trainer.tui.screens.prune_modal import PruneScreen
+
             self.push_screen(PruneScreen(run_dir, keep, live=self.model.training),
                              lambda request: self._prune_chosen(run_dir, request))
 
@@ -219,6 +222,8 @@ class CheckpointActions(_App):
             return store.get(name), store.monitor
 
         def ask(found: tuple[Any, str]) -> None:
+            from tui_trainer.tui.screens.confirm_modal import ConfirmScreen
+
             stored, monitor = found
             size = human_bytes(stored.meta.size_bytes)
             lines = [f"step {stored.meta.step}, {size}; the file and its metadata are removed for good."]
@@ -233,6 +238,8 @@ class CheckpointActions(_App):
         if not reasons:
             self._delete(run_dir, name)
             return
+        from tui_trainer.tui.screens.confirm_modal import ConfirmScreen
+
         lines = [f"{reason}." for reason in reasons] + ["Delete it anyway?"]
         self.push_screen(ConfirmScreen(f"{name} is protected", lines, "Delete anyway"),
                          lambda yes: yes and self._delete(run_dir, name))
@@ -262,11 +269,16 @@ class CheckpointActions(_App):
     # --- enter: details, c: compare -------------------------------------------------------------
 
     def action_checkpoint_details(self) -> None:
+        from tui_trainer.tui.screens.details_screen import DetailsScreen
+
         picked = self._selected("show")
         if picked is not None:
             self.push_screen(DetailsScreen(*picked))
 
     def action_compare_checkpoints(self) -> None:
+        from tui_trainer.tui.screens.compare_pick import ComparePickScreen
+        from tui_trainer.tui.screens.compare_screen import CompareScreen
+
         picked = self._selected("compare")
         if picked is None:
             return
@@ -308,6 +320,8 @@ class CheckpointActions(_App):
             return rollback
 
         def ask(rollback: RollbackPlan) -> None:
+            from tui_trainer.tui.screens.rollback_modal import RollbackScreen
+
             live_step = self.model.step if self.model.training else None
             target = self.model.target or rollback.step
             self.push_screen(RollbackScreen(rollback, target, live_step),
@@ -352,4 +366,6 @@ class CheckpointActions(_App):
     # --- ?: help --------------------------------------------------------------------------------
 
     def action_show_help(self) -> None:
+        from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
+
         self.push_screen(HelpScreen(key_help(self)))

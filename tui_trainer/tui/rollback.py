@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_trainer.engine.errors import TrainerError
-from tui_trainer.engine.run_dir import SUPERSEDED_DIR
 from tui_trainer.engine.sizes import human_bytes
 
 
@@ -56,6 +55,8 @@ def plan_rollback(stored: Sequence[Any], name: str, run_id: str | None, reached_
 
 def describe_rollback(plan: RollbackPlan, live_step: int | None) -> list[str]:
     """The confirmation's lines: what stops, what moves, what history is dropped."""
+    from tui_trainer.engine.run_dir import SUPERSEDED_DIR  # the dashboard's first frame needs no run_dir
+
     lines = []
     if live_step is not None:
         lines.append(

@@ -10,13 +10,15 @@ import time
 from dataclasses import dataclass, field
 from enum import Flag, auto
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui_trainer.engine import events as ev
 from tui_trainer.engine.job import DEMO_JOB
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.chart_data import LossSeries
 from tui_trainer.tui.runner import JobOutput, Launched, LaunchFailed, RunEnded
+
+if TYPE_CHECKING:
+    from tui_trainer.engine import events as ev
 
 # State -> the word shown; the word is also the CSS class that colours it (`-running`, ...).
 STATE_WORDS = {
@@ -141,6 +143,8 @@ class RunModel:
         return changed
 
     def _apply_one(self, event: Any) -> Changed:
+        from tui_trainer.engine import events as ev  # on the first event: not needed for the first frame
+
         at = getattr(event, "time", None) or time.time()
         if isinstance(event, ev.StepCompleted):
             self.step, self.epoch, self.target = event.step, event.epoch, event.target

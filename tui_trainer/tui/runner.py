@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.events import DISK_FULL_PAUSE
 from tui_trainer.tui.job_output import capture_job_output
 
 # 2 Hz: counters still read as live (keys act at once, not at the tick), a burst of 1,000 steps/s is
@@ -128,6 +127,8 @@ class TrainingRunner:
             self.done.set()  # after the capture is undone, so its last line is in the buffer
 
     def _run(self) -> None:
+        from tui_trainer.engine.events import DISK_FULL_PAUSE
+
         if self.control.stop_reason is not None:  # quit before the worker even started
             self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
             return

@@ -6,6 +6,8 @@ prune, export, resume (which retries the save), or dismiss (the run stays paused
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,8 +15,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
-from tui_trainer.engine.events import DiskFull
 from tui_trainer.engine.sizes import human_bytes
+
+if TYPE_CHECKING:
+    from tui_trainer.engine.events import DiskFull
 
 PRUNE, EXPORT, RETRY = "prune", "export", "retry"
 

@@ -1,8 +1,9 @@
-"""The loss chart: train and val loss on one axes, behind a small adapter over textual-plot.
+"""The loss chart: train and val loss on one axes, drawn through `loss_plot` (textual-plot).
 
-Only this module knows the plotting library. It is handed `LossSeries` and draws a downsampled
-copy (about two points per column, min and max kept), at most every `REDRAW_INTERVAL_S`:
-each redraw sends ~20 KB to the terminal, which matters over SSH.
+It is handed `LossSeries` and draws a downsampled copy (about two points per column, min and
+max kept), at most every `REDRAW_INTERVAL_S`: each redraw sends ~20 KB to the terminal, which
+matters over SSH. The plot itself is mounted right after the first frame, with its imports
+(textual-plot and numpy, ~0.1 s): until then a placeholder stands in its place.
 """
 
 from __future__ import annotations
@@ -10,92 +11,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.widgets import Static
-from textual_hires_canvas import Canvas
-from textual_plot import HiResMode, PlotWidget
-from textual_plot.plot_widget import Legend
-from textual_plot.axis_formatter import AxisFormatter
 
-from tui_trainer.tui.chart_data import (
-    LossSeries,
-    downsample_minmax,
-    format_step,
-    format_tick,
-    in_window,
-    linear_ticks,
-    log_ticks,
-    next_window,
-)
+from tui_trainer.tui.chart_data import LossSeries, downsample_minmax, format_step, in_window, next_window
 from tui_trainer.tui.widgets.live_text import show_text
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tui_trainer.tui.widgets.loss_plot import QuietPlot
 
 REDRAW_INTERVAL_S = 2.0
 MIN_BUCKETS = 8
 VAL_MARKER = "o"  # ASCII, so train (a line) and val (dots) differ on any terminal, colour or not
-
-
-class _Canvas(Canvas):
-    """textual-hires-canvas's Canvas, minus the unstyled empty line that crashes `NO_COLOR=1`.
-
-    Textual's monochrome filter reads `.color` of every segment's style; an empty canvas line
-    comes back as a segment whose style is None.
-    """
-
-    def render_line(self, y: int) -> Strip:
-        if not self._canvas_size.area or y >= self._canvas_size.height:
-            return Strip.blank(0, self.rich_style)
-        return super().render_line(y)
-
-
-class _Plot(PlotWidget, can_focus=False, inherit_bindings=False):
-    """textual-plot without focus or keys: focused, it would take r, +, - and the arrows.
-
-    Its default margins (2 rows above, 3 below) leave few rows in a small panel; the caption
-    above the chart replaces the axis labels.
-    """
-
-    margin_top = reactive(0)
-    margin_bottom = reactive(1)
-    margin_left = reactive(7)
-
-    def compose(self) -> ComposeResult:
-        with Grid():
-            yield _Canvas(1, 1, id="margin-top")
-            yield _Canvas(1, 1, id="margin-left")
-            yield _Canvas(1, 1, id="plot")
-            yield _Canvas(1, 1, id="margin-bottom")
-        yield Legend(id="legend")
-
-
-class LogAxisFormatter(AxisFormatter):
-    """Ticks for values plotted as log10(y), labelled with y itself."""
-
-    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
-        return [math.log10(t) for t in log_ticks(10.0**min_, 10.0**max_, max_ticks)]
-
-    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
-        return [format_tick(10.0**t) for t in ticks]
-
-
-class LinearAxisFormatter(AxisFormatter):
-    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
-        return linear_ticks(min_, max_, max_ticks)
-
-    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
-        return [format_tick(t) for t in ticks]
-
-
-class StepAxisFormatter(LinearAxisFormatter):
-    def get_ticks(self, min_: float, max_: float, max_ticks: int = 6) -> list[float]:
-        return [t for t in linear_ticks(min_, max_, max_ticks) if t == int(t)]
-
-    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
-        return [format_step(t) for t in ticks]
 
 
 class LossChart(Vertical):
@@ -109,7 +42,12 @@ class LossChart(Vertical):
         padding: 0 1;
         color: $text-muted;
     }
-    LossChart _Plot { height: 1fr; }
+    LossChart QuietPlot { height: 1fr; }
+    LossChart #chart-placeholder {
+        height: 1fr;
+        content-align: center middle;
+        color: $text-muted;
+    }
     LossChart > .loss-chart--train { color: $primary; }
     LossChart > .loss-chart--raw { color: $text-disabled; }
     LossChart > .loss-chart--val { color: $warning; }
@@ -128,14 +66,25 @@ class LossChart(Vertical):
         self._last_draw = 0.0
         self.redraws = 0
         self.drawn_x_range: tuple[float, float] | None = None  # steps on the x axis at the last redraw
+        self.plot: QuietPlot | None = None  # mounted after the first frame
 
     def compose(self) -> ComposeResult:
         yield Static(self._caption(), id="chart-caption")
-        yield _Plot(allow_pan_and_zoom=False)
+        yield Static("loading chart...", id="chart-placeholder")
 
     def on_mount(self) -> None:
-        self.query_one(_Plot).set_x_formatter(StepAxisFormatter())
+        self.call_after_refresh(self._mount_plot)
+
+    async def _mount_plot(self) -> None:
+        from tui_trainer.tui.widgets.loss_plot import QuietPlot, StepAxisFormatter
+
+        plot = QuietPlot(allow_pan_and_zoom=False)
+        plot.set_x_formatter(StepAxisFormatter())
+        self.plot = plot
         self._apply_y_formatter()
+        await self.query_one("#chart-placeholder").remove()
+        await self.mount(plot)
+        self.call_after_refresh(self.redraw, force=True)  # once the plot has its size
 
     def on_resize(self) -> None:
         self.redraw(force=True)
@@ -158,7 +107,9 @@ class LossChart(Vertical):
 
     def redraw(self, force: bool = False) -> bool:
         """Redraw if the data or the size changed, and the last redraw is old enough."""
-        plot = self.query_one(_Plot)
+        plot = self.plot
+        if plot is None or not plot.is_mounted:
+            return False
         width = plot.size.width - plot.margin_left
         key = (self.train.version, self.val.version, width, plot.size.height, self.log_scale, self.smoothing,
                self.window)
@@ -173,7 +124,9 @@ class LossChart(Vertical):
         self.redraws += 1
         return True
 
-    def _draw(self, plot: PlotWidget, buckets: int) -> None:
+    def _draw(self, plot: QuietPlot, buckets: int) -> None:
+        from tui_trainer.tui.widgets.loss_plot import HiResMode
+
         plot.clear()
         steps = self.train.steps
         if len(steps):
@@ -198,13 +151,16 @@ class LossChart(Vertical):
         last = self.train.steps[-1] if len(self.train.steps) else None
         x, y = downsample_minmax(*in_window(steps, values, self.window, last), buckets)
         if self.log_scale:
+            import numpy as np
             positive = y > 0
             x, y = x[positive], np.log10(y[positive])
         return x, y
 
     def _apply_y_formatter(self) -> None:
-        plot = self.query_one(_Plot)
-        plot.set_y_formatter(LogAxisFormatter() if self.log_scale else LinearAxisFormatter())
+        from tui_trainer.tui.widgets.loss_plot import LinearAxisFormatter, LogAxisFormatter
+
+        if self.plot is not None:
+            self.plot.set_y_formatter(LogAxisFormatter() if self.log_scale else LinearAxisFormatter())
 
     def _caption(self) -> str:
         last = self.train.last

@@ -14,10 +14,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
-from textual_plot import HiResMode
 
 from tui_trainer.tui.chart_data import downsample_minmax
-from tui_trainer.tui.widgets.loss_chart import MIN_BUCKETS, LinearAxisFormatter, StepAxisFormatter, _fmt, _Plot
+from tui_trainer.tui.widgets.loss_chart import MIN_BUCKETS, _fmt
+from tui_trainer.tui.widgets.loss_plot import HiResMode, LinearAxisFormatter, QuietPlot, StepAxisFormatter
 
 MARKERS = ("o", "x", "+", "*", "#", "@", "%", "&")
 MARKS_PER_CURVE = 8
@@ -51,7 +51,7 @@ class OverlayChart(Vertical):
     DEFAULT_CSS = """
     OverlayChart { height: 1fr; min-height: 6; }
     OverlayChart #overlay-legend { height: auto; padding: 0 1; }
-    OverlayChart _Plot { height: 1fr; }
+    OverlayChart QuietPlot { height: 1fr; }
     OverlayChart > .overlay-chart--series-0 { color: $primary; }
     OverlayChart > .overlay-chart--series-1 { color: $warning; }
     OverlayChart > .overlay-chart--series-2 { color: $success; }
@@ -69,10 +69,10 @@ class OverlayChart(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="overlay-legend")
-        yield _Plot(allow_pan_and_zoom=False)
+        yield QuietPlot(allow_pan_and_zoom=False)
 
     def on_mount(self) -> None:
-        plot = self.query_one(_Plot)
+        plot = self.query_one(QuietPlot)
         plot.set_x_formatter(StepAxisFormatter())
         plot.set_y_formatter(LinearAxisFormatter())
 
@@ -84,7 +84,7 @@ class OverlayChart(Vertical):
         self.redraw()
 
     def redraw(self) -> None:
-        plot = self.query_one(_Plot)
+        plot = self.query_one(QuietPlot)
         buckets = max(MIN_BUCKETS, plot.size.width - plot.margin_left)
         plot.clear()
         drawn = 0

@@ -1,0 +1,168 @@
+"""`tui-trainer ckpt prune|delete|pin|unpin|export|verify`: the commands that maintain checkpoints.
+
+Every path is checked before use and every user error is a TrainerError, which `main` prints
+as one line. Commands that delete ask first on a terminal, and refuse without `--yes` elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tui_trainer.cli.ckpt_paths import existing_dir, existing_file, stored_checkpoint
+from tui_trainer.engine.checkpoint_store import StoredCheckpoint
+from tui_trainer.engine.errors import CheckpointNotFound, TrainerError
+from tui_trainer.engine.run_dir import is_locked, store_for
+from tui_trainer.engine.sizes import human_bytes
+
+
+class NotConfirmed(TrainerError):
+    """A destructive command was not confirmed."""
+
+
+class ProtectedCheckpoint(TrainerError):
+    """Deleting this checkpoint needs --force."""
+
+
+class BadArgument(TrainerError):
+    """An argument is out of range."""
+
+
+# --- prune --------------------------------------------------------------------------------------
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    if args.keep < 1:
+        raise BadArgument(
+            f"--keep must be at least 1, got {args.keep} "
+            "(the best, latest, pinned and manual checkpoints are kept in any case)"
+        )
+    directory = existing_dir(args.dir, "prune takes a run dir; use `tui-trainer ckpt delete` for one file")
+    store = store_for(directory)
+    doomed = store.plan_prune(args.keep)
+    if not doomed:
+        print(f"nothing to prune in {directory}: at most {args.keep} rotating checkpoints besides the protected ones")
+        return 0
+    if not args.dry_run:
+        require_confirmation_possible(args.yes, "prune")
+    if is_locked(directory):
+        print(f"note: a trainer is running in {directory}; pruning alongside it is safe", file=sys.stderr)
+    total = sum(c.meta.size_bytes or 0 for c in doomed)
+    if args.dry_run or not args.yes:
+        for c in doomed:
+            print(f"would delete {c.meta.name} (step {c.meta.step}, {human_bytes(c.meta.size_bytes)})")
+    if args.dry_run:
+        print(f"would free {human_bytes(total)}; dry run, nothing deleted")
+        return 0
+    if not confirm(f"Delete these {len(doomed)} checkpoints ({human_bytes(total)})?", args.yes):
+        print("cancelled; nothing deleted")
+        return 1
+    still_doomed = {c.meta.name for c in store.plan_prune(args.keep)}  # the run may have moved on
+    freed = 0
+    for c in doomed:
+        if c.meta.name not in still_doomed:
+            continue
+        try:
+            freed += store.delete(c.meta.name)
+        except (CheckpointNotFound, FileNotFoundError):
+            continue  # the trainer pruned it first
+        print(f"deleted {c.meta.name} (step {c.meta.step}, {human_bytes(c.meta.size_bytes)})")
+    print(f"freed {human_bytes(freed)}")
+    return 0
+
+
+# --- delete, pin --------------------------------------------------------------------------------
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    store, stored = stored_checkpoint(args.ckpt)
+    name = stored.meta.name
+    reasons = protection_reasons(stored)
+    if reasons and not args.force:
+        raise ProtectedCheckpoint(f"{name} is {' and '.join(reasons)}; pass --force to delete it anyway")
+    require_confirmation_possible(args.yes, "delete")
+    if not confirm(f"Delete {name} ({human_bytes(stored.meta.size_bytes)})?", args.yes):
+        print("cancelled; nothing deleted")
+        return 1
+    if stored.latest and is_locked(store.directory):
+        print(f"note: a trainer is running in {store.directory}", file=sys.stderr)
+    freed = store.delete(name)
+    print(f"deleted {name} ({human_bytes(freed)})")
+    return 0
+
+
+def protection_reasons(stored: StoredCheckpoint) -> list[str]:
+    marks = [m for m in ("best", "latest") if getattr(stored, m)]
+    reasons = [f"the {' and '.join(marks)} checkpoint"] if marks else []
+    if stored.pinned:
+        reasons.append("pinned")
+    return reasons
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    store, stored = stored_checkpoint(args.ckpt)
+    name, word = stored.meta.name, "pinned" if args.pinned else "unpinned"
+    if stored.pinned == args.pinned:
+        print(f"{name} is already {word}")
+        return 0
+    store.set_pinned(name, args.pinned)
+    if args.pinned:
+        print(f"pinned {name}: prune and retention will keep it")
+    else:
+        print(f"unpinned {name}: it can be pruned once it is neither the best nor the latest")
+    return 0
+
+
+# --- export, verify -----------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    source = existing_file(args.ckpt, "pass one checkpoint file")
+    from tui_trainer.engine.weights_export import export_weights  # imports torch
+
+    result = export_weights(source, Path(args.out), args.format, overwrite=args.force)
+    print(
+        f"{source.name} {human_bytes(result.checkpoint_bytes)} -> {result.out_path.name} "
+        f"{human_bytes(result.weights_bytes)} of weights ({result.ratio:.0%})"
+    )
+    print(f"{result.tensors} tensors, {result.parameters:,} parameters, {result.fmt}")
+    if result.skipped:
+        print(f"note: left out {len(result.skipped)} non-tensor entries: {', '.join(result.skipped)}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from tui_trainer.engine.checkpoint_verify import verify_path
+
+    results = verify_path(args.path)
+    if not results:
+        print(f"no checkpoint files under {args.path}")
+        return 0
+    for r in results:
+        print(f"OK       {r.path}  {r.detail}" if r.ok else f"PROBLEM  {r.path}: {r.problem}")
+    bad = sum(not r.ok for r in results)
+    print(f"{len(results)} checked: {len(results) - bad} OK, {bad} with problems")
+    return 1 if bad else 0
+
+
+# --- confirmation -------------------------------------------------------------------------------
+
+
+def require_confirmation_possible(assume_yes: bool, action: str) -> None:
+    if not assume_yes and not sys.stdin.isatty():
+        raise NotConfirmed(
+            f"refusing to {action} without confirmation: stdin is not a terminal; pass --yes, or --dry-run to preview"
+            if action == "prune"
+            else f"refusing to {action} without confirmation: stdin is not a terminal; pass --yes"
+        )
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")

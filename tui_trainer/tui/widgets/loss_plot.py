@@ -1,0 +1,82 @@
+"""The plotting adapter over textual-plot: a plot widget without keys, and its axis formatters.
+
+Only this module imports textual-plot (and, through it, numpy). The loss chart mounts it after
+the first frame has painted; the runs screen's overlay chart draws through it too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+from textual.reactive import reactive
+from textual.strip import Strip
+from textual_hires_canvas import Canvas
+from textual_plot import HiResMode, PlotWidget
+from textual_plot.axis_formatter import AxisFormatter
+from textual_plot.plot_widget import Legend
+
+from tui_trainer.tui.chart_data import format_step, format_tick, linear_ticks, log_ticks
+
+__all__ = ["HiResMode", "LinearAxisFormatter", "LogAxisFormatter", "QuietPlot", "StepAxisFormatter"]
+
+
+class _Canvas(Canvas):
+    """textual-hires-canvas's Canvas, minus the unstyled empty line that crashes `NO_COLOR=1`.
+
+    Textual's monochrome filter reads `.color` of every segment's style; an empty canvas line
+    comes back as a segment whose style is None.
+    """
+
+    def render_line(self, y: int) -> Strip:
+        if not self._canvas_size.area or y >= self._canvas_size.height:
+            return Strip.blank(0, self.rich_style)
+        return super().render_line(y)
+
+
+class QuietPlot(PlotWidget, can_focus=False, inherit_bindings=False):
+    """textual-plot without focus or keys: focused, it would take r, +, - and the arrows.
+
+    Its default margins (2 rows above, 3 below) leave few rows in a small panel; the caption
+    above the chart replaces the axis labels.
+    """
+
+    margin_top = reactive(0)
+    margin_bottom = reactive(1)
+    margin_left = reactive(7)
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield _Canvas(1, 1, id="margin-top")
+            yield _Canvas(1, 1, id="margin-left")
+            yield _Canvas(1, 1, id="plot")
+            yield _Canvas(1, 1, id="margin-bottom")
+        yield Legend(id="legend")
+
+
+class LogAxisFormatter(AxisFormatter):
+    """Ticks for values plotted as log10(y), labelled with y itself."""
+
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        return [math.log10(t) for t in log_ticks(10.0**min_, 10.0**max_, max_ticks)]
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [format_tick(10.0**t) for t in ticks]
+
+
+class LinearAxisFormatter(AxisFormatter):
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        return linear_ticks(min_, max_, max_ticks)
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [format_tick(t) for t in ticks]
+
+
+class StepAxisFormatter(LinearAxisFormatter):
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 6) -> list[float]:
+        return [t for t in linear_ticks(min_, max_, max_ticks) if t == int(t)]
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [format_step(t) for t in ticks]
