@@ -165,6 +165,11 @@ def _five(run_dir: Path) -> Path:
     return _finished(run_dir)
 
 
+def _others(root: Path) -> dict[str, dict[str, tuple[int, int]]]:
+    """Every file under `root` but the pruned runs and the live one (still writing while this looks)."""
+    return {entry.name: snapshot(entry) for entry in root.iterdir() if entry.name not in ("a", "b", "run")}
+
+
 def _on_disk(run_dir: Path) -> set[str]:
     return {c.meta.name for c in store_for(run_dir).list()}
 
@@ -173,6 +178,9 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
     launch_fn = tiny_launch(every_steps=5)  # trains on while the runs are pruned; keep-last 0 keeps all
     a = _five(tmp_path / "a")
     b = _five(tmp_path / "b")
+    stray = tmp_path / "not-a-run"  # a checkpoint-looking file in a folder that holds no run
+    stray.mkdir()
+    (stray / "step_00000100.pt").write_bytes(b"not ours")
     app = make_app(launch_fn)
     live = launch_fn.run_dir
 
@@ -194,14 +202,15 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
             assert all(key in shown for key in expected)
             assert "left alone: run (being trained right now" in shown
             live_before = _on_disk(live)
-            untouched = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("a/", "b/", "run/"))}
+            untouched = _others(tmp_path)
+            assert "step_00000100.pt" in untouched["not-a-run"]
 
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen is screen, what="the modal to close")
             remaining = {"step_00000200.pt", "step_00000400.pt", "step_00000500.pt"}
             await wait_for(pilot, lambda: _on_disk(a) == remaining and _on_disk(b) == remaining, what="the prune")
             assert live_before <= _on_disk(live)  # the training run lost nothing
-            assert {k: v for k, v in snapshot(tmp_path).items() if k in untouched} == untouched
+            assert _others(tmp_path) == untouched
             await wait_for(pilot, lambda: _row(screen, "a")[5] == "3", timeout=10, what="the table to re-scan")
 
     run_async(scenario)
