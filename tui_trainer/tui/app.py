@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import Footer
-from textual.worker import get_current_worker
 
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.tui.binding_commands import BindingCommands
@@ -30,10 +28,10 @@ from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFu
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
-from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
+from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable
 from tui_trainer.tui.widgets.disk_panel import DiskPanel
-from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.loss_chart import LossChart
+from tui_trainer.tui.widgets.run_panels import RunPanels
 from tui_trainer.tui.widgets.run_progress import RunProgress
 from tui_trainer.tui.widgets.status_header import StatusHeader
 from tui_trainer.tui.widgets.system_panel import SystemPanel
@@ -86,7 +84,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.control = control or TrainingControl()
         self.runner = TrainingRunner(launch_fn, self.control)
         self.model = RunModel()
-        self.checkpoints: list[CheckpointRow] = []
+        self.panels = RunPanels(self.model, id="main")  # the chart, the checkpoint table, the log
         self.quitting = False
         self.watcher = RunDirWatcher()  # files changed by anyone refresh the table and the disk panel
 
@@ -96,11 +94,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         with Horizontal(id="gauges"):
             yield DiskPanel(id="disk")
             yield SystemPanel(id="system")
-        with Horizontal(id="main"):
-            yield LossChart(self.model.train, self.model.val, id="chart")
-            with Vertical(id="side"):
-                yield CheckpointTable(id="checkpoints")
-                yield EventLog(id="events")
+        yield self.panels
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -139,8 +133,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
 
     def _drain_events(self) -> None:
         changed = self.model.apply(self.runner.buffer.drain())
-        if Changed.LOG in changed:
-            self.query_one(EventLog).add(self.model.take_log())
+        self.panels.show(changed)
         if Changed.CHECKPOINTS in changed:
             self.refresh_checkpoints()
         alert = self.model.take_disk_full_alert()
@@ -148,7 +141,6 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             self.show_disk_full(alert)
         self.query_one(StatusHeader).show(self.model)
         self.query_one(RunProgress).show(self.model)
-        self.query_one(LossChart).redraw()
         self.query_one(DiskPanel).show(self.model)
         if self.watcher.take_change():
             self.refresh_checkpoints()
@@ -159,19 +151,12 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         if self.model.run_dir:
             self.watcher.watch(self.model.run_dir)
             self.query_one(DiskPanel).reload(self.model.run_dir)
-            self._list_checkpoints(self.model.run_dir)
+            self.panels.list_checkpoints(self.model.run_dir)
 
-    @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
-    def _list_checkpoints(self, run_dir: str) -> None:
-        from tui_trainer.engine.run_dir import store_for
-
-        rows = checkpoint_rows(store_for(run_dir).list())
-        if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._show_checkpoints, rows)
-
-    def _show_checkpoints(self, rows: list[CheckpointRow]) -> None:
-        self.checkpoints = rows
-        self.query_one(CheckpointTable).show_rows(rows)
+    @property
+    def checkpoints(self) -> list[CheckpointRow]:
+        """The run's checkpoints as the table last listed them."""
+        return self.panels.rows
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label
-from textual.worker import get_current_worker
 
 from tui_trainer.tui.run_follower import WatchRunner
 from tui_trainer.tui.run_model import Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S
 from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
 from tui_trainer.tui.watch_control import WatchControl
-from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
-from tui_trainer.tui.widgets.event_log import EventLog
+from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.loss_chart import LossChart
+from tui_trainer.tui.widgets.run_panels import RunPanels
 from tui_trainer.tui.widgets.run_progress import RunProgress
 from tui_trainer.tui.widgets.status_header import StatusHeader
 
@@ -56,11 +53,7 @@ class RunViewScreen(Screen[None]):
         yield StatusHeader(id="view-status")
         yield RunProgress(id="view-progress")
         yield Label(f"read-only view (esc goes back); `tui-trainer watch {self.run_dir}` steers it", id="view-note")
-        with Horizontal(id="main"):
-            yield LossChart(self.model.train, self.model.val, id="chart")
-            with Vertical(id="side"):
-                yield CheckpointTable(id="checkpoints")
-                yield EventLog(id="events")
+        yield RunPanels(self.model, id="main")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -77,27 +70,16 @@ class RunViewScreen(Screen[None]):
     def drain_events(self) -> None:
         try:
             changed = self.model.apply(self.runner.buffer.drain())
-            if Changed.LOG in changed:
-                self.query_one(EventLog).add(self.model.take_log())
+            self.query_one(RunPanels).show(changed)
             if Changed.CHECKPOINTS in changed:
                 self._list_checkpoints()
             self.query_one(StatusHeader).show(self.model)
             self.query_one(RunProgress).show(self.model)
-            self.query_one(LossChart).redraw()
         except NoMatches:
             pass  # a tick that fires while the screen closes finds its widgets gone
 
-    @work(thread=True, exclusive=True, group="run-view-checkpoints", exit_on_error=False)
     def _list_checkpoints(self) -> None:
-        from tui_trainer.engine.run_dir import store_for
-
-        rows = checkpoint_rows(store_for(self.run_dir).list())
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_checkpoints, rows)
-
-    def _show_checkpoints(self, rows: list[CheckpointRow]) -> None:
-        if self.is_mounted:
-            self.query_one(CheckpointTable).show_rows(rows)
+        self.query_one(RunPanels).list_checkpoints(self.run_dir)
 
     def action_toggle_log_scale(self) -> None:
         chart = self.query_one(LossChart)
