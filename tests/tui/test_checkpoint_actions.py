@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from rich.console import Console
 from textual.widgets import Input, Label, RadioButton, Static
 
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, shown_text, wait_for
 from tui_trainer.engine.run_dir import SUPERSEDED_DIR, store_for
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.screens.compare_pick import ComparePickScreen
@@ -35,14 +33,6 @@ def _in_table(app) -> list[str]:
     return sorted(row.name for row in app.checkpoints)
 
 
-def _text(widget) -> str:
-    """What a Label or Static shows, as plain text (Rich tables included)."""
-    content = widget.content if isinstance(widget, Static) else widget.render()
-    if isinstance(content, str):
-        return content
-    console = Console(file=io.StringIO(), width=160, color_system=None)
-    console.print(content)
-    return console.file.getvalue()
 
 
 async def _finished_with(pilot, app, count: int) -> None:
@@ -77,7 +67,7 @@ def test_e_exports_shows_sizes_and_refuses_an_existing_file_or_a_missing_folder(
             await pilot.press("enter")
             await wait_for(pilot, lambda: screen.result is not None, what="the export")
             assert default_out.is_file()
-            shown = _text(screen.query_one("#export-result", Label))
+            shown = shown_text(screen.query_one("#export-result", Label))
             assert "of weights, from a" in shown and "KB" in shown and "parameters" in shown
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, ExportScreen), what="the modal to close")
@@ -89,7 +79,7 @@ def test_e_exports_shows_sizes_and_refuses_an_existing_file_or_a_missing_folder(
             screen = app.screen
             await pilot.press("enter")
             error = screen.query_one("#export-error", Label)
-            await wait_for(pilot, lambda: "already exists" in _text(error), what="the existing-file error")
+            await wait_for(pilot, lambda: "already exists" in shown_text(error), what="the existing-file error")
             assert isinstance(app.screen, ExportScreen) and screen.result is None
             assert (default_out.read_bytes(), default_out.stat().st_mtime_ns) == before
 
@@ -98,7 +88,7 @@ def test_e_exports_shows_sizes_and_refuses_an_existing_file_or_a_missing_folder(
             await pilot.pause()
             assert screen.query_one("#format-pt", RadioButton).value
             await pilot.press("enter")
-            await wait_for(pilot, lambda: "does not exist" in _text(error), what="the missing-folder error")
+            await wait_for(pilot, lambda: "does not exist" in shown_text(error), what="the missing-folder error")
             assert not (tmp_path / "nowhere").exists()
             await pilot.press("escape")
 
@@ -127,7 +117,7 @@ def test_x_previews_exactly_what_prune_deletes_rejects_bad_numbers_and_spares_th
                 field.value = bad
                 await pilot.press("enter")
                 assert isinstance(app.screen, PruneScreen), "invalid input must keep the modal open"
-                assert error.display and says in _text(error)
+                assert error.display and says in shown_text(error)
 
             field.value = "1"
             await wait_for(pilot, lambda: screen.preview is not None and screen.preview.keep_last == 1,
@@ -137,7 +127,7 @@ def test_x_previews_exactly_what_prune_deletes_rejects_bad_numbers_and_spares_th
             store = store_for(run_dir)
             protected = {_name(20), store.best().meta.name, store.latest().meta.name}
             assert not protected & set(expected)
-            shown = _text(screen.query_one("#prune-preview", Static))
+            shown = shown_text(screen.query_one("#prune-preview", Static))
             assert "freeing" in shown and all(name in shown for name in expected)
 
             await pilot.press("enter")
@@ -200,7 +190,7 @@ def test_enter_c_question_mark_and_the_palette_open_their_screens(tiny_launch):
             screen = app.screen
             await wait_for(pilot, lambda: screen.details is not None, what="the details")
             assert screen.details.meta.step == 20 and screen.details.parts["data"]
-            body = _text(screen.query_one("#details-body", Static))
+            body = shown_text(screen.query_one("#details-body", Static))
             assert "data position" in body and "parameters" in body and "checksum matches" in body
             await pilot.press("escape")
 
@@ -211,7 +201,7 @@ def test_enter_c_question_mark_and_the_palette_open_their_screens(tiny_launch):
             screen = app.screen
             await wait_for(pilot, lambda: screen.comparison is not None, what="the comparison")
             assert (screen.comparison.a.step, screen.comparison.b.step) == (10, 20)  # the earlier one is A
-            assert screen.comparison.changes and "largest per-tensor changes" in _text(
+            assert screen.comparison.changes and "largest per-tensor changes" in shown_text(
                 screen.query_one("#compare-changes", Static))
             await pilot.press("escape")
 

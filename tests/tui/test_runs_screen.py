@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from rich.console import Console
 from textual.widgets import Input, Label, Static
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, snapshot, write_history
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, shown_text, wait_for
 from tui_trainer.engine.run_dir import read_run, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.app import make_app
@@ -25,13 +23,6 @@ from tui_trainer.tui.widgets.overlay_chart import OverlayChart
 from tui_trainer.tui.widgets.runs_table import RunsTable
 
 
-def _text(widget) -> str:
-    content = widget.content if isinstance(widget, Static) else widget.render()
-    if isinstance(content, str):
-        return content
-    console = Console(file=io.StringIO(), width=200, color_system=None)
-    console.print(content)
-    return console.file.getvalue()
 
 
 def _size(folder: Path) -> int:
@@ -87,7 +78,7 @@ def test_runs_screen_lists_every_run_with_its_numbers_and_total_and_opens_them(t
             }
             total = f"3 runs, 7 checkpoints, {human_bytes(_size(gpu0) + _size(gpu1) + _size(live))} in all"
             await wait_for(pilot, lambda: {n: _row(screen, n) for n in expected} == expected
-                           and _text(screen.query_one("#runs-total", Label)) == total, timeout=10,
+                           and shown_text(screen.query_one("#runs-total", Label)) == total, timeout=10,
                            what=f"rows {expected} and {total!r}")
 
             await pilot.press("question_mark")
@@ -146,7 +137,7 @@ def test_space_marks_runs_and_v_overlays_their_curves(tiny_launch, tmp_path):
             train = overlay.curves[TRAIN]
             assert [c.label for c in train] == ["model_gpu0", "model_gpu1"]
             assert (train[0].steps[-1], train[1].steps[-1]) == (350, 200)
-            legend = _text(chart.query_one("#overlay-legend", Static))
+            legend = shown_text(chart.query_one("#overlay-legend", Static))
             assert "─o─ model_gpu0 2" in legend and "─x─ model_gpu1 2" in legend and "train loss" in legend
 
             await pilot.press("v")
@@ -197,7 +188,7 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
             expected = ("a/step_00000100.pt", "a/step_00000300.pt", "b/step_00000100.pt", "b/step_00000300.pt")
             assert modal.preview.keys == expected
             freed = sum((tmp_path / key).stat().st_size for key in expected)
-            shown = _text(modal.query_one("#prune-preview", Static))
+            shown = shown_text(modal.query_one("#prune-preview", Static))
             assert f"deletes 4 checkpoint(s) in 2 run(s), freeing {human_bytes(freed)}" in shown
             assert all(key in shown for key in expected)
             assert "left alone: run (being trained right now" in shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -75,3 +76,16 @@ async def driving(app: TrainerApp, size: tuple[int, int] = (120, 40)) -> AsyncIt
         if gate is not None:
             gate.set()  # a launch still held by its test must not wait out its timeout
         assert app.runner.stop_and_wait(timeout=60), "the trainer did not stop"
+
+
+def shown_text(widget: Any) -> str:
+    """What a Label or Static shows, as plain text (Rich tables included)."""
+    from rich.console import Console
+    from textual.widgets import Static
+
+    content = widget.content if isinstance(widget, Static) else widget.render()
+    if isinstance(content, str):
+        return content
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(content)
+    return console.file.getvalue()
