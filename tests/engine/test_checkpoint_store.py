@@ -159,6 +159,24 @@ def test_delete_removes_the_file_and_its_sidecar(store, tmp_path):
         store.delete(checkpoint_name(100))
 
 
+def test_a_checkpoint_another_pruner_deletes_mid_call_is_reported_as_not_found(store, tmp_path, monkeypatch):
+    """The trainer's retention and the dashboard's prune may delete the same file at once."""
+    import tui_trainer.engine.checkpoint_store as checkpoint_store
+
+    real_size = checkpoint_store.file_size
+
+    def size_then_lose_the_race(path):
+        size = real_size(path)
+        path.unlink()  # the other pruner, between this call's look and its unlink
+        return size
+
+    monkeypatch.setattr(checkpoint_store, "file_size", size_then_lose_the_race)
+    with pytest.raises(CheckpointNotFound):
+        store.delete(checkpoint_name(100))
+    assert not sidecar_path(tmp_path / checkpoint_name(100)).exists()
+    assert (tmp_path / checkpoint_name(200)).exists()
+
+
 def test_integrity_problems_are_named(store, tmp_path):
     path = tmp_path / checkpoint_name(200)
     data = bytearray(path.read_bytes())

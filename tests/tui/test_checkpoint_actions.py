@@ -287,7 +287,7 @@ def test_while_training_x_also_sets_the_trainers_keep_last_and_b_stops_then_roll
             step = int(oldest[5:13])
             await _select(pilot, app, oldest)
             await _open(pilot, app, "b", RollbackScreen)
-            assert "Training is running" in app.screen.lines[0]
+            assert "Training is running" in app.screen.lines[0], (app.model.state, app.model.worker_done, app.model.error, app.model.end_reason)
             await pilot.click("#rollback-ok")
             await wait_for(pilot, lambda: app.runner.trainer is not None and app.model.state == "running"
                            and app.runner.trainer.resumed_from is not None, what="training from the checkpoint")

@@ -275,16 +275,24 @@ class CheckpointStore:
         return repaired
 
     def delete(self, name: str) -> int:
-        """Delete one checkpoint and its sidecar; return the bytes freed."""
+        """Delete one checkpoint and its sidecar; return the bytes freed.
+
+        Raises CheckpointNotFound when it is not there, also when another pruner (the trainer's
+        retention, a `ckpt prune` beside it) deletes it while this call runs.
+        """
         path = self._safe_path(name)
-        if not path.exists():
-            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
-        size = file_size(path) or 0
+        gone = CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
+        size = file_size(path)
+        if size is None:
+            raise gone
         # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
         # rebuilds, never a sidecar describing a file that is gone.
         with contextlib.suppress(FileNotFoundError):
             sidecar_path(path).unlink()
-        path.unlink()
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise gone from None
         fsync_dir(self.directory)
         return size
 

@@ -104,8 +104,8 @@ def prune_runs(index: RunsIndex, keep_last: int, keys: tuple[str, ...]) -> RunsP
                 for name in sorted(chosen & still):
                     try:
                         freed += store.delete(name)
-                    except (CheckpointNotFound, FileNotFoundError):
-                        continue
+                    except CheckpointNotFound:
+                        continue  # pruned meanwhile by someone else
                     deleted.append(f"{run.name}/{name}")
         except RunDirBusy:
             skipped.append((run.name, "a trainer started on it since the preview; left alone"))

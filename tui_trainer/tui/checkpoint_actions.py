@@ -194,7 +194,7 @@ class CheckpointActions(_App):
                     continue
                 try:
                     freed += store.delete(name)
-                except (CheckpointNotFound, FileNotFoundError):
+                except CheckpointNotFound:
                     continue  # the trainer pruned it first
                 deleted.append(name)
             return deleted, freed
