@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,6 @@ from tui_trainer.tui.widgets.system_panel import SystemPanel
 
 # Ages in the checkpoint table go stale slowly; re-reading sidecars more often buys nothing.
 CHECKPOINT_REFRESH_S = 15.0
-# Saves (and the file changes they cause) landing faster than this are listed together: a fast
-# loop saving every few steps must not re-list the run and redraw the table at every tick.
-CHECKPOINT_LIST_MIN_S = 1.0
 
 
 DASHBOARD_ACTIONS = frozenset(
@@ -89,8 +85,6 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.runner = TrainingRunner(launch_fn, self.control)
         self.model = RunModel()
         self.panels = RunPanels(self.model, id="main")  # the chart, the checkpoint table, the log
-        self._checkpoints_stale = False
-        self._checkpoints_listed_at = 0.0
         self.quitting = False
         self.watcher = RunDirWatcher()  # files changed by anyone refresh the table and the disk panel
 
@@ -140,9 +134,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
     def _drain_events(self) -> None:
         changed = self.model.apply(self.runner.buffer.drain())
         self.panels.show(changed)
-        touched = self.watcher.take_change()  # by anyone, this trainer included
-        self._checkpoints_stale |= touched or Changed.CHECKPOINTS in changed
-        if self._checkpoints_stale and time.monotonic() - self._checkpoints_listed_at >= CHECKPOINT_LIST_MIN_S:
+        if Changed.CHECKPOINTS in changed:
             self.refresh_checkpoints()
         alert = self.model.take_disk_full_alert()
         if alert is not None:
@@ -150,12 +142,12 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.query_one(StatusHeader).show(self.model)
         self.query_one(RunProgress).show(self.model)
         self.query_one(DiskPanel).show(self.model)
+        if self.watcher.take_change():
+            self.refresh_checkpoints()
         if (self.quitting or self.control.stop_reason is not None) and self.runner.done.is_set():
             self.exit(0)
 
     def refresh_checkpoints(self) -> None:
-        """Re-list the checkpoints and re-read the disk, on workers (at once: actions call this too)."""
-        self._checkpoints_stale, self._checkpoints_listed_at = False, time.monotonic()
         if self.model.run_dir:
             self.watcher.watch(self.model.run_dir)
             self.query_one(DiskPanel).reload(self.model.run_dir)
