@@ -159,3 +159,22 @@ def test_prune_skips_a_run_whose_trainer_started_after_the_preview(tmp_path):
     assert result.deleted == () and result.skipped[0][0] == "a"
     assert len(_names(a)) == 5
     assert json.loads((a / ".lock").read_text() or "{}") == {}  # the lock is left released
+
+
+def test_a_checkpoint_linking_outside_its_run_is_neither_counted_nor_pruned(tmp_path):
+    a = _five(tmp_path / "a")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    victim = outside / "victim.pt"
+    victim.write_bytes((a / "step_00000100.pt").read_bytes())
+    link = a / "step_00000050.pt"
+    link.symlink_to(victim)
+    sidecar = json.loads((a / "step_00000100.meta.json").read_text())
+    (a / "step_00000050.meta.json").write_text(json.dumps({**sidecar, "name": link.name, "step": 50}))
+
+    index = list_runs(tmp_path)
+    assert index.runs[0].checkpoints == 5  # as `ckpt list` counts them
+    plan = plan_runs_prune(index, keep_last=1)
+    assert "a/step_00000050.pt" not in plan.keys
+    prune_runs(index, 1, plan.keys)
+    assert link.is_symlink() and victim.exists()

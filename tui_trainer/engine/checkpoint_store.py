@@ -79,8 +79,11 @@ class CheckpointStore:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def scan(self) -> list[CheckpointMeta]:
-        """Metadata of every checkpoint file in the directory, sorted by step."""
+    def scan(self, sidecars_only: bool = False) -> list[CheckpointMeta]:
+        """Metadata of every checkpoint file in the directory, sorted by step.
+
+        A checkpoint without a readable sidecar is read itself (torch), unless `sidecars_only`.
+        """
         directory = os.fspath(self.directory)
         names, links = self._checkpoint_names()
         outside = {path.name for path in self._outside(links)}
@@ -91,7 +94,7 @@ class CheckpointStore:
             meta = None
             if name.endswith(CHECKPOINT_SUFFIX):
                 meta = read_sidecar(os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)] + SIDECAR_SUFFIX))
-            if meta is None:
+            if meta is None and not sidecars_only:
                 meta = self._meta_from_file(self.directory / name)
             if meta is not None:
                 metas.append(meta)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_trainer.engine import retention
-from tui_trainer.engine.checkpoint_meta import SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
+from tui_trainer.engine.checkpoint_meta import CheckpointMeta
+from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.history_tail import parse_record
 from tui_trainer.engine.run_dir import HISTORY_FILE, SUPERSEDED_DIR, is_locked, is_run_dir, read_run
@@ -144,14 +145,12 @@ def run_state(run_dir: Path, recorded: str) -> str:
 
 
 def read_sidecars(run_dir: Path) -> list[CheckpointMeta]:
-    """The metadata of the checkpoints in a run dir, from their sidecars only."""
-    try:
-        with os.scandir(run_dir) as entries:
-            names = sorted(e.name for e in entries if e.name.endswith(SIDECAR_SUFFIX) and not e.name.startswith("."))
-    except OSError:
-        return []
-    metas = (read_sidecar(run_dir / name) for name in names)
-    return [m for m in metas if m is not None and (run_dir / m.name).exists()]
+    """The metadata of the checkpoints in a run dir, from their sidecars only (no torch).
+
+    The store's own scan, so a run here holds exactly the checkpoints `ckpt list` shows: links
+    out of the run dir are left out, as everywhere else.
+    """
+    return CheckpointStore(run_dir).scan(sidecars_only=True)
 
 
 def last_logged_step(history: Path) -> int | None:
