@@ -242,13 +242,19 @@ class Trainer:
             self._emit(ev.Paused(self.step))
             self.history.sync()
             self._set_state("paused")
-            while not self.control.wait_while_paused(PAUSE_POLL_S):
-                self.control_file.poll()
-                self._apply_settings()
-            self._apply_settings()
+            self._hold_while_paused()
             self._set_state("running")
             self._emit(ev.Resumed(self.step))
         return self.control.stop_reason
+
+    def _hold_while_paused(self, save: bool = True) -> None:
+        """Block while paused, applying commands (from the control and its file) as they come."""
+        # A stop that lands before a pause() must still end the wait: stop() wakes a paused
+        # trainer, but a pause() right after it puts the wake-up back to sleep.
+        while self.control.stop_reason is None and not self.control.wait_while_paused(PAUSE_POLL_S):
+            self.control_file.poll()
+            self._apply_settings(save)
+        self._apply_settings(save)
 
     def _apply_settings(self, save: bool = True) -> None:
         new_target, new_keep_last, saves = self.control.take_requests()
@@ -329,11 +335,7 @@ class Trainer:
                         exc.directory or str(self.run_dir), str(exc))
         )
         self._set_state_if_room("paused")
-        # A stop that lands between the caller's check and pause() above must still end the wait.
-        while self.control.stop_reason is None and not self.control.wait_while_paused(PAUSE_POLL_S):
-            self.control_file.poll()
-            self._apply_settings(save=False)  # save-now while waiting: the retry is that save
-        self._apply_settings(save=False)
+        self._hold_while_paused(save=False)  # a save-now while waiting: the retry is that save
         if self.control.stop_reason is not None:
             return False
         self._set_state_if_room("running")
