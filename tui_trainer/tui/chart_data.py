@@ -131,6 +131,11 @@ def in_window(steps: Sequence[float], values: Sequence[float], window: int | Non
     return xs[start:], ys[start:]
 
 
+def format_loss(value: float | None) -> str:
+    """A loss for a caption or legend: four significant digits, "-" when there is none."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
 def format_tick(value: float) -> str:
     return f"{value:.3g}"
 

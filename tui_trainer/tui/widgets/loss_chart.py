@@ -8,7 +8,6 @@ matters over SSH. The plot itself is mounted right after the first frame, with i
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui_trainer.tui.chart_data import LossSeries, downsample_minmax, format_step, in_window, next_window
+from tui_trainer.tui.chart_data import LossSeries, downsample_minmax, format_loss, format_step, in_window, next_window
 from tui_trainer.tui.widgets.live_text import show_text
 
 if TYPE_CHECKING:
@@ -165,7 +164,7 @@ class LossChart(Vertical):
     def _caption(self) -> str:
         last = self.train.last
         val = self.val.last
-        parts = ["loss", f"── train {_fmt(last)}", f"{VAL_MARKER} val {_fmt(val)}"]
+        parts = ["loss", f"── train {format_loss(last)}", f"{VAL_MARKER} val {format_loss(val)}"]
         if self.log_scale:
             parts.append("log scale")
         if self.smoothing:
@@ -175,7 +174,3 @@ class LossChart(Vertical):
         if not len(self.train):
             parts.append("waiting for the first step")
         return "   ".join(parts)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"

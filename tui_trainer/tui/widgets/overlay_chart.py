@@ -15,8 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from tui_trainer.tui.chart_data import downsample_minmax
-from tui_trainer.tui.widgets.loss_chart import MIN_BUCKETS, _fmt
+from tui_trainer.tui.chart_data import downsample_minmax, format_loss
+from tui_trainer.tui.widgets.loss_chart import MIN_BUCKETS
 from tui_trainer.tui.widgets.loss_plot import HiResMode, LinearAxisFormatter, QuietPlot, StepAxisFormatter
 
 MARKERS = ("o", "x", "+", "*", "#", "@", "%", "&")
@@ -103,7 +103,7 @@ class OverlayChart(Vertical):
     def legend(self) -> Text:
         text = Text(f"{self.what}   ")
         for index, curve in enumerate(self.curves):
-            entry = f"─{MARKERS[index % len(MARKERS)]}─ {curve.label} {_fmt(curve.last)}"
+            entry = f"─{MARKERS[index % len(MARKERS)]}─ {curve.label} {format_loss(curve.last)}"
             if not len(curve.steps):
                 entry += " (no data)"
             text.append(entry, style=self._style(index))
