@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.engine.checkpoint_meta import CheckpointMeta
-from tui_trainer.engine.control import TrainingControl
 from tui_trainer.tui.app import TrainerApp
 from tui_trainer.tui.binding_commands import binding_commands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, protection_reasons
-from tui_trainer.tui.rollback import CurrentControl, RollbackRefused, describe_rollback, plan_rollback
+from tui_trainer.tui.rollback import RollbackRefused, describe_rollback, plan_rollback
 from tui_trainer.tui.screens.export_modal import default_export_path, with_format_suffix
 from tui_trainer.tui.screens.prune_modal import PrunePreview, parse_keep_last, preview_lines
 
@@ -87,14 +86,6 @@ def test_protection_reasons_say_why_in_words():
     assert reasons[0] == "it is the best checkpoint (val_loss 1.2500)" and "latest" in reasons[1]
     assert protection_reasons(_stored(100, pinned=True), "val_loss") == ["it is pinned, to be kept through every prune"]
     assert protection_reasons(_stored(100), "val_loss") == []
-
-
-def test_signals_reach_the_control_a_rollback_put_in_place():
-    app = TrainerApp(lambda **kwargs: None)
-    forward = CurrentControl(app)
-    app.control = TrainingControl()
-    forward.stop("interrupted")
-    assert app.control.stop_reason == "interrupted"
 
 
 def test_the_palette_offers_every_checkpoint_action_by_name():

@@ -17,7 +17,7 @@ from tui_trainer.tui.screens.overlay_screen import TRAIN, VAL, OverlayScreen
 from tui_trainer.tui.screens.run_view_screen import RunViewScreen
 from tui_trainer.tui.screens.runs_prune_modal import RunsPruneScreen
 from tui_trainer.tui.screens.runs_screen import RunsScreen
-from tui_trainer.tui.watch_app import make_watch_app
+from tui_trainer.tui.attach_app import make_attach_app as make_watch_app
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.overlay_chart import OverlayChart
 from tui_trainer.tui.widgets.runs_table import RunsTable

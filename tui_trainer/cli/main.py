@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from tui_trainer import __version__
-from tui_trainer.cli import ckpt_commands, runs_command, serve_command, train_commands, watch_command
+from tui_trainer.cli import attach_command, ckpt_commands, runs_command, serve_command, train_commands
 from tui_trainer.engine.errors import TrainerError
 
 PROG = "tui-trainer"
@@ -30,10 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     train_commands.add_theme_flag(parser)
+    train_commands.add_headless_flag(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     train_commands.add_parsers(commands)
     ckpt_commands.add_parser(commands)
-    watch_command.add_parser(commands)
+    attach_command.add_parser(commands)
     runs_command.add_parser(commands)
     serve_command.add_parser(commands)
     return parser
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # a dashboard starts the same command again, headless, in the background
     handler = getattr(args, "handler", None) or train_commands.run_default
     try:
         return int(handler(args) or 0)

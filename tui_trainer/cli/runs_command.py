@@ -54,7 +54,7 @@ def run_runs(args: argparse.Namespace) -> int:
 def row(run: RunSummary) -> dict[str, str]:
     return {
         "run": run.name,
-        "state": run.state,
+        "state": run.state + (f" ({run.live})" if run.live else ""),
         "step": f"{fmt.or_dash(run.last_step)}/{run.target}",
         "best val": fmt.format_loss(run.best_value),
         "ckpts": str(run.checkpoints),
@@ -86,6 +86,8 @@ def index_record(index: RunsIndex) -> dict[str, Any]:
                 "run_id": run.run_id,
                 "job": run.job,
                 "state": run.state,
+                "trainer": ({"pid": run.holder.pid, "host": run.holder.host, "since": run.holder.since,
+                             "detached": run.holder.terminal is False} if run.live and run.holder else None),
                 "last_step": run.last_step,
                 "target": run.target,
                 "monitor": run.monitor,

@@ -70,10 +70,14 @@ def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
 
 def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--headless", action="store_true",
+    add_headless_flag(parser, argparse.SUPPRESS)  # so `tui-trainer --headless train` keeps it
+    add_theme_flag(parser, argparse.SUPPRESS)  # so `tui-trainer --theme X train` keeps X
+
+
+def add_headless_flag(parser: argparse.ArgumentParser, default: object = False) -> None:
+    parser.add_argument("--headless", action="store_true", default=default,
                         help="no dashboard: a progress bar on a terminal, plain log lines otherwise "
                         "(also the default when stdin or stdout is not a terminal)")
-    add_theme_flag(parser, argparse.SUPPRESS)  # so `tui-trainer --theme X train` keeps X
 
 
 def add_theme_flag(parser: argparse.ArgumentParser, default: object = None) -> None:
@@ -82,19 +86,27 @@ def add_theme_flag(parser: argparse.ArgumentParser, default: object = None) -> N
                         "(default: the last one chosen with t)")
 
 
-# The launch functions import `engine.launch` (and so torch, ~2 s) when they are called: under
-# the dashboard that is on its worker, after the first frame has painted.
+# The launch functions import `engine.launch` (and so torch, ~2 s) when they are called: headless
+# on the main thread; under a dashboard in the detached trainer process it starts.
 
 
 def run_default(args: argparse.Namespace) -> int:
-    """`tui-trainer` with no command: the dashboard on the last unfinished demo run, or a new one."""
+    """`tui-trainer` with no command: the dashboard on the live demo run, the last unfinished one, or a new one."""
 
     def launch(**kw: Any) -> Any:
         from tui_trainer.engine.launch import continue_or_start
 
         return continue_or_start(DEFAULT_ROOT, **kw)
 
-    return _drive(launch, headless=False, theme=_theme(args))
+    if not args.headless and on_a_screen():
+        from tui_trainer.cli.attach_command import live_runs
+
+        live = [run for run in live_runs(DEFAULT_ROOT) if run.job == DEMO_JOB]
+        if live:
+            from tui_trainer.cli.attach_command import attach
+
+            return attach(live[-1].run_dir, theme=_theme(args), how=f"attaching to the live demo run in {live[-1].run_dir}")
+    return _drive(launch, args)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -114,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
         return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw)
 
-    return _drive(launch, headless=args.headless, theme=_theme(args))
+    return _drive(launch, args)
 
 
 def run_resume(args: argparse.Namespace) -> int:
@@ -128,19 +140,29 @@ def run_resume(args: argparse.Namespace) -> int:
         return resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
                           settings_overrides=settings, **kw)
 
-    return _drive(launch, headless=args.headless, theme=_theme(args))
+    return _drive(launch, args)
 
 
-def _drive(launch: Any, headless: bool, theme: str | None = None) -> int:
-    """Train under the dashboard, or headless when asked or when stdout is not a terminal."""
-    if not headless and on_a_screen():
-        from tui_trainer.tui import run_dashboard
+def _drive(launch: Any, args: argparse.Namespace) -> int:
+    """Train under the dashboard, or headless when asked or when stdout is not a terminal.
 
+    The dashboard never trains in its own process: it starts this same command headless in the
+    background (`session.detached`) and attaches to it, so closing the terminal, the SSH session
+    or the browser tab ends the view and never the run.
+    """
+    from tui_trainer.session.detached import launch_fd
+
+    if launch_fd() is not None:
+        return _drive_detached(launch)
+    if not args.headless and on_a_screen():
+        theme = _theme(args)
         if theme:
             from tui_trainer.tui.theme_library import check_theme_name
 
             check_theme_name(theme)  # before the run starts, not as a note on its dashboard
-        return run_dashboard(launch, theme=theme)
+        from tui_trainer.cli.attach_command import start_and_attach
+
+        return start_and_attach([*args.argv, "--headless"], theme=theme)
     return _drive_headless(launch)
 
 
@@ -150,16 +172,31 @@ def on_a_screen() -> bool:
     return web or (sys.stdin.isatty() and sys.stdout.isatty())
 
 
-def _drive_headless(launch: Any) -> int:
+def _drive_headless(launch: Any, *, detached: bool = False) -> int:
     """Start the trainer with a console reporter and signal-triggered saves; return the exit code."""
     from tui_trainer.cli.console_reporter import make_reporter
+    from tui_trainer.engine.events import DISK_FULL_PAUSE, DISK_FULL_STOP
     from tui_trainer.engine.signals import interrupt_saves
 
-    reporter = make_reporter()
-    trainer = launch(on_event=lambda event: _report(reporter.handle, event))
+    # Started by a dashboard, a full disk pauses the run for its alert; headless it ends the run.
+    when_disk_full = DISK_FULL_PAUSE if detached else DISK_FULL_STOP
+    reporter = make_reporter()  # detached: plain lines, into the run's trainer.log once launched
+    try:
+        trainer = launch(on_event=lambda event: _report(reporter.handle, event), when_disk_full=when_disk_full)
+    except BaseException as exc:
+        if detached:
+            from tui_trainer.engine.errors import TrainerError
+            from tui_trainer.session.detached import report_failed
+
+            report_failed(str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}")
+        raise
+    if detached:
+        from tui_trainer.session.detached import report_launched
+
+        report_launched(trainer.run_dir, trainer.notes)
     for note in trainer.notes:
         _report(reporter.note, note)
-    with interrupt_saves(trainer.control) as caught:
+    with interrupt_saves(trainer.control, hangup=not detached) as caught:
         result = trainer.run()
     _report(reporter.close, result)
     for note in result.notes:
@@ -169,6 +206,12 @@ def _drive_headless(launch: Any) -> int:
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
+
+
+def _drive_detached(launch: Any) -> int:
+    """The trainer a dashboard started: no terminal, so a hang-up means nothing to it."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return _drive_headless(launch, detached=True)
 
 
 def _theme(args: argparse.Namespace) -> str | None:

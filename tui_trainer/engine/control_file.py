@@ -45,13 +45,16 @@ CONTROL_FILE = "control.json"
 ACK_FILE = "control_ack.json"
 WRITER_LOCK_FILE = ".control.lock"
 FORMAT = 1
-POLL_INTERVAL_S = 0.5
+# A stat every 0.2 s costs nothing next to a step and keeps a key answered within half a second.
+POLL_INTERVAL_S = 0.2
 # Commands the trainer has not applied yet are kept; a writer far ahead of a stuck trainer
 # keeps only the newest ones.
 MAX_PENDING = 64
 
 PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST = "pause", "resume", "save_now", "target", "keep_last"
-OPS = frozenset({PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST})
+# Ending the run from an attached dashboard: save a checkpoint and stop, or stop without saving.
+INTERRUPT, STOP = "interrupt", "stop"
+OPS = frozenset({PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST, INTERRUPT, STOP})
 
 
 class NotListening(TrainerError):
@@ -245,6 +248,10 @@ def apply_command(command: Command, control: TrainingControl) -> None:
         control.set_target(command.value)
     elif command.op == KEEP_LAST and command.value is not None:
         control.set_keep_last(command.value)
+    elif command.op == INTERRUPT:
+        control.stop("interrupted")
+    elif command.op == STOP:
+        control.stop("stopped")
 
 
 class ControlFilePoller:

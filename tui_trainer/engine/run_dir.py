@@ -160,7 +160,9 @@ class RunLock:
                 "watch it, or stop that process first"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}).encode())
+        # `terminal`: whether the holder has one; a trainer without one runs detached (or from a script).
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(), "terminal": _has_terminal()}
+        os.write(fd, json.dumps(holder).encode())
         os.fsync(fd)
         self._fd = fd
 
@@ -193,6 +195,62 @@ def is_locked(run_dir: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The process training a run dir, as its lock file says."""
+
+    pid: int
+    host: str
+    since: str
+    terminal: bool | None = None
+
+    @property
+    def on_this_host(self) -> bool:
+        return self.host == socket.gethostname()
+
+    def describe(self) -> str:
+        where = f"pid {self.pid}" + ("" if self.on_this_host else f" on {self.host}")
+        return where + ("" if self.terminal is not False else ", detached")
+
+
+def lock_holder(run_dir: str | os.PathLike[str]) -> LockHolder | None:
+    """Who trains the run now: the lock's holder, if a live process holds it; else None.
+
+    On a filesystem shared between machines a lock taken on another host may not be visible
+    here, so a lock file naming another host counts as held.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        try:
+            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            data = {}
+        holder = None
+        if isinstance(data, dict) and isinstance(data.get("pid"), int) and isinstance(data.get("host"), str):
+            holder = LockHolder(data["pid"], data["host"], str(data.get("since", "")),
+                                data.get("terminal") if isinstance(data.get("terminal"), bool) else None)
+        if holder is not None and not holder.on_this_host:
+            return holder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder or LockHolder(0, socket.gethostname(), "")
+        return None
+    finally:
+        os.close(fd)
+
+
+def _has_terminal() -> bool:
+    try:
+        return os.isatty(0) or os.isatty(1)
+    except OSError:
+        return False
 
 
 def _describe_holder(fd: int) -> str:

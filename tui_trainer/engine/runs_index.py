@@ -19,7 +19,7 @@ from tui_trainer.engine.checkpoint_meta import CheckpointMeta
 from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.history_tail import parse_record
-from tui_trainer.engine.run_dir import HISTORY_FILE, SUPERSEDED_DIR, is_locked, is_run_dir, read_run
+from tui_trainer.engine.run_dir import HISTORY_FILE, SUPERSEDED_DIR, LockHolder, is_run_dir, lock_holder, read_run
 
 # `run.json` states a trainer writes while it lives; without the lock held they mean it died.
 LIVE_STATES = frozenset({"new", "running", "paused"})
@@ -44,6 +44,12 @@ class RunSummary:
     checkpoints: int
     disk_bytes: int  # every file under the run dir, superseded ones included, as `du` counts them
     created: str
+    holder: LockHolder | None = None  # the live process training it, if any
+
+    @property
+    def live(self) -> str | None:
+        """Who trains it, in words (`pid 4242, detached`), while a live process does."""
+        return self.holder.describe() if self.holder is not None and self.running else None
 
     @property
     def running(self) -> bool:
@@ -117,6 +123,7 @@ def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> R
     metas = read_sidecars(run_dir)
     best = retention.best_checkpoint(metas, info.run_id, info.policy.monitor, info.policy.mode)
     own = retention.own_checkpoints(metas, info.run_id)
+    holder = lock_holder(run_dir)
     last_step = last_logged_step(run_dir / HISTORY_FILE)
     if last_step is None and own:
         last_step = own[-1].step
@@ -125,7 +132,7 @@ def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> R
         name=name or run_dir.name,
         run_id=info.run_id,
         job=info.job,
-        state=run_state(run_dir, info.state),
+        state=run_state(holder, info.state),
         last_step=last_step,
         target=info.settings.max_iters,
         monitor=info.policy.monitor,
@@ -134,12 +141,13 @@ def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> R
         checkpoints=len(metas),
         disk_bytes=disk_usage(run_dir),
         created=info.created,
+        holder=holder,
     )
 
 
-def run_state(run_dir: Path, recorded: str) -> str:
+def run_state(holder: LockHolder | None, recorded: str) -> str:
     """The state `run.json` records, corrected by whether a live process holds the lock."""
-    if is_locked(run_dir):
+    if holder is not None:
         return "paused" if recorded == "paused" else "running"
     return GONE if recorded in LIVE_STATES else recorded
 

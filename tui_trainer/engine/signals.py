@@ -26,8 +26,11 @@ class CaughtSignal:
 
 
 @contextlib.contextmanager
-def interrupt_saves(control: TrainingControl) -> Iterator[CaughtSignal]:
-    """Install the handlers for the duration of the block (main thread only; else a no-op)."""
+def interrupt_saves(control: TrainingControl, hangup: bool = True) -> Iterator[CaughtSignal]:
+    """Install the handlers for the duration of the block (main thread only; else a no-op).
+
+    `hangup=False` leaves SIGHUP alone: a trainer with no terminal has nothing to hang up.
+    """
     caught = CaughtSignal()
     if threading.current_thread() is not threading.main_thread():
         yield caught
@@ -41,7 +44,8 @@ def interrupt_saves(control: TrainingControl) -> Iterator[CaughtSignal]:
         else:
             _say("already saving; please wait")
 
-    previous = {sig: signal.signal(sig, handle) for sig in HANDLED_SIGNALS}
+    handled = HANDLED_SIGNALS if hangup else tuple(s for s in HANDLED_SIGNALS if s != signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handle) for sig in handled}
     try:
         yield caught
     finally:

@@ -7,7 +7,6 @@ Events reach the screen only through `runner` (a buffer drained at 2 Hz), never 
 from __future__ import annotations
 
 import gc
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from textual.widgets import Footer
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
-from tui_trainer.tui.rollback import CurrentControl
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
@@ -303,41 +301,3 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
 def make_app(launch_fn: LaunchFn, *, control: TrainingControl | None = None, theme: str | None = None) -> TrainerApp:
     """The dashboard for the trainer that `launch_fn(on_event=..., control=...)` builds."""
     return TrainerApp(launch_fn, control=control, theme=theme)
-
-
-def run_dashboard(launch_fn: LaunchFn, theme: str | None = None) -> int:
-    """Run the dashboard until the user quits; return the process exit code.
-
-    SIGINT, SIGTERM and SIGHUP (a dropped SSH session) save an interrupted checkpoint and
-    close the dashboard; however it closes, the trainer is stopped (saving first, unless the
-    user chose to quit without saving) and waited for before this returns.
-    """
-    from tui_trainer.engine.signals import interrupt_saves
-    from tui_trainer.tui.hangup_guard import HangupGuard
-
-    app = make_app(launch_fn, theme=theme)
-    # A roll-back gives the next trainer a new control; the handlers must reach that one.
-    with interrupt_saves(CurrentControl(app)) as caught, HangupGuard(lambda: caught.signal, lambda: app.runner.active):
-        try:
-            app.run()
-        finally:
-            app.runner.stop_and_wait("interrupted")
-    return exit_code(app, caught.signal)
-
-
-def exit_code(app: TrainerApp, signum: int | None) -> int:
-    from tui_trainer.engine.errors import TrainerError
-
-    model = app.model
-    if model.error and model.state == "failed":
-        print(f"tui-trainer: error: {model.error}", file=sys.stderr)
-    if signum is not None:
-        return 128 + signum
-    error: Any = app.runner.launch_error
-    if error is not None:
-        return error.exit_code if isinstance(error, TrainerError) else 1
-    if model.end_reason == "disk_full":
-        print(f"tui-trainer: the disk is full: the last save did not fit and nothing broken was written; "
-              f"free space under {model.run_dir}, then `tui-trainer resume {model.run_dir}`", file=sys.stderr)
-        return 4  # as NotEnoughDiskSpace.exit_code, the headless CLI's code for a full disk
-    return 1 if model.state == "failed" else 0

@@ -82,17 +82,3 @@ def describe_rollback(plan: RollbackPlan, live_step: int | None) -> list[str]:
     else:
         lines.append(f"No history is dropped; training goes on from step {plan.step}.")
     return lines
-
-
-class CurrentControl:
-    """Forwards `stop` to the TrainingControl the app holds now.
-
-    Rolling back a live run stops its trainer for good (a stop request is final), so the next
-    trainer gets a new control; a signal handler installed at launch must reach that one.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-
-    def stop(self, reason: str = "stopped") -> None:
-        self._app.control.stop(reason)

@@ -12,10 +12,12 @@ import threading
 from collections.abc import Callable
 
 from tui_trainer.engine.control_file import (
+    INTERRUPT,
     KEEP_LAST,
     PAUSE,
     RESUME,
     SAVE_NOW,
+    STOP,
     TARGET,
     Ack,
     Command,
@@ -27,14 +29,19 @@ from tui_trainer.engine.errors import TrainerError
 class WatchControl:
     """Commands from the UI thread; the follower thread reports the ack and the run's pause state."""
 
-    def __init__(self, run_dir: str | os.PathLike[str], on_error: Callable[[str], None] | None = None) -> None:
-        self.client = ControlClient(run_dir)
+    def __init__(self, run_dir: str | os.PathLike[str] | None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.client = ControlClient(run_dir) if run_dir is not None else None
         self.on_error = on_error or (lambda message: None)
         self.ack: Ack | None = None  # the listening trainer, as the follower last saw it
         self._lock = threading.Lock()
         self._paused = False
         self._stop_reason: str | None = None
         self._sent: list[Command] = []
+
+    def set_run_dir(self, run_dir: str | os.PathLike[str]) -> None:
+        """The run dir, once a trainer started in the background has said which it is."""
+        self.client = ControlClient(run_dir)
 
     # --- TrainingControl's commands ---------------------------------------------------------------
 
@@ -65,8 +72,12 @@ class WatchControl:
             raise ValueError(f"keep-last must be an integer >= 0, got {keep_last!r}")
         self._send(KEEP_LAST, keep_last)
 
+    def end_run(self, save: bool) -> bool:
+        """Ask the trainer to stop: saving a checkpoint first (`save`), or not. True if sent."""
+        return self._send(INTERRUPT if save else STOP)
+
     def stop(self, reason: str = "stopped") -> None:
-        """Stop watching. Never sent to the trainer: quitting `watch` leaves the run alone."""
+        """Stop watching. Never sent to the trainer: leaving a dashboard leaves the run alone."""
         if self._stop_reason is None:
             self._stop_reason = reason
 
@@ -101,6 +112,9 @@ class WatchControl:
             return done
 
     def _send(self, op: str, value: int | None = None) -> bool:
+        if self.client is None:
+            self.on_error("the run is still starting; try again in a moment")
+            return False
         try:
             command = self.client.send(op, value)
         except (TrainerError, OSError) as exc:

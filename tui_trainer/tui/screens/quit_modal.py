@@ -1,4 +1,8 @@
-"""Quitting while training: save and quit, quit without saving, or cancel."""
+"""Leaving while training: detach (training goes on), save and stop, stop without saving, or cancel.
+
+Detach is offered where the trainer runs in its own process (every dashboard the CLI opens);
+a dashboard that trains in its own process (`make_app(launch_fn)`) offers the other three.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
-SAVE_AND_QUIT, QUIT_WITHOUT_SAVING = "save", "discard"
+DETACH, SAVE_AND_QUIT, QUIT_WITHOUT_SAVING = "detach", "save", "discard"
 
 
 class QuitScreen(ModalScreen[str | None]):
-    """Dismissed with SAVE_AND_QUIT, QUIT_WITHOUT_SAVING, or None (cancel)."""
+    """Dismissed with DETACH, SAVE_AND_QUIT, QUIT_WITHOUT_SAVING, or None (cancel)."""
 
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
@@ -30,33 +34,46 @@ class QuitScreen(ModalScreen[str | None]):
     QuitScreen Button { margin-right: 1; }
     """
     BINDINGS = [
+        Binding("q", "choose('detach')", "Detach", id="quit.detach"),
         Binding("s", "choose('save')", "Save and quit", id="quit.save"),
         Binding("d", "choose('discard')", "Quit without saving", id="quit.discard"),
         Binding("escape,c", "choose('')", "Cancel", id="quit.cancel"),
     ]
 
-    def __init__(self, kept: str) -> None:
+    def __init__(self, kept: str, detach: bool = False) -> None:
         super().__init__()
         self.kept = kept
+        self.detach = detach
 
     def compose(self) -> ComposeResult:
         with Vertical():
             # Training goes on while this is open, so say nothing that a few steps make untrue.
-            yield Label("Training is still running. Quit?")
-            yield Label("Save and quit: save a checkpoint at the current step, then quit.")
-            yield Label(f"Quit without saving: {self.kept}")
+            if self.detach:
+                yield Label("Training is running. Leave the dashboard?")
+                yield Label("Detach: training goes on in the background; `tui-trainer attach` shows it again.")
+                yield Label("Save and stop: save a checkpoint at the current step, then stop training.")
+                yield Label(f"Stop without saving: {self.kept}")
+            else:
+                yield Label("Training is still running. Quit?")
+                yield Label("Save and quit: save a checkpoint at the current step, then quit.")
+                yield Label(f"Quit without saving: {self.kept}")
             with Horizontal():
                 # Plain-text labels: "[s]" in a label would be read as markup (strike).
-                yield Button(Text("Save and quit (s)"), variant="primary", id="save")
-                yield Button(Text("Quit, don't save (d)"), variant="error", id="discard")
+                if self.detach:
+                    yield Button(Text("Detach (q)"), variant="success", id=DETACH)
+                stop = "stop" if self.detach else "quit"
+                yield Button(Text(f"Save and {stop} (s)"), variant="primary", id=SAVE_AND_QUIT)
+                yield Button(Text(f"{stop.capitalize()}, don't save (d)"), variant="error", id=QUIT_WITHOUT_SAVING)
                 yield Button(Text("Cancel (esc)"), id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#save", Button).focus()
+        self.query_one(f"#{DETACH if self.detach else SAVE_AND_QUIT}", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.action_choose(event.button.id if event.button.id in (SAVE_AND_QUIT, QUIT_WITHOUT_SAVING) else "")
+        self.action_choose(event.button.id if event.button.id in (DETACH, SAVE_AND_QUIT, QUIT_WITHOUT_SAVING) else "")
 
     def action_choose(self, choice: str) -> None:
+        if choice == DETACH and not self.detach:
+            return  # a dashboard that trains in its own process cannot leave its trainer behind
         self.dismiss(choice or None)

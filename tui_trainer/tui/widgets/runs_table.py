@@ -41,6 +41,8 @@ def run_rows(runs: Sequence[RunSummary], marked: set[str], live: str | None = No
     for run in runs:
         step = "-" if run.last_step is None else str(run.last_step)
         state = f"{run.state} ({LIVE})" if run.name == live else run.state
+        if run.live and run.name != live:
+            state = f"{run.state} ({run.live})"  # trained by another process: which, and is it detached
         rows.append(RunRow(run.name, (
             MARK if run.name in marked else "",
             run.name,

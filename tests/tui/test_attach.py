@@ -1,4 +1,4 @@
-"""`watch` mode: the dashboard steering a headless run in the same run dir through its control file."""
+"""The attached dashboard: steering a run trained by another process through its control file, and leaving it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tui_trainer.engine.history import read_history
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import HISTORY_FILE, RunSettings, store_for
 from tui_trainer.tui.screens.target_modal import TargetScreen
-from tui_trainer.tui.watch_app import make_watch_app
+from tui_trainer.tui.attach_app import make_attach_app
+from tui_trainer.tui.screens.quit_modal import QuitScreen
 
 
 class Headless:
@@ -53,8 +54,8 @@ def _state_word(app) -> str:
     return str(app.query_one("#run-state", Label).render())
 
 
-def test_watch_pauses_resumes_saves_and_retargets_a_headless_run(headless):
-    app = make_watch_app(headless.run_dir)
+def test_attach_pauses_resumes_saves_and_retargets_a_headless_run(headless):
+    app = make_attach_app(headless.run_dir)
 
     async def scenario():
         async with driving(app) as pilot:
@@ -95,12 +96,15 @@ def test_watch_pauses_resumes_saves_and_retargets_a_headless_run(headless):
     run_async(scenario)
 
 
-def test_quitting_watch_leaves_the_run_training(headless):
-    app = make_watch_app(headless.run_dir)
+def test_q_asks_and_detach_leaves_the_run_training(headless):
+    app = make_attach_app(headless.run_dir)
 
     async def scenario():
         async with driving(app) as pilot:
-            await wait_for(pilot, lambda: app.model.step >= 5, what="some steps")
+            await wait_for(pilot, lambda: app.model.step >= 5 and app.control.listening, what="some steps")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+            assert app.screen.focused.id == "detach"  # the default, first button
             await pilot.press("q")
             await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
 
@@ -109,3 +113,33 @@ def test_quitting_watch_leaves_the_run_training(headless):
     threading.Event().wait(0.3)
     assert headless.thread.is_alive() and headless.trainer.step > step
     assert headless.trainer.control.stop_reason is None and not headless.trainer.control.paused
+    assert app.exit_status == 0
+    said = "\n".join(app.exit_lines)
+    assert "training goes on in the background" in said and f"tui-trainer attach {headless.run_dir}" in said
+
+
+@pytest.mark.parametrize("keys, reason, kind, status", [
+    (("q", "s"), "interrupted", "interrupted", 0),
+    (("ctrl+c",), "interrupted", "interrupted", 130),
+    (("q", "d"), "stopped", None, 0),
+], ids=["save-and-stop", "ctrl+c", "stop-without-saving"])
+def test_stopping_from_an_attached_dashboard_reaches_the_trainer(headless, keys, reason, kind, status):
+    app = make_attach_app(headless.run_dir)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 5 and app.control.listening, what="some steps")
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit once the trainer stopped")
+
+    run_async(scenario)
+    headless.thread.join(30)
+    assert headless.result is not None and headless.result.reason == reason
+    saved = headless.checkpoints()
+    assert (saved == {headless.result.step: kind}) if kind else saved == {}
+    assert app.exit_status == status
+    said = "\n".join(app.exit_lines)
+    assert f"tui-trainer resume {headless.run_dir}" in said
+    assert ("step_" in said) == (kind is not None)
