@@ -1,11 +1,32 @@
 """tui-trainer: train PyTorch models and manage their checkpoints from the terminal.
 
-Importing this package does not import torch; `train()` does, when called.
+Importing this package does not import torch: `train()` and the names below are loaded when
+first used. A job file needs only this package's top level::
+
+    from tui_trainer import EpochBatches, Job
+
+The longer paths (`tui_trainer.engine.job.Job`, `tui_trainer.engine.batches.EpochBatches`, ...)
+keep working.
 """
 
+from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
+
+# The public names a job file or a script uses, and the module each lives in.
+_PUBLIC = {
+    "Job": "tui_trainer.engine.job",
+    "EpochBatches": "tui_trainer.engine.batches",
+    "WarmupCosine": "tui_trainer.engine.lr_schedule",
+    "CheckpointPolicy": "tui_trainer.engine.policy",
+    "RunSettings": "tui_trainer.engine.run_dir",
+    "start_run": "tui_trainer.engine.launch",
+    "resume_run": "tui_trainer.engine.launch",
+    "events": "tui_trainer.engine",
+}
+
+__all__ = ["train", "__version__", *_PUBLIC]
 
 
 def train(*args: Any, **kwargs: Any) -> Any:
@@ -13,3 +34,16 @@ def train(*args: Any, **kwargs: Any) -> Any:
     from tui_trainer.api import train as _train
 
     return _train(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tui_trainer' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

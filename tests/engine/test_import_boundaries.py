@@ -72,3 +72,44 @@ def test_python_m_help_runs_without_torch():
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "tui_trainer.cli.main" in imported
     assert "torch" not in imported
+
+
+# Each layer may import only those below it: cli -> tui -> session -> engine.
+LAYERS = ["engine", "session", "tui", "cli"]
+
+
+def _imported_packages(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tui_trainer" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_import_direction_is_cli_then_tui_then_session_then_engine(layer):
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "tui_trainer" / layer
+    above = set(LAYERS[LAYERS.index(layer) + 1:])
+    wrong = {str(path.relative_to(package.parent)): sorted(_imported_packages(path) & above)
+             for path in package.rglob("*.py") if _imported_packages(path) & above}
+    assert wrong == {}
+
+
+def test_a_job_file_finds_the_public_names_at_the_top_level_without_torch_at_import():
+    code = ("import json, sys, tui_trainer; before = 'torch' in sys.modules; "
+            "from tui_trainer import Job, EpochBatches, WarmupCosine; "
+            "from tui_trainer.engine.job import Job as J; from tui_trainer.engine.batches import EpochBatches as E; "
+            "print(json.dumps([before, Job is J, EpochBatches is E]))")
+    assert last_json_line(run_python("-c", code).stdout) == [False, True, True]

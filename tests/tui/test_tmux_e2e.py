@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.engine.checkpoint_verify import verify_file
-from tui_trainer.engine.run_dir import store_for
+from tui_trainer.engine.history import read_history
+from tui_trainer.engine.run_dir import lock_holder, store_for
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 40.0  # torch's import and the first steps, on a slow shared runner
@@ -80,7 +82,7 @@ def train_command(run_dir: Path, config: Path, *, ckpt_every: int = 50, exit_fil
             "--ckpt-every", str(ckpt_every), "--job-opt", "size=tiny", "--job-opt", "device=cpu"]
     command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
     if exit_file is None:
-        return "exec " + command  # the trainer itself gets the terminal's SIGHUP
+        return "exec " + command  # the dashboard itself gets the terminal's SIGHUP
     return f"{command}; echo $? > {shlex.quote(str(exit_file))}"
 
 
@@ -169,22 +171,72 @@ def pause_off_a_periodic_step(terminal: Terminal, every: int = 50) -> int:
     raise AssertionError(f"paused on a periodic step four times: {terminal.header()}")
 
 
-def test_killing_the_terminal_leaves_an_interrupted_checkpoint_that_verifies(terminal, tmp_path):
-    run_dir = tmp_path / "run"
-    # No periodic saves: a SIGHUP that lands on a periodic step would find that step saved already.
-    terminal.start(train_command(run_dir, tmp_path / "config", ckpt_every=0), tmp_path)
+def test_a_dropped_terminal_never_stops_training_and_attach_brings_the_dashboard_back(terminal, tmp_path):
+    run_dir = tmp_path / "checkpoints" / "run"
+    terminal.start(train_command(run_dir, tmp_path / "config"), tmp_path)
     wait_until(lambda: "RUNNING" in terminal.header(), "the RUNNING header", START_TIMEOUT_S, terminal.screen)
-    wait_until(lambda: header_step(terminal.header()) >= 20, "some steps", screen=terminal.screen)
-    pid = terminal.pane_pid()
+    wait_until(lambda: header_step(terminal.header()) >= 300, "some steps", screen=terminal.screen)
+    viewer, trainer = terminal.pane_pid(), trainer_pid(run_dir)
+    assert trainer != viewer
 
     terminal("kill-session", "-t", "e2e")  # the terminal goes away: SIGHUP, as for a dropped SSH session
-    wait_until(lambda: not _alive(pid), "the trainer to exit after SIGHUP")
+    wait_until(lambda: not _alive(viewer), "the dashboard to go with its terminal")
+    size = history_size(run_dir)
+    wait_until(lambda: history_size(run_dir) > size + 2000, "training to go on without a terminal")
+    assert _alive(trainer) and trainer_pid(run_dir) == trainer
 
+    # From another terminal, in the folder that holds checkpoints/: no run dir to type.
+    terminal.start(attach_command(tmp_path / "config"), tmp_path)
+    wait_until(lambda: "RUNNING" in terminal.header(), "the re-attached dashboard", START_TIMEOUT_S, terminal.screen)
+    wait_until(lambda: chart_starts_near_step_one(terminal.screen()), "the chart from step 1",
+               screen=terminal.screen)
+    terminal.keys("p")
+    wait_until(lambda: "PAUSED" in terminal.header(), "the PAUSED header", screen=terminal.screen)
+    size = history_size(run_dir)
+    time.sleep(0.8)
+    assert history_size(run_dir) == size, "history.jsonl grew while paused"
+    terminal.keys("p")
+    wait_until(lambda: "RUNNING" in terminal.header(), "RUNNING again", screen=terminal.screen)
+
+    terminal.keys("q")
+    wait_until(lambda: "Leave the dashboard?" in terminal.screen(), "the question q asks", screen=terminal.screen)
+    terminal.keys("q")  # detach, the first choice
+    wait_until(lambda: "re-attach:" in terminal.screen(), "the word on leaving", screen=terminal.screen)
+    assert "left the dashboard; training goes on in the background" in terminal.screen()
+    assert "tui-trainer attach checkpoints/run" in terminal.screen()
+    size = history_size(run_dir)
+    wait_until(lambda: history_size(run_dir) > size, "training to go on after detaching")
+
+    os.kill(trainer, signal.SIGINT)  # an explicit stop still saves
+    wait_until(lambda: not _alive(trainer), "the trainer to exit after SIGINT", timeout=30)
+    assert "exits with status 130" in (run_dir / "trainer.log").read_text()
     interrupted = [c for c in store_for(run_dir).list() if c.meta.kind == "interrupted"]
-    assert len(interrupted) == 1 and len(store_for(run_dir).list()) == 1, [c.meta.kind for c in store_for(run_dir).list()]
-    assert interrupted[0].meta.step >= 20
-    result = verify_file(interrupted[0].path)
-    assert result.ok, result.problem
+    assert len(interrupted) == 1 and verify_file(interrupted[0].path).ok
+    steps = [r["step"] for r in read_history(run_dir / "history.jsonl") if "loss" in r]
+    assert steps == list(range(1, interrupted[0].meta.step + 1))  # one continuous run
+
+
+def attach_command(config: Path) -> str:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "XDG_CONFIG_HOME": str(config)}
+    argv = [sys.executable, "-m", "tui_trainer", "attach"]
+    # Not exec: the shell stays, so what the dashboard says on leaving can be read in the pane.
+    return "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv) + "; sleep 30"
+
+
+def trainer_pid(run_dir: Path) -> int:
+    holder = lock_holder(run_dir)
+    assert holder is not None, f"nothing holds {run_dir}'s lock"
+    return holder.pid
+
+
+def chart_starts_near_step_one(screen: str) -> bool:
+    """The chart's step axis starts within the first few hundred steps, not at the re-attach."""
+    for line in screen.splitlines():
+        ticks = [int(t) for t in line.replace("│", " ").split() if t.isdigit()]
+        if len(ticks) >= 3 and ticks == sorted(ticks) and "┃" not in line and "┫" not in line:
+            return ticks[0] <= 300
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -211,7 +211,10 @@ def _drive_headless(launch: Any, *, detached: bool = False) -> int:
 def _drive_detached(launch: Any) -> int:
     """The trainer a dashboard started: no terminal, so a hang-up means nothing to it."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    return _drive_headless(launch, detached=True)
+    code = _drive_headless(launch, detached=True)
+    # Nobody waits for this process: its log is where its exit status can be read.
+    print(f"--- trainer pid {os.getpid()} exits with status {code}", flush=True)
+    return code
 
 
 def _theme(args: argparse.Namespace) -> str | None:
