@@ -1,4 +1,4 @@
-"""The dashboard paints before torch loads: the CLI hands it a launch function that imports torch on call."""
+"""The dashboard paints before torch loads: it starts the trainer in the background and attaches to it."""
 
 import json
 import subprocess
@@ -8,25 +8,20 @@ import pytest
 
 from ckpt_cli import child_env
 
-# Stand in for the dashboard: record what is imported when it would paint its first frame,
-# then call the launch function as its worker would.
+# Stand in for the attached dashboard: record what the CLI hands it and what is imported by then.
 START = """
 import json, sys
-import tui_trainer.tui
+import tui_trainer.cli.attach_command as attach_command
 from tui_trainer.cli import main as cli_main
 
 seen = {}
 
-def fake_dashboard(launch, theme=None):
+def fake_start_and_attach(argv, theme=None):
+    seen["argv"] = argv
     seen["torch_before_first_frame"] = "torch" in sys.modules
-    try:
-        launch(on_event=lambda event: None)
-    except Exception as exc:
-        seen["launch_error"] = type(exc).__name__
-    seen["torch_in_worker"] = "torch" in sys.modules
     return 0
 
-tui_trainer.tui.run_dashboard = fake_dashboard
+attach_command.start_and_attach = fake_start_and_attach
 sys.stdin.isatty = sys.stdout.isatty = lambda: True
 code = cli_main.main(sys.argv[1:])
 print(json.dumps(seen))
@@ -34,7 +29,7 @@ print(json.dumps(seen))
 
 
 @pytest.mark.parametrize("command", [["train", "--max-iters", "5"], ["resume"], []], ids=["train", "resume", "default"])
-def test_the_dashboard_is_handed_control_before_torch_is_imported(tmp_path, command):
+def test_the_dashboard_starts_the_same_command_headless_in_the_background_without_torch(tmp_path, command):
     if command == ["resume"]:
         command = ["resume", str(tmp_path / "missing-run")]
     elif command:
@@ -43,8 +38,7 @@ def test_the_dashboard_is_handed_control_before_torch_is_imported(tmp_path, comm
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["torch_before_first_frame"] is False
-    assert seen["torch_in_worker"] is True
+    assert seen == {"argv": [*command, "--headless"], "torch_before_first_frame": False}
 
 
 # Runs the real CLI up to the moment the dashboard app would start its event loop, and records

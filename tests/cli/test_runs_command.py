@@ -1,6 +1,7 @@
 """`tui-trainer runs [ROOT] [--json]`: the runs table, its total, and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,7 +33,9 @@ def test_table_has_one_row_per_run_and_the_total(capsys, tmp_path):
     assert result.code == 0 and result.err == ""
     lines = result.out.splitlines()
     assert lines[0].split()[:3] == ["run", "state", "step"]
-    assert lines[1].split()[:5] == ["model_gpu0", "running", "350/2000", "2.7000", "3"]
+    # A live run says who trains it: the lock holder's pid, and "detached" when it has no terminal.
+    assert lines[1].split()[:4] == ["model_gpu0", "running", "(pid", f"{os.getpid()},"]
+    assert lines[1].split(")", 1)[1].split()[:3] == ["350/2000", "2.7000", "3"]
     assert lines[2].split()[:5] == ["model_gpu1", "finished", "200/2000", "1.5000", "2"]
     assert lines[3] == f"2 runs, 5 checkpoints, {human_bytes(total)}"
 
@@ -43,6 +46,7 @@ def test_json_for_scripts(capsys, tmp_path):
     data = json.loads(result.out)
     assert [r["name"] for r in data["runs"]] == ["model_gpu0", "model_gpu1"]
     first = data["runs"][0]
+    assert first["trainer"] is None  # nobody trains it
     assert (first["state"], first["last_step"], first["checkpoints"], first["best_checkpoint"]) == (
         "gone", 350, 3, "step_00000300.pt")  # run.json says "new" but no process holds the lock
     assert first["disk_bytes"] == _size(gpu0)

@@ -80,3 +80,27 @@ def test_a_replayed_step_supersedes_the_old_tail():
     series.append(2, 10.0)  # a resume from step 1 replays step 2
     assert list(series.steps) == [1, 2] and list(series.values) == [4.0, 10.0]
     assert list(series.smoothed) == pytest.approx(debiased_ema([4.0, 10.0], 0.5))
+
+
+def test_the_vectorised_ema_equals_the_running_one_and_continues_from_where_it_ends():
+    import numpy as np
+
+    from tui_trainer.tui.chart_data import LossSeries, debiased_ema, debiased_ema_array
+
+    values = np.random.default_rng(0).normal(3.0, 1.0, 20_000)
+    values[[0, 7, 5000]] = np.nan
+    values[9000] = np.inf
+    for weight in (0.0, 0.6, 0.9, 0.999):
+        fast, _, _ = debiased_ema_array(values, weight)
+        slow = np.array(debiased_ema(list(values), weight))
+        assert np.array_equal(np.isnan(fast), np.isnan(slow))
+        assert np.allclose(fast[~np.isnan(fast)], slow[~np.isnan(slow)], rtol=1e-12)
+
+    loaded, replayed = LossSeries(), LossSeries()
+    loaded.load(np.arange(1, 1001), values[:1000])
+    for step, value in enumerate(values[:1000], 1):
+        replayed.append(step, float(value))
+    loaded.append(1001, 2.5)
+    replayed.append(1001, 2.5)
+    assert list(loaded.steps) == list(replayed.steps)
+    assert np.allclose(np.array(loaded.smoothed[1:]), np.array(replayed.smoothed[1:]), rtol=1e-12)

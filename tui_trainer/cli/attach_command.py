@@ -52,7 +52,8 @@ def run_attach(args: argparse.Namespace) -> int:
     run_dir = args.run_dir if args.run_dir is not None else pick_live_run(DEFAULT_ROOT)
     check_attachable(run_dir, read_only=args.read_only)
     if not on_a_screen():
-        raise NotATerminal("attach needs a terminal; for a plain listing use `tui-trainer ckpt list` or `ckpt history`")
+        raise NotATerminal(f"{args.command} needs a terminal; for a plain listing use `tui-trainer ckpt list` or "
+                           "`ckpt history`")
     return attach(run_dir, theme=getattr(args, "theme", None))
 
 
@@ -89,21 +90,43 @@ def check_attachable(run_dir: Path, read_only: bool) -> None:
 
 
 def live_runs(root: Path) -> list[LiveRun]:
-    """Runs under `root` that a live process on this machine trains, oldest first. No torch."""
-    from tui_trainer.engine.run_dir import lock_holder, read_run
-    from tui_trainer.engine.runs_index import find_run_dirs
+    """Runs under `root` (or under a folder in it) that a live process here trains, oldest first.
+
+    Reads the lock files and `run.json` only: `tui-trainer` asks this before its first frame.
+    """
+    import json
+
+    from tui_trainer.engine.run_lock import lock_holder
 
     found = []
-    for run_dir in find_run_dirs(Path(root)):
+    for run_dir in _candidate_dirs(Path(root)):
         holder = lock_holder(run_dir)
         if holder is None or not holder.on_this_host:
             continue
         try:
-            info = read_run(run_dir)
-        except RunDirError:
+            info = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
             continue
-        found.append((info.created, LiveRun(run_dir, info.job, holder)))
+        if isinstance(info, dict):
+            found.append((str(info.get("created", "")), LiveRun(run_dir, str(info.get("job", "")), holder)))
     return [run for _, run in sorted(found, key=lambda pair: pair[0])]
+
+
+def _candidate_dirs(root: Path) -> list[Path]:
+    """Dirs holding a `run.json`: directly under `root`, or one level further (as the runs screen finds them)."""
+    def subdirs(folder: Path) -> list[Path]:
+        try:
+            return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+        except OSError:
+            return []
+
+    found = []
+    for child in subdirs(root):
+        if (child / "run.json").is_file():
+            found.append(child)
+        else:
+            found.extend(g for g in subdirs(child) if (g / "run.json").is_file())
+    return found
 
 
 def pick_live_run(root: Path) -> Path:

@@ -14,12 +14,10 @@ This module does not import torch.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
 import shutil
-import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,12 +26,13 @@ from typing import Any
 
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
 from tui_trainer.engine.checkpoint_meta import FORMAT_VERSION, now_iso, sidecar_path
+
 from tui_trainer.engine.checkpoint_store import CheckpointStore
-from tui_trainer.engine.errors import RunDirBusy, RunDirError, UnsafePath
+from tui_trainer.engine.errors import RunDirError, UnsafePath
 from tui_trainer.engine.policy import CheckpointPolicy
+from tui_trainer.engine.run_lock import LOCK_FILE, LockHolder, RunLock, is_locked, lock_holder  # noqa: F401 (their old home)
 
 RUN_FILE = "run.json"
-LOCK_FILE = ".lock"
 HISTORY_FILE = "history.jsonl"
 SUMMARY_FILE = "training_history.json"
 SUPERSEDED_DIR = "superseded"
@@ -138,124 +137,3 @@ def store_for(run_dir: str | os.PathLike[str]) -> CheckpointStore:
     return CheckpointStore(run_dir)
 
 
-class RunLock:
-    """One writer per run dir, held with flock so a killed process never leaves it stale.
-
-    The lock file also records who holds it, for the error message a second trainer gets.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe_holder(fd)
-            os.close(fd)
-            raise RunDirBusy(
-                f"{self.path.parent} is being trained by another process ({holder}); "
-                "watch it, or stop that process first"
-            ) from None
-        os.ftruncate(fd, 0)
-        # `terminal`: whether the holder has one; a trainer without one runs detached (or from a script).
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(), "terminal": _has_terminal()}
-        os.write(fd, json.dumps(holder).encode())
-        os.fsync(fd)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def is_locked(run_dir: str | os.PathLike[str]) -> bool:
-    """True if a live process holds the run dir's lock."""
-    path = Path(run_dir) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """The process training a run dir, as its lock file says."""
-
-    pid: int
-    host: str
-    since: str
-    terminal: bool | None = None
-
-    @property
-    def on_this_host(self) -> bool:
-        return self.host == socket.gethostname()
-
-    def describe(self) -> str:
-        where = f"pid {self.pid}" + ("" if self.on_this_host else f" on {self.host}")
-        return where + ("" if self.terminal is not False else ", detached")
-
-
-def lock_holder(run_dir: str | os.PathLike[str]) -> LockHolder | None:
-    """Who trains the run now: the lock's holder, if a live process holds it; else None.
-
-    On a filesystem shared between machines a lock taken on another host may not be visible
-    here, so a lock file naming another host counts as held.
-    """
-    path = Path(run_dir) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        try:
-            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        except ValueError:
-            data = {}
-        holder = None
-        if isinstance(data, dict) and isinstance(data.get("pid"), int) and isinstance(data.get("host"), str):
-            holder = LockHolder(data["pid"], data["host"], str(data.get("since", "")),
-                                data.get("terminal") if isinstance(data.get("terminal"), bool) else None)
-        if holder is not None and not holder.on_this_host:
-            return holder
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return holder or LockHolder(0, socket.gethostname(), "")
-        return None
-    finally:
-        os.close(fd)
-
-
-def _has_terminal() -> bool:
-    try:
-        return os.isatty(0) or os.isatty(1)
-    except OSError:
-        return False
-
-
-def _describe_holder(fd: int) -> str:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {data['pid']} on {data['host']} since {data['since']}"
-    except (ValueError, KeyError, OSError):
-        return "holder unknown"

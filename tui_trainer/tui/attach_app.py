@@ -17,7 +17,7 @@ from typing import Any
 
 from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.tui.app import TrainerApp
-from tui_trainer.tui.run_follower import WatchRunner
+from tui_trainer.tui.watch_runner import WatchRunner
 from tui_trainer.tui.run_model import ENDED_STATES
 from tui_trainer.tui.screens.quit_modal import DETACH, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.watch_control import WatchControl

@@ -77,6 +77,63 @@ def debiased_ema(values: Sequence[float], weight: float = EMA_WEIGHT) -> list[fl
     return [ema.update(v) for v in values]
 
 
+# Block length of the vectorised EMA: decay**-block stays within float range for the decays met.
+_EMA_BLOCK = 64
+_LOOP_BELOW = 4096  # short enough to run as a plain loop
+
+
+def debiased_ema_array(values: np.ndarray, weight: float = EMA_WEIGHT) -> tuple[np.ndarray, float, int]:
+    """`DebiasedEma` over a whole array at numpy speed (a million points in tens of milliseconds).
+
+    Returns the smoothed values (NaN before the first finite one; a non-finite value repeats
+    the last smoothed one, as `update` does), and the EMA's raw state and count, so that an
+    `update` afterwards continues exactly where the array left off.
+    """
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    v = values[finite]
+    n = len(v)
+    if n == 0:
+        return np.full(len(values), np.nan), 0.0, 0
+    raw = _linear_recurrence((1.0 - weight) * v, weight)
+    # The debiasing divisor 1 - w^k is 1 to float precision after a few hundred points.
+    debias = np.ones(n)
+    if weight > 0.0:
+        m = min(n, int(math.log(1e-18) / math.log(weight)) + 1)
+        debias[:m] = 1.0 - weight ** np.arange(1, m + 1)
+    smoothed = raw / debias
+    positions = np.cumsum(finite) - 1  # the last finite value at or before each point
+    out = np.where(positions >= 0, smoothed[np.maximum(positions, 0)], np.nan)
+    return out, float(raw[-1]), n
+
+
+def _linear_recurrence(u: np.ndarray, decay: float) -> np.ndarray:
+    """y_k = decay * y_(k-1) + u_k from y_(-1) = 0, in blocks: within one, y_j = decay^j cumsum(u_i decay^-i)."""
+    import numpy as np
+
+    n = len(u)
+    if decay == 0.0:
+        return u.copy()
+    if n < _LOOP_BELOW or decay ** (_EMA_BLOCK - 1) < 1e-250:
+        out, y = np.empty(n), 0.0
+        for k, x in enumerate(u.tolist()):
+            y = decay * y + x
+            out[k] = y
+        return out
+    block = _EMA_BLOCK
+    padded = np.zeros(-(-n // block) * block)
+    padded[:n] = u
+    blocks = padded.reshape(-1, block)
+    j = np.arange(block)
+    partial = decay**j * np.cumsum(blocks * decay ** (-j), axis=1)
+    # Each block's carry-in is the same recurrence over the blocks' last values, one level up.
+    ends = _linear_recurrence(partial[:, -1], decay**block)
+    carries = np.concatenate(([0.0], ends[:-1]))
+    return (partial + np.outer(carries, decay ** (j + 1))).ravel()[:n]
+
+
 def log_ticks(low: float, high: float, max_ticks: int = 8) -> list[float]:
     """Real-valued tick positions for a log axis spanning [low, high] (both > 0)."""
     if not (low > 0 and high > 0) or high < low:
@@ -172,6 +229,17 @@ class LossSeries:
         self.smoothed.append(self._ema.update(value))
         self.version += 1
 
+    def load(self, steps: Sequence[float], values: Sequence[float]) -> None:
+        """Replace the whole series at once: a run's history read from disk, not replayed point by point."""
+        import numpy as np
+
+        xs, ys = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+        smoothed, raw, count = debiased_ema_array(ys, self._ema.weight)
+        self.steps, self.values, self.smoothed = array("d", xs.tobytes()), array("d", ys.tobytes()), array("d", smoothed.tobytes())
+        self._ema = DebiasedEma(self._ema.weight)
+        self._ema._raw, self._ema._count = raw, count
+        self.version += 1
+
     @property
     def last(self) -> float | None:
         return self.values[-1] if self.values else None
@@ -181,5 +249,5 @@ class LossSeries:
         keep = bisect_left(self.steps, step)
         del self.steps[keep:], self.values[keep:], self.smoothed[keep:]
         self._ema = DebiasedEma(self._ema.weight)
-        for v in self.values:
-            self._ema.update(v)
+        if self.values:
+            _, self._ema._raw, self._ema._count = debiased_ema_array(self.values, self._ema.weight)

@@ -3,8 +3,8 @@
 `RunFollower.poll()` looks at the run dir: new lines of `history.jsonl` (tailed, each byte
 read once), `run.json` (state, target, keep-last), `control_ack.json` (who trains it, which
 commands it applied) and the checkpoint sidecars, and turns what changed into `Started`,
-`StepCompleted`, `Evaluated`, `Paused`, `CheckpointSaved`... events. `WatchRunner` runs it on a
-thread worker with TrainingRunner's interface, so `TrainerApp` needs no second code path.
+`StepCompleted`, `Evaluated`, `Paused`, `CheckpointSaved`... events. `WatchRunner`
+(`watch_runner.py`) runs it on a thread worker with TrainingRunner's interface.
 No Textual here.
 """
 
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tui_trainer.engine import events as ev
 from tui_trainer.engine.atomic import pid_alive
@@ -25,13 +24,9 @@ from tui_trainer.engine.control_file import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.history_tail import HistoryTail
 from tui_trainer.engine.run_dir import HISTORY_FILE, RUN_FILE, RunInfo, read_run
-from tui_trainer.tui.runner import EventBuffer, Launched, LaunchFailed
+from tui_trainer.tui.runner import Launched
 from tui_trainer.tui.watch_control import WatchControl
 
-if TYPE_CHECKING:
-    from tui_trainer.session.detached import DetachedTrainer
-
-FOLLOW_INTERVAL_S = 0.25
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
 ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full"}
 
@@ -228,100 +223,3 @@ class RunFollower:
     def note(self, text: str, level: str = "info") -> None:
         # Launched carries notes for the log; the run model adds them as they are.
         self.put(Launched((text if level == "info" else f"{level}: {text}",), time=time.time()))
-
-
-class LaunchError(Exception):
-    """The trainer started in the background could not start; `exit_code` is the one it exited with."""
-
-    def __init__(self, message: str, exit_code: int | None) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code or 1
-
-
-class WatchRunner:
-    """Follows a run dir on the calling thread (a Textual thread worker) until stopped.
-
-    Has TrainingRunner's interface (`buffer`, `active`, `done`, `stop_and_wait`), so the app
-    drains it the same way. Stopping it never touches the run. Given a `DetachedTrainer` (the
-    dashboard started the run), it waits for that trainer's launch report first, to learn the
-    run dir or why the run could not start; `spawn` starts another one on the same run.
-    """
-
-    launch_fn = None
-    trainer = None
-    result = None
-
-    def __init__(self, run_dir: str | os.PathLike[str] | None, control: WatchControl,
-                 interval: float = FOLLOW_INTERVAL_S, launching: DetachedTrainer | None = None) -> None:
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.control = control
-        self.interval = interval
-        self.launching = launching
-        self.launch_error: LaunchError | None = None
-        self.buffer = EventBuffer()
-        self.started = threading.Event()
-        self.done = threading.Event()
-        self._wake = threading.Event()
-
-    @property
-    def active(self) -> bool:
-        return self.started.is_set() and not self.done.is_set()
-
-    def run(self) -> None:
-        self.started.set()
-        try:
-            if self.launching is not None and not self._launched(self.launching, first=True):
-                return
-            assert self.run_dir is not None
-            follower = RunFollower(self.run_dir, self.buffer.put, self.control)
-            failures = 0
-            while self.control.stop_reason is None:
-                try:
-                    follower.poll()
-                    failures = 0
-                except Exception as exc:  # a file vanished mid-read, a network filesystem hiccup
-                    failures += 1
-                    if failures == 1:
-                        follower.note(f"reading {self.run_dir} failed ({type(exc).__name__}: {exc}); retrying",
-                                      "warning")
-                self._wake.wait(self.interval)
-        finally:
-            self.done.set()
-
-    def spawn(self, args: list[str]) -> DetachedTrainer:
-        """Start `tui-trainer ARGS` in the background on this run (continue, roll back); report how it went."""
-        from tui_trainer.session.detached import DetachedTrainer
-
-        trainer = DetachedTrainer(args)
-        trainer.start()
-        self.launching = trainer
-        threading.Thread(target=self._launched, args=(trainer,), name="launch-report", daemon=True).start()
-        return trainer
-
-    def _launched(self, trainer: DetachedTrainer, first: bool = False) -> bool:
-        """Wait for `trainer`'s report (giving up if we stop first); put what it said in the buffer."""
-        while True:
-            report = trainer.wait_launched(timeout=self.interval)
-            if report is not None:
-                break
-            if self.control.stop_reason is not None:
-                return False
-        if report.error is not None:
-            if first:
-                self.launch_error = LaunchError(report.error, report.exit_code)
-            self.buffer.put(LaunchFailed(report.error, time=time.time()))
-            return False
-        if first:
-            assert report.run_dir is not None
-            self.run_dir = report.run_dir
-            self.control.set_run_dir(report.run_dir)
-        self.buffer.put(Launched((*report.notes, f"training in the background (pid {report.pid}); "
-                                  "leaving this dashboard never stops it"), time=time.time()))
-        return True
-
-    def stop_and_wait(self, reason: str = "stopped", timeout: float | None = None) -> bool:
-        self.control.stop(reason)
-        self._wake.set()
-        if not self.started.is_set():
-            return True
-        return self.done.wait(timeout)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tui_trainer.engine.job import DEMO_JOB
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.chart_data import LossSeries
-from tui_trainer.tui.runner import JobOutput, Launched, LaunchFailed, RunEnded
+from tui_trainer.tui.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
 
 if TYPE_CHECKING:
     from tui_trainer.engine import events as ev
@@ -218,6 +218,14 @@ class RunModel:
             self.state, self.error, self.ended_at = "failed", event.error, at
             self.note(f"training failed at step {event.step}: {event.error}", "error", at)
             return Changed.STATUS | Changed.LOG
+        if isinstance(event, CurveLoaded):
+            self.train.load(event.steps, event.losses)
+            self.val.load(event.val_steps, event.val_losses)
+            if len(self.train):
+                self.step = max(self.step, int(self.train.steps[-1]))
+            if event.note:
+                self.note(event.note, at=at)
+            return Changed.STATUS | Changed.CHART | (Changed.LOG if event.note else Changed.NOTHING)
         if isinstance(event, JobOutput):
             if event.dropped:
                 self.note(f"... {event.dropped} earlier lines not shown", at=at, source="job")

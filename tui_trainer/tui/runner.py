@@ -56,6 +56,22 @@ class RunEnded:
 
 
 @dataclass(frozen=True)
+class CurveLoaded:
+    """The run's whole loss curve so far, read from its history at once (not replayed step by step).
+
+    Arrays of steps and values (numpy or array('d')); `note` says what reading it took, if
+    anything worth saying (an older run whose history index had to be built).
+    """
+
+    steps: Any
+    losses: Any
+    val_steps: Any
+    val_losses: Any
+    note: str | None = None
+    time: float = field(kw_only=True, default=0.0)
+
+
+@dataclass(frozen=True)
 class JobOutput:
     """Lines the job's code printed, logged or warned since the last drain: (time, text, level)."""
 

@@ -15,7 +15,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
-from tui_trainer.tui.run_follower import WatchRunner
+from tui_trainer.tui.watch_runner import WatchRunner
 from tui_trainer.tui.run_model import Changed, RunModel
 from tui_trainer.tui.runner import DRAIN_INTERVAL_S
 from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
