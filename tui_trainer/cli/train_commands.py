@@ -151,16 +151,30 @@ def on_a_screen() -> bool:
 
 
 def _drive_headless(launch: Any) -> int:
-    """Start the trainer with a console reporter and signal-triggered saves; return the exit code."""
+    """Start the trainer with a console reporter and signal-triggered saves; return the exit code.
+
+    What the job prints, logs or warns still reaches the terminal, and the run's journal too.
+    """
     from tui_trainer.cli.console_reporter import make_reporter
     from tui_trainer.engine.signals import interrupt_saves
+    from tui_trainer.session.job_output import capture_job_output
 
     reporter = make_reporter()
-    trainer = launch(on_event=lambda event: _report(reporter.handle, event))
-    for note in trainer.notes:
-        _report(reporter.note, note)
-    with interrupt_saves(trainer.control) as caught:
-        result = trainer.run()
+    job_lines = _JobLines()
+    reporter.start()  # before the capture, so the job's lines pass on through the reporter's
+    try:
+        with capture_job_output(job_lines.put, passthrough=True):
+            trainer = launch(on_event=lambda event: _report(reporter.handle, event))
+            job_lines.send_to(getattr(trainer, "journal", None))
+            for note in trainer.notes:
+                _report(reporter.note, note)
+            with interrupt_saves(trainer.control) as caught:
+                result = trainer.run()
+    except BaseException:
+        _report(reporter.close, None)
+        raise
+    finally:
+        job_lines.close()  # the job's last line may come as the capture ends
     _report(reporter.close, result)
     for note in result.notes:
         _report(reporter.note, note)
@@ -169,6 +183,33 @@ def _drive_headless(launch: Any) -> int:
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
+
+
+class _JobLines:
+    """The job's output lines for the run's journal, held while the job is built (no journal yet)."""
+
+    HELD = 200
+
+    def __init__(self) -> None:
+        self.journal: Any = None
+        self.held: list[tuple[str, str]] = []
+
+    def put(self, text: str, level: str) -> None:
+        if self.journal is not None:
+            self.journal.output(text, level)
+        elif len(self.held) < self.HELD:
+            self.held.append((text, level))
+
+    def send_to(self, journal: Any) -> None:
+        self.journal = journal
+        if journal is not None:
+            for text, level in self.held:
+                journal.output(text, level)
+        self.held.clear()
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
 
 
 def _theme(args: argparse.Namespace) -> str | None:
