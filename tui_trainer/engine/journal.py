@@ -106,12 +106,14 @@ class JournalWriter:
         if line is None:
             return
         with self._lock:
+            self._roll_window()
             self._pending += line
             self._write_pending()
 
     def note(self, text: str, level: str = "info") -> None:
         """Journal what the launch or the trainer decided, now."""
         with self._lock:
+            self._roll_window()
             self._pending += encode_text(NOTE, self._cut(text), level, time.time())
             self._write_pending()
 
