@@ -157,10 +157,10 @@ def _drive_headless(launch: Any) -> int:
     """
     from tui_trainer.cli.console_reporter import make_reporter
     from tui_trainer.engine.signals import interrupt_saves
-    from tui_trainer.session.job_output import capture_job_output
+    from tui_trainer.session.job_output import JournalOutput, capture_job_output
 
     reporter = make_reporter()
-    job_lines = _JobLines()
+    job_lines = JournalOutput()
     reporter.start()  # before the capture, so the job's lines pass on through the reporter's
     try:
         with capture_job_output(job_lines.put, passthrough=True):
@@ -183,33 +183,6 @@ def _drive_headless(launch: Any) -> int:
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
-
-
-class _JobLines:
-    """The job's output lines for the run's journal, held while the job is built (no journal yet)."""
-
-    HELD = 200
-
-    def __init__(self) -> None:
-        self.journal: Any = None
-        self.held: list[tuple[str, str]] = []
-
-    def put(self, text: str, level: str) -> None:
-        if self.journal is not None:
-            self.journal.output(text, level)
-        elif len(self.held) < self.HELD:
-            self.held.append((text, level))
-
-    def send_to(self, journal: Any) -> None:
-        self.journal = journal
-        if journal is not None:
-            for text, level in self.held:
-                journal.output(text, level)
-        self.held.clear()
-
-    def close(self) -> None:
-        if self.journal is not None:
-            self.journal.close()
 
 
 def _theme(args: argparse.Namespace) -> str | None:

@@ -119,16 +119,19 @@ class JournalWriter:
 
     def output(self, text: str, level: str = "info") -> None:
         """Journal a line the job printed, logged or warned, within a second; bounded in rate."""
-        line = encode_text(OUTPUT, self._cut(text), level, time.time())
         with self._lock:
             self._roll_window()
-            if self._window_lines >= self.output_lines or self._window_bytes + len(line) > self.output_bytes:
-                self._unjournaled += 1
-            else:
-                self._window_lines += 1
-                self._window_bytes += len(line)
-                self._pending += line
             self._schedule(self.flush_s)
+            if self._window_lines >= self.output_lines:  # the common case for a chatty job: no encoding
+                self._unjournaled += 1
+                return
+            line = encode_text(OUTPUT, self._cut(text), level, time.time())
+            if self._window_bytes + len(line) > self.output_bytes:
+                self._unjournaled += 1
+                return
+            self._window_lines += 1
+            self._window_bytes += len(line)
+            self._pending += line
 
     def flush(self) -> None:
         """Write what is batched (and retry what failed); a no-op when nothing is."""

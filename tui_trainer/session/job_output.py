@@ -153,3 +153,36 @@ def capture_job_output(sink: Sink, *, passthrough: bool = False) -> Iterator[Non
             stream.close_capture()
             if getattr(sys, name) is stream:
                 setattr(sys, name, stream.wrapped)
+
+
+class JournalOutput:
+    """A sink for `capture_job_output` that feeds a run's journal.
+
+    The job prints while it is built, before the trainer and its journal exist: those lines
+    are held (up to `HELD`) and sent once `send_to(journal)` names it.
+    """
+
+    HELD = 200
+
+    def __init__(self) -> None:
+        self.journal: Any = None
+        self.held: list[tuple[str, str]] = []
+
+    def put(self, text: str, level: str) -> None:
+        if self.journal is not None:
+            self.journal.output(text, level)
+        elif len(self.held) < self.HELD:
+            self.held.append((text, level))
+
+    def send_to(self, journal: Any) -> None:
+        """Journal the held lines and every later one in `journal` (None: drop them)."""
+        self.journal = journal
+        if journal is not None:
+            for text, level in self.held:
+                journal.output(text, level)
+        self.held.clear()
+
+    def close(self) -> None:
+        """Write out what the journal batched (the job's last line may come as a capture ends)."""
+        if self.journal is not None:
+            self.journal.close()
