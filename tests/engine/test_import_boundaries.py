@@ -24,6 +24,15 @@ import tui_trainer.engine.runs_index, tui_trainer.engine.runs_prune, tui_trainer
 print(json.dumps(sorted(m for m in ("torch", "numpy", "textual", "rich") if m in sys.modules)))
 """
 
+SESSION_AND_JOURNAL = """
+import json, pkgutil, sys
+import tui_trainer.session as session
+for m in pkgutil.iter_modules(session.__path__, "tui_trainer.session."):
+    __import__(m.name)
+import tui_trainer.engine.journal, tui_trainer.engine.journal_tail
+print(json.dumps(sorted(m for m in ("torch", "textual", "rich") if m in sys.modules)))
+"""
+
 HELP = """
 import json, sys
 from tui_trainer.cli.main import main
@@ -57,6 +66,10 @@ def test_the_engine_never_imports_textual_or_rich():
 
 def test_metadata_modules_do_not_import_torch():
     assert last_json_line(run_python("-c", METADATA_MODULES).stdout) == []
+
+
+def test_the_session_package_and_the_journal_need_no_textual_and_no_torch():
+    assert last_json_line(run_python("-c", SESSION_AND_JOURNAL).stdout) == []
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["resume", "--help"]], ids=" ".join)

@@ -19,6 +19,9 @@ class PlainReporter:
         self.stream = stream or sys.stdout
         self._last_step_line = 0.0
 
+    def start(self) -> None:
+        """Take the terminal; before the job's output is captured, so it passes through us."""
+
     def note(self, message: str) -> None:
         self._print(message)
 
@@ -64,9 +67,14 @@ class RichReporter(PlainReporter):
     def note(self, message: str) -> None:
         self.console.print(message, markup=False, highlight=False)
 
+    def start(self) -> None:
+        # The live bar redirects stdout and stderr so prints land above it; a capture of the
+        # job's output started after this passes the job's lines on to that redirect.
+        self.progress.start()
+
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Started):
-            self.progress.start()
+            self.progress.start()  # a no-op once started
             self.task = self.progress.add_task(
                 "training", total=event.target, completed=event.step, speed="", loss="-"
             )

@@ -173,31 +173,46 @@ def on_a_screen() -> bool:
 
 
 def _drive_headless(launch: Any, *, detached: bool = False) -> int:
-    """Start the trainer with a console reporter and signal-triggered saves; return the exit code."""
+    """Start the trainer with a console reporter and signal-triggered saves; return the exit code.
+
+    What the job prints, logs or warns still reaches the terminal (or, detached, the run's
+    trainer.log), and the run's journal too.
+    """
     from tui_trainer.cli.console_reporter import make_reporter
     from tui_trainer.engine.events import DISK_FULL_PAUSE, DISK_FULL_STOP
     from tui_trainer.engine.signals import interrupt_saves
+    from tui_trainer.session.job_output import JournalOutput, capture_job_output
 
     # Started by a dashboard, a full disk pauses the run for its alert; headless it ends the run.
     when_disk_full = DISK_FULL_PAUSE if detached else DISK_FULL_STOP
     reporter = make_reporter()  # detached: plain lines, into the run's trainer.log once launched
+    job_lines = JournalOutput()
+    reporter.start()  # before the capture, so the job's lines pass on through the reporter's
     try:
-        trainer = launch(on_event=lambda event: _report(reporter.handle, event), when_disk_full=when_disk_full)
-    except BaseException as exc:
-        if detached:
-            from tui_trainer.engine.errors import TrainerError
-            from tui_trainer.session.detached import report_failed
+        with capture_job_output(job_lines.put, passthrough=True):
+            try:
+                trainer = launch(on_event=lambda event: _report(reporter.handle, event), when_disk_full=when_disk_full)
+            except BaseException as exc:
+                if detached:
+                    from tui_trainer.engine.errors import TrainerError
+                    from tui_trainer.session.detached import report_failed
 
-            report_failed(str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}")
+                    report_failed(str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}")
+                raise
+            if detached:
+                from tui_trainer.session.detached import report_launched
+
+                report_launched(trainer.run_dir, trainer.notes)
+            job_lines.send_to(getattr(trainer, "journal", None))
+            for note in trainer.notes:
+                _report(reporter.note, note)
+            with interrupt_saves(trainer.control, hangup=not detached) as caught:
+                result = trainer.run()
+    except BaseException:
+        _report(reporter.close, None)
         raise
-    if detached:
-        from tui_trainer.session.detached import report_launched
-
-        report_launched(trainer.run_dir, trainer.notes)
-    for note in trainer.notes:
-        _report(reporter.note, note)
-    with interrupt_saves(trainer.control, hangup=not detached) as caught:
-        result = trainer.run()
+    finally:
+        job_lines.close()  # the job's last line may come as the capture ends
     _report(reporter.close, result)
     for note in result.notes:
         _report(reporter.note, note)

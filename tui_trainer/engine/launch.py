@@ -1,8 +1,10 @@
 """Starting a run: a new run dir, a resume from a run dir or a checkpoint, or the default demo.
 
 Each function takes the run dir's lock, cleans up after an earlier crash, builds the job and
-returns a ready Trainer whose `notes` say what was decided and why. `when_disk_full` is the
-Trainer's: "stop" ends the run on a full disk, "pause" waits for room (the dashboard's choice).
+returns a ready Trainer whose `notes` say what was decided and why. Each hands the trainer the
+run dir's journal, so every run, headless or not, can be followed from other processes.
+`when_disk_full` is the Trainer's: "stop" ends the run on a full disk, "pause" waits for room
+(the dashboard's choice).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.events import DISK_FULL_STOP
 from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
+from tui_trainer.engine.journal import JournalWriter
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import (
     RunInfo,
@@ -74,12 +77,20 @@ def start_run(
                        policy=policy, settings=settings)
         write_run(run_dir, info)
         trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock,
-                          when_disk_full=when_disk_full)
+                          journal=JournalWriter(run_dir), when_disk_full=when_disk_full)
     except BaseException:
         lock.release()
         raise
     trainer.notes.append(f"new run {info.run_id} in {run_dir}")
+    _check_journal(trainer)
     return trainer
+
+
+def _check_journal(trainer: Trainer) -> None:
+    assert trainer.journal is not None
+    problem = trainer.journal.ready()
+    if problem is not None:
+        trainer.notes.append(f"not journaling (viewers in other processes see less): {problem}")
 
 
 def _check_free_for_a_run(run_dir: Path) -> None:
@@ -196,8 +207,10 @@ def _resume_locked(
     why = "newest valid checkpoint" if chosen_file is None else "as requested"
     notes.append(f"resuming from {start.path.name} (step {step}, {why}); target {target}")
     trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
-                      resumed_from=str(start.path), lock=lock, when_disk_full=when_disk_full)
+                      resumed_from=str(start.path), lock=lock, journal=JournalWriter(run_dir),
+                      when_disk_full=when_disk_full)
     trainer.notes.extend(notes)
+    _check_journal(trainer)
     return trainer
 
 

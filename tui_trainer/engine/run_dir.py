@@ -4,6 +4,7 @@ Layout::
 
     <run dir>/run.json             run id, job spec and options, policy, settings, state
     <run dir>/history.jsonl        one line per logged step and per evaluation
+    <run dir>/journal.jsonl        every other event, the launch's notes, the job's output (journal.py)
     <run dir>/training_history.json
     <run dir>/step_00000300.pt     checkpoints, each with step_00000300.meta.json beside it
     <run dir>/.lock                held (flock) by the one process training here

@@ -1,5 +1,8 @@
 """The training loop: steps, evaluations, checkpoints and retention, steered by a TrainingControl.
 
+The run dir's lock and its journal (`engine/journal.py`) are handed in by whoever launches the
+run, which decides who owns them; without a journal nothing is journaled.
+
 `Trainer.run()` runs on whichever thread calls it (the CLI's main thread, or the dashboard's
 worker). Commands arrive through `trainer.control` from any thread and are applied between
 steps; events leave through `on_event`, called on the training thread, so a UI must hand them
@@ -32,6 +35,7 @@ from tui_trainer.engine.control_file import ControlFilePoller
 from tui_trainer.engine.errors import NotEnoughDiskSpace
 from tui_trainer.engine.history import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
+from tui_trainer.engine.journal import JournalWriter
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
 
@@ -65,6 +69,7 @@ class Trainer:
         resumed_from: str | None = None,
         history: HistoryWriter | None = None,
         lock: RunLock | None = None,
+        journal: JournalWriter | None = None,
         when_disk_full: str = ev.DISK_FULL_STOP,
     ) -> None:
         if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
@@ -90,6 +95,9 @@ class Trainer:
         self._last_loss: float | None = None
         self._steps_per_sec = 0.0
         self._lock = lock
+        # Every event but step summaries, and the notes, for viewers in other processes.
+        self.journal = journal
+        self._notes_journaled = 0
 
     @property
     def policy(self) -> CheckpointPolicy:
@@ -103,6 +111,9 @@ class Trainer:
             return self._run()
         finally:
             self.control_file.close()
+            if self.journal is not None:
+                self._journal_notes()
+                self.journal.close()
             if self._lock is not None:
                 self._lock.release()
 
@@ -372,7 +383,16 @@ class Trainer:
 
     def _emit(self, event: ev.Event) -> None:
         object.__setattr__(event, "time", time.time())
+        if self.journal is not None:
+            self._journal_notes()  # what led up to the event, before it
+            self.journal.record(event)
         self.on_event(event)
+
+    def _journal_notes(self) -> None:
+        assert self.journal is not None
+        for note in self.notes[self._notes_journaled:]:
+            self.journal.note(note)
+        self._notes_journaled = len(self.notes)
 
 
 def _to_device(batch: Any, device: Any) -> Any:
