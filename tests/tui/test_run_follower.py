@@ -149,3 +149,55 @@ def test_speed_is_measured_over_windows_of_a_second():
         meter.add(i, i * 0.01)  # 100 steps/s, 10 ms apart
     assert 99 <= meter.rate <= 101
     assert meter.add(5, 100.0) == meter.rate  # a replayed step restarts the window
+
+
+def _journal(tmp_path, *items):
+    from tui_trainer.engine.journal import JournalWriter
+
+    journal = JournalWriter(tmp_path)
+    for item in items:
+        if isinstance(item, tuple):
+            journal.output(*item)
+        else:
+            journal.record(item)
+    journal.close()
+
+
+def test_a_viewer_attached_later_learns_from_the_journal_what_the_trainer_said(tmp_path):
+    _run_dir(tmp_path, state="paused")
+    _append(tmp_path, *({"step": s, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0 + s} for s in range(1, 41)))
+    _journal(tmp_path,
+             ev.Started("elsewhere/run", "r1", "job", 0, 100, "cpu", time=10.0),
+             ("epoch 0 begins", "info"),
+             ev.TargetChanged(20, 100, 40, "the LR decays from 3.0e-04 to its floor by step 40", time=30.0),
+             ev.CheckpointSaved(str(tmp_path / "step_00000040.pt"), 40, "periodic", 2000, 0.01, time=50.0),
+             ev.DiskFull(40, "final", "step_00000040.pt", 10_000, 100, str(tmp_path), "no room", time=51.0))
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()
+    model = RunModel()
+    model.apply(list(events))
+    assert model.run_dir == str(tmp_path)  # not the trainer's own relative name for it
+    assert model.state == "paused" and model.target == 40 and model.step == 40
+    alert = model.take_disk_full_alert()
+    assert alert is not None and alert.needed_bytes == 10_000 and alert.free_bytes == 100
+    said = [line.text for line in model.log]
+    assert any("the LR decays from 3.0e-04" in text for text in said)
+    assert any(line.text == "epoch 0 begins" and line.source == "job" for line in model.log)
+    assert any(text.startswith("saved step_00000040.pt") for text in said)
+
+    events.clear()
+    follower.poll()  # run.json says paused too: nothing is told twice
+    assert [e for e in events if not isinstance(e, Launched)] == []
+
+
+def test_a_disk_full_pause_that_was_resolved_raises_no_alert_on_attach(tmp_path):
+    _run_dir(tmp_path)
+    _journal(tmp_path,
+             ev.Started(str(tmp_path), "r1", "job", 0, 100, "cpu", time=10.0),
+             ev.DiskFull(40, "periodic", "step_00000040.pt", 10_000, 100, str(tmp_path), "no room", time=11.0),
+             ev.Resumed(40, time=12.0))
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()
+    model = RunModel()
+    model.apply(list(events))
+    assert model.state == "running" and model.take_disk_full_alert() is None

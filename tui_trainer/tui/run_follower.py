@@ -3,13 +3,18 @@
 `RunFollower.poll()` looks at the run dir: new lines of `history.jsonl` (tailed, each byte
 read once), `run.json` (state, target, keep-last), `control_ack.json` (who trains it, which
 commands it applied) and the checkpoint sidecars, and turns what changed into `Started`,
-`StepCompleted`, `Evaluated`, `Paused`, `CheckpointSaved`... events. `WatchRunner`
+`StepCompleted`, `Evaluated`, `Paused`, `CheckpointSaved`... events. A run whose trainer keeps a
+journal (`journal.jsonl`) is followed through it: every event the trainer reported, with its
+own words and numbers (a disk-full pause, a target change's LR note, the job's output), the
+recent backlog first; `run.json` and the sidecars are read for what an older run, or a trainer
+killed without a word, leaves behind. `WatchRunner`
 (`watch_runner.py`) runs it on a thread worker with TrainingRunner's interface.
 No Textual here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -22,7 +27,9 @@ from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
 from tui_trainer.engine.control_file import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.errors import RunDirError
-from tui_trainer.engine.history_tail import HistoryTail
+from tui_trainer.engine.history_tail import HistoryTail, parse_record
+from tui_trainer.engine.journal_records import JOURNAL_FILE, JournalLine
+from tui_trainer.engine.journal_tail import JournalTail
 from tui_trainer.engine.run_dir import HISTORY_FILE, RUN_FILE, RunInfo, read_run
 from tui_trainer.tui.runner import Launched
 from tui_trainer.tui.watch_control import WatchControl
@@ -75,6 +82,9 @@ class RunFollower:
         self._ack_key: Any = None
         self._next_slow = -math.inf
         self._sidecars: dict[str, CheckpointMeta | None] | None = None
+        self.journal = JournalTail(self.run_dir)
+        self.has_journal = False
+        self._pending: list[Any] = []  # journal records waiting for the history to catch up
 
     def poll(self) -> None:
         now = self.clock()
@@ -87,15 +97,23 @@ class RunFollower:
         self._read_run()  # after the liveness check: a trainer writes its end state before it exits
         if self.info is None:
             return
-        records = self.tail.read()
         if not self._started:
-            self._start(records[0].get("time") if records else None)
-        for record in records:
+            self._start()
+        for record in self.tail.read():
             self._record(record)
-        if self.tail.caught_up:  # an end state must not overtake the steps before it
+        self._pending.extend(self.journal.read())
+        if self.tail.caught_up:  # an event (an end above all) must not overtake the steps before it
+            for item in self._pending:
+                self._journaled(item)
+            self._pending.clear()
             self._follow_state()
         if slow:
-            self._scan_checkpoints()
+            self.has_journal = self.has_journal or (self.run_dir / JOURNAL_FILE).exists()
+            if not self.has_journal:
+                self._scan_checkpoints()
+
+    def close(self) -> None:
+        self.journal.close()
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -128,14 +146,55 @@ class RunFollower:
 
     # --- events ---------------------------------------------------------------------------------
 
-    def _start(self, at: float | None) -> None:
+    def _start(self) -> None:
+        """What a viewer needs at once: the journal's recent backlog, then the whole curve."""
         info = self.info
         assert info is not None
         self._started = True
         self.target, self.keep_last = info.settings.max_iters, info.policy.keep_last
-        self.put(ev.Started(str(self.run_dir), info.run_id, info.job, 0, self.target, self._device(),
-                            time=at or time.time()))
+        backlog = self.journal.read()
+        self.has_journal = bool(backlog) or (self.run_dir / JOURNAL_FILE).exists()
+        if not any(isinstance(item, ev.Started) for item in backlog):
+            self.put(ev.Started(str(self.run_dir), info.run_id, info.job, 0, self.target, self._device(),
+                                time=self._first_step_time() or time.time()))
+        for item in backlog:
+            self._journaled(item)
         self.put(Launched((self._describe_trainer(),), time=time.time()))
+
+    def _first_step_time(self) -> float | None:
+        """When the run's first logged step was, from the first line of its history."""
+        try:
+            with open(self.run_dir / HISTORY_FILE, "rb") as f:
+                record = parse_record(f.readline(64 << 10))
+        except OSError:
+            return None
+        at = _float(record.get("time")) if record else math.nan
+        return at if math.isfinite(at) else None
+
+    def _journaled(self, item: Any) -> None:
+        """One journal record as the dashboard takes it; the state it implies is noted here too."""
+        if isinstance(item, JournalLine):
+            self.put(item)
+            return
+        if isinstance(item, ev.Started):
+            # The trainer may have named its run dir relative to its own working dir.
+            item = dataclasses.replace(item, run_dir=str(self.run_dir))
+            self.state, self.target, self.step = "running", item.target, item.step
+        elif isinstance(item, ev.Paused | ev.DiskFull):
+            self.state = "paused"
+        elif isinstance(item, ev.Resumed):
+            self.state = "running"
+        elif isinstance(item, ev.Finished):
+            self.state = {v: k for k, v in ENDED.items()}.get(item.reason, "stopped")
+        elif isinstance(item, ev.Failed):
+            self.state = "failed"
+        elif isinstance(item, ev.TargetChanged):
+            self.target = item.new_target
+        elif isinstance(item, ev.PolicyChanged):
+            self.keep_last = item.keep_last
+        if self.control is not None and isinstance(item, ev.Paused | ev.DiskFull | ev.Resumed | ev.Started):
+            self.control.run_paused(self.state == "paused")
+        self.put(item)
 
     def _record(self, record: dict[str, Any]) -> None:
         step, at = record["step"], _float(record.get("time"))
@@ -153,6 +212,13 @@ class RunFollower:
     def _follow_state(self) -> None:
         info = self.info
         assert info is not None
+        if self.has_journal and self.state is not None:
+            # The journal said what happened; run.json adds only a trainer that died without a word.
+            if self.state in ("new", "running", "paused") and info.state in ("new", "running", "paused") \
+                    and self.alive is False:
+                self.state = "gone"
+                self._say_gone()
+            return
         if info.settings.max_iters != self.target:
             old, self.target = self.target, info.settings.max_iters
             self.put(ev.TargetChanged(self.step, old or 0, self.target, "as run.json now says", time=time.time()))
@@ -182,9 +248,12 @@ class RunFollower:
         elif state == "failed":
             self.put(ev.Failed(self.step, "the trainer stopped on an error; its own output says which", time=now))
         elif state == "gone":
-            self.note("the process training this run is gone (killed?); "
-                       f"continue it with `tui-trainer resume {self.run_dir}`", "warning")
-            self.put(ev.Finished(self.step, "stopped", time=now))
+            self._say_gone()
+
+    def _say_gone(self) -> None:
+        self.note("the process training this run is gone (killed?); "
+                  f"continue it with `tui-trainer resume {self.run_dir}`", "warning")
+        self.put(ev.Finished(self.step, "stopped", time=time.time()))
 
     def _scan_checkpoints(self) -> None:
         try:

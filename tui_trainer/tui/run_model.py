@@ -197,7 +197,7 @@ class RunModel:
                       "paused with nothing written: make room, then resume (p) to retry", "error", at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Resumed):
-            self.disk_full = None
+            self.disk_full = self._disk_full_alert = None
             if self.state != "stopping":
                 self.state = "running"
             self.note(f"resumed at step {event.step}", at=at)
@@ -207,7 +207,7 @@ class RunModel:
             self.state = {"target": "finished", "disk_full": "failed"}.get(event.reason, event.reason)
             if self.state not in ENDED_STATES:
                 self.state = "stopped"
-            self.disk_full = None
+            self.disk_full = self._disk_full_alert = None
             if event.reason == "disk_full":
                 self.note(f"run ended at step {event.step}: the disk is full and nothing broken was written; "
                           "free space, then resume the run", "error", at)
@@ -218,6 +218,11 @@ class RunModel:
             self.state, self.error, self.ended_at = "failed", event.error, at
             self.note(f"training failed at step {event.step}: {event.error}", "error", at)
             return Changed.STATUS | Changed.LOG
+        from tui_trainer.engine.journal_records import JournalLine
+
+        if isinstance(event, JournalLine):  # a note or the job's output, from the run's journal
+            self.note(event.text, event.level, event.time, event.source)
+            return Changed.LOG
         if isinstance(event, CurveLoaded):
             self.train.load(event.steps, event.losses)
             self.val.load(event.val_steps, event.val_losses)

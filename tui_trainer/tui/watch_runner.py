@@ -78,6 +78,7 @@ class WatchRunner:
                         follower.note(f"reading {self.run_dir} failed ({type(exc).__name__}: {exc}); retrying",
                                       "warning")
                 self._wake.wait(self.interval)
+            follower.close()
         finally:
             self.done.set()
 
