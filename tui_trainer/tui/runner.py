@@ -135,12 +135,20 @@ class TrainingRunner:
 
         What the job prints, logs or warns on this thread reaches the buffer too.
         """
+        from tui_trainer.session.job_output import JournalOutput
+
         self.started.set()
+        self._journal_lines = JournalOutput()  # for viewers in other processes, as a headless run's
         try:
-            with capture_job_output(self.buffer.put_output):
+            with capture_job_output(self._job_line):
                 self._run()
         finally:
+            self._journal_lines.close()
             self.done.set()  # after the capture is undone, so its last line is in the buffer
+
+    def _job_line(self, text: str, level: str) -> None:
+        self.buffer.put_output(text, level)
+        self._journal_lines.put(text, level)
 
     def _run(self) -> None:
         from tui_trainer.engine.events import DISK_FULL_PAUSE
@@ -156,6 +164,7 @@ class TrainingRunner:
             self.launch_error = exc
             self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
             return
+        self._journal_lines.send_to(getattr(self.trainer, "journal", None))
         self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
         try:
             self.result = self.trainer.run()
