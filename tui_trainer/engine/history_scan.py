@@ -1,0 +1,130 @@
+"""Parsing `history.jsonl` bytes straight into index records (numpy), without a dict per line.
+
+Step lines as the writer formats them are read by one regular expression per chunk; any other
+line (evaluations, hand-edited or foreign lines) goes through `json.loads`. Used to build the
+index of an older run, to catch up an index a crash left behind, and by readers of a run dir
+that has no index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+KIND_TRAIN = 0  # a logged step: `loss`
+KIND_VAL = 1  # an evaluation with `val_loss`
+KIND_OTHER = 2  # any other record with a step (an evaluation without val_loss)
+
+# step int64, end offset of the line in history.jsonl, value (loss or val_loss; NaN for null),
+# epoch (of the step; for evaluations the writer's epoch), kind. 32 bytes, little-endian.
+RECORD = np.dtype([("step", "<i8"), ("end", "<i8"), ("value", "<f8"), ("epoch", "<i4"), ("kind", "<i4")])
+SCAN_CHUNK = 4 << 20
+
+# One alternative per line: the writer's own step format (fast), or any line (slow path).
+_LINE_RE = re.compile(rb'\{"step": (\d+), "epoch": (-?\d+), "loss": ([-+.\deE]+|null|NaN|-?Infinity), "lr": [^\n]*\n|([^\n]*)\n')
+
+
+def scan_records(f: IO[bytes], start: int = 0, stop: int | None = None, epoch: int = 0) -> np.ndarray:
+    """Index records of the complete lines in `f` between byte `start` and `stop` (a torn last
+    line is left out). `epoch` is the epoch before `start`, for evaluations, which carry none."""
+    parts = [part for part, _ in scan_chunks(f, start, stop, epoch)]
+    return np.concatenate(parts) if parts else np.empty(0, RECORD)
+
+
+def scan_chunks(f: IO[bytes], start: int, stop: int | None, epoch: int) -> Iterator[tuple[np.ndarray, int]]:
+    pos = start
+    f.seek(start)
+    while stop is None or pos < stop:
+        data = f.read(SCAN_CHUNK if stop is None else min(SCAN_CHUNK, stop - pos))
+        if not data:
+            return
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) < SCAN_CHUNK:
+                return  # a torn last line
+            pos += len(data)  # one absurdly long line: skip it
+            continue
+        part, epoch = parse_chunk(data[:cut], pos, epoch)
+        yield part, epoch
+        pos += cut
+        f.seek(pos)
+
+
+def parse_chunk(data: bytes, base: int, epoch: int) -> tuple[np.ndarray, int]:
+    """Records of the newline-terminated lines in `data`, which starts at byte `base` of the file."""
+    matches = _LINE_RE.findall(data)
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + (1 + base)
+    out = np.empty(len(matches), RECORD)
+    out["end"] = ends[: len(matches)]
+    steps, epochs, losses, others = zip(*matches) if matches else ((), (), (), ())
+    fast = np.fromiter((not o for o in others), bool, len(matches))
+    if fast.all():
+        try:
+            _fill_fast(out, steps, epochs, losses)
+            return out, int(out["epoch"][-1]) if len(out) else epoch
+        except (ValueError, OverflowError):
+            pass  # a token numpy does not read: line by line below
+    keep = np.ones(len(matches), bool)
+    for i, (step, ep, loss, other) in enumerate(matches):
+        if not other:
+            try:
+                out[i] = (int(step), out["end"][i], _loss_token(loss), int(ep), KIND_TRAIN)
+            except (ValueError, OverflowError):
+                keep[i] = False
+                continue
+            epoch = int(ep)
+            continue
+        parsed = _parse_line(other, epoch)
+        if parsed is None:
+            keep[i] = False
+            continue
+        step_value, value, epoch, kind = parsed
+        try:
+            out[i] = (step_value, out["end"][i], value, epoch, kind)
+        except (ValueError, OverflowError):
+            keep[i] = False
+    return out[keep], epoch
+
+
+def _fill_fast(out: np.ndarray, steps: tuple, epochs: tuple, losses: tuple) -> None:
+    out["step"] = np.array(steps).astype(np.int64)
+    out["epoch"] = np.array(epochs).astype(np.int64)
+    tokens = np.array(losses)
+    out["value"] = np.where((tokens == b"null") | (tokens == b"NaN"), b"nan", tokens).astype(np.float64)
+    out["kind"] = KIND_TRAIN
+
+
+def _loss_token(token: bytes) -> float:
+    return math.nan if token in (b"null", b"NaN") else float(token)
+
+
+def _parse_line(line: bytes, epoch: int) -> tuple[int, float, int, int] | None:
+    """(step, value, epoch, kind) of a line in any valid form, or None if it is not a record."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool):
+        return None
+    if "loss" in record:
+        ep = record.get("epoch")
+        epoch = ep if isinstance(ep, int) and not isinstance(ep, bool) else epoch
+        return step, number(record["loss"]), epoch, KIND_TRAIN
+    if "val_loss" in record:
+        return step, number(record["val_loss"]), epoch, KIND_VAL
+    return step, math.nan, epoch, KIND_OTHER
+
+
+def number(value: Any) -> float:
+    """A loss as a float; NaN for null or anything that is not a number (as the summaries read it)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
