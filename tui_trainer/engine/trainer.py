@@ -85,6 +85,7 @@ class Trainer:
         self.notes: list[str] = []
         self.checkpoints = Checkpointer(self.run_dir, info.run_id, info.policy, self._emit, self.notes)
         self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
+        self.notes.extend(self.history.notes)
         self._last_metrics: dict[str, float] = {}
         self._metrics_step: int | None = None
         self._last_loss: float | None = None
@@ -307,7 +308,8 @@ class Trainer:
             run_id=self.info.run_id,
         )
         state = training_state.capture(
-            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options}
+            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
+                             training_state.HISTORY_KEY: self.history.summary_state()}
         )
         self.history.sync()
         return self.checkpoints.write(meta, state).path
