@@ -62,33 +62,43 @@ def parse_chunk(data: bytes, base: int, epoch: int) -> tuple[np.ndarray, int]:
     out = np.empty(len(matches), RECORD)
     out["end"] = ends[: len(matches)]
     steps, epochs, losses, others = zip(*matches) if matches else ((), (), (), ())
-    fast = np.fromiter((not o for o in others), bool, len(matches))
-    if fast.all():
-        try:
-            _fill_fast(out, steps, epochs, losses)
-            return out, int(out["epoch"][-1]) if len(out) else epoch
-        except (ValueError, OverflowError):
-            pass  # a token numpy does not read: line by line below
+    fast = np.fromiter(map(bool, steps), bool, len(matches))
     keep = np.ones(len(matches), bool)
-    for i, (step, ep, loss, other) in enumerate(matches):
-        if not other:
-            try:
-                out[i] = (int(step), out["end"][i], _loss_token(loss), int(ep), KIND_TRAIN)
-            except (ValueError, OverflowError):
-                keep[i] = False
-                continue
-            epoch = int(ep)
-            continue
-        parsed = _parse_line(other, epoch)
+    has_epoch = fast.copy()
+    try:
+        if fast.all():
+            _fill_fast(out, steps, epochs, losses)
+        else:
+            at = np.flatnonzero(fast).tolist()
+            part = np.empty(len(at), RECORD)
+            _fill_fast(part, [steps[i] for i in at], [epochs[i] for i in at], [losses[i] for i in at])
+            for name in ("step", "epoch", "value", "kind"):
+                out[name][at] = part[name]
+    except (ValueError, OverflowError):  # a token numpy does not read: every line through json
+        fast[:] = False
+        has_epoch[:] = False
+        others = tuple(_line_of(m) for m in matches)
+    for i in np.flatnonzero(~fast).tolist():
+        parsed = _parse_line(others[i])
         if parsed is None:
             keep[i] = False
             continue
-        step_value, value, epoch, kind = parsed
         try:
-            out[i] = (step_value, out["end"][i], value, epoch, kind)
+            out[i] = (parsed[0], out["end"][i], parsed[1], parsed[2] or 0, parsed[3])
         except (ValueError, OverflowError):
             keep[i] = False
-    return out[keep], epoch
+        has_epoch[i] = parsed[2] is not None
+    out, has_epoch = out[keep], has_epoch[keep]
+    # Evaluations carry no epoch: theirs is that of the record logged before them.
+    if not has_epoch.all():
+        last_known = np.maximum.accumulate(np.where(has_epoch, np.arange(len(out)), -1))
+        out["epoch"] = np.r_[epoch, out["epoch"]][last_known + 1]
+    return out, int(out["epoch"][-1]) if len(out) else epoch
+
+
+def _line_of(match: tuple[bytes, bytes, bytes, bytes]) -> bytes:
+    step, ep, loss, other = match
+    return other if not step else b'{"step": %s, "epoch": %s, "loss": %s}' % (step, ep, loss)
 
 
 def _fill_fast(out: np.ndarray, steps: tuple, epochs: tuple, losses: tuple) -> None:
@@ -99,12 +109,8 @@ def _fill_fast(out: np.ndarray, steps: tuple, epochs: tuple, losses: tuple) -> N
     out["kind"] = KIND_TRAIN
 
 
-def _loss_token(token: bytes) -> float:
-    return math.nan if token in (b"null", b"NaN") else float(token)
-
-
-def _parse_line(line: bytes, epoch: int) -> tuple[int, float, int, int] | None:
-    """(step, value, epoch, kind) of a line in any valid form, or None if it is not a record."""
+def _parse_line(line: bytes) -> tuple[int, float, int | None, int] | None:
+    """(step, value, epoch if it has one, kind) of a line in any valid form, or None if it is not a record."""
     try:
         record = json.loads(line)
     except ValueError:
@@ -116,11 +122,10 @@ def _parse_line(line: bytes, epoch: int) -> tuple[int, float, int, int] | None:
         return None
     if "loss" in record:
         ep = record.get("epoch")
-        epoch = ep if isinstance(ep, int) and not isinstance(ep, bool) else epoch
-        return step, number(record["loss"]), epoch, KIND_TRAIN
+        return step, number(record["loss"]), ep if isinstance(ep, int) and not isinstance(ep, bool) else None, KIND_TRAIN
     if "val_loss" in record:
-        return step, number(record["val_loss"]), epoch, KIND_VAL
-    return step, math.nan, epoch, KIND_OTHER
+        return step, number(record["val_loss"]), None, KIND_VAL
+    return step, math.nan, None, KIND_OTHER
 
 
 def number(value: Any) -> float:
