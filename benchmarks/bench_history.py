@@ -67,7 +67,7 @@ def synthetic_history(path: Path, steps: int) -> None:
 
 def make_run(run_dir: Path, steps: int) -> None:
     """A tiny demo run with a checkpoint at `steps`; its first steps - TAIL are synthetic."""
-    from tui_trainer.engine.history import HistoryWriter
+    from tui_trainer.engine.history_writer import HistoryWriter
     from tui_trainer.engine.launch import start_run
     from tui_trainer.engine.policy import CheckpointPolicy
     from tui_trainer.engine.run_dir import RunSettings

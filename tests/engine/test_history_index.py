@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from tui_trainer.engine.history import HistoryWriter, read_history, truncate_history
+from tui_trainer.engine.history import read_history
+from tui_trainer.engine.history_writer import HistoryWriter, truncate_history
 from tui_trainer.engine.history_cuts import cut_offset
 from tui_trainer.engine.history_epochs import EpochSummary
 from tui_trainer.engine.history_index import HEADER_BYTES, RECORD, index_path, load_index, read_curves

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tui_trainer.engine.history import truncate_history
+from tui_trainer.engine.history_writer import truncate_history
 from tui_trainer.engine.history_tail import HistoryTail
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -101,11 +101,12 @@ def _line_of(match: tuple[bytes, bytes, bytes, bytes]) -> bytes:
     return other if not step else b'{"step": %s, "epoch": %s, "loss": %s}' % (step, ep, loss)
 
 
-def _fill_fast(out: np.ndarray, steps: tuple, epochs: tuple, losses: tuple) -> None:
-    out["step"] = np.array(steps).astype(np.int64)
-    out["epoch"] = np.array(epochs).astype(np.int64)
-    tokens = np.array(losses)
-    out["value"] = np.where((tokens == b"null") | (tokens == b"NaN"), b"nan", tokens).astype(np.float64)
+def _fill_fast(out: np.ndarray, steps: Sequence[bytes], epochs: Sequence[bytes], losses: Sequence[bytes]) -> None:
+    out["step"] = np.fromiter(map(int, steps), np.int64, len(steps))
+    out["epoch"] = np.fromiter(map(int, epochs), np.int64, len(epochs))
+    if b"null" in losses or b"NaN" in losses:
+        losses = [b"nan" if t in (b"null", b"NaN") else t for t in losses]
+    out["value"] = np.fromiter(map(float, losses), np.float64, len(losses))
     out["kind"] = KIND_TRAIN
 
 

@@ -20,7 +20,7 @@ from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.events import DISK_FULL_STOP
-from tui_trainer.engine.history import HistoryWriter
+from tui_trainer.engine.history_writer import HistoryWriter
 from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import (

@@ -30,7 +30,7 @@ from tui_trainer.engine.checkpointer import Checkpointer
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.control_file import ControlFilePoller
 from tui_trainer.engine.errors import NotEnoughDiskSpace
-from tui_trainer.engine.history import HistoryWriter
+from tui_trainer.engine.history_writer import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
 from tui_trainer.engine.policy import CheckpointPolicy
 from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
