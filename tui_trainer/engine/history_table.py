@@ -1,9 +1,9 @@
 """A run's history as `ckpt history` shows it, from the index: a few rows and a summary.
 
 The same rows and summary as `merge_records`, `downsample` and `summarize` give over every
-record (steps never decrease in the file), but computed over the index's arrays; only the history lines a shown value needs (the
-learning rate at a row's end, the first and last times) are read from history.jsonl. Memory
-is about the index's size, never a dict per line.
+record (steps never decrease in the file), computed over the index's arrays; only the lines a
+shown value needs (the learning rate at a row's end, the first and last times) are read from
+history.jsonl. Memory is about the index's size, never a dict per line.
 """
 
 from __future__ import annotations
