@@ -1,7 +1,8 @@
 import json
 import math
 
-from tui_trainer.engine.history import HistoryWriter, read_history
+from tui_trainer.engine.history import read_history
+from tui_trainer.engine.history_writer import HistoryWriter
 
 
 def test_a_diverged_loss_is_written_as_null_and_read_back_on_resume(tmp_path):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,7 @@ from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_file
 from tui_trainer.engine.checkpoint_meta import read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError
-from tui_trainer.engine.history import read_history
+from tui_trainer.engine.history import iter_history
 from tui_trainer.engine.history_summary import (
     HistorySummary,
     downsample,
@@ -18,24 +22,25 @@ from tui_trainer.engine.history_summary import (
     records_from_embedded,
     summarize,
 )
+from tui_trainer.engine.history_table import HistoryTable, history_table
 from tui_trainer.engine.run_dir import HISTORY_FILE, is_run_dir
 
 HISTORY_ROWS = 30
 
 
 def run_history(args: argparse.Namespace) -> int:
-    records, notes, source = history_records(Path(args.path))
+    source = history_source(Path(args.path))
     if args.json:
-        fmt.print_json(records)
+        print_json_stream(source.records())
         return 0
-    rows = merge_records(records)
-    if not rows:
-        print(f"no history records in {source}")
+    table_data = source.table()
+    if not table_data.total:
+        print(f"no history records in {source.name}")
         return 0
-    shown = downsample(rows, HISTORY_ROWS)
+    shown, notes = table_data.rows, source.notes + table_data.notes
     from rich.table import Table
 
-    spans = len(shown) < len(rows)
+    spans = len(shown) < table_data.total
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("steps" if spans else "step", justify="right", no_wrap=True)
     table.add_column("loss (mean)" if spans else "loss", justify="right")
@@ -45,27 +50,62 @@ def run_history(args: argparse.Namespace) -> int:
         step = f"{r.first_step}-{r.step}" if spans and r.first_step != r.step else str(r.step)
         lr = "-" if r.lr is None else f"{r.lr:.3g}"
         table.add_row(step, fmt.format_loss(r.loss), fmt.format_loss(r.val_loss), lr)
-    print(f"history of {source}")
+    print(f"history of {source.name}")
     fmt.console().print(table)
     if spans:
         print(
-            f"{len(rows)} steps shown as {len(shown)} rows: loss is the mean over each row's steps, "
+            f"{table_data.total} steps shown as {len(shown)} rows: loss is the mean over each row's steps, "
             "val_loss the last evaluation among them (--json prints every record)"
         )
     for note in notes:
         print(f"note: {note}")
-    for line in history_summary_lines(summarize(rows)):
+    for line in history_summary_lines(table_data.summary):
         print(line)
     return 0
 
 
-def history_records(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
-    """The records, notes on how they were read, and where they came from."""
+@dataclass
+class HistorySource:
+    """Where a history comes from: a run's history file (read through its index, streamed), or
+    the records embedded in a foreign checkpoint (held in memory: they were loaded with it)."""
+
+    name: str
+    notes: list[str]
+    path: Path | None = None
+    up_to_step: int | None = None
+    embedded: list[dict[str, Any]] | None = None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if self.embedded is not None:
+            yield from self.embedded
+            return
+        for record in iter_history(self.path):
+            if self.up_to_step is None or record["step"] <= self.up_to_step:
+                yield fmt.json_safe(record)
+
+    def table(self) -> HistoryTable:
+        if self.embedded is not None:
+            rows = merge_records(self.embedded)
+            return HistoryTable(downsample(rows, HISTORY_ROWS), len(rows), summarize(rows))
+        return history_table(self.path, HISTORY_ROWS, self.up_to_step)
+
+
+def print_json_stream(records: Iterable[dict[str, Any]]) -> None:
+    """As `fmt.print_json` prints a list, one record at a time."""
+    out = sys.stdout
+    first = True
+    for record in records:
+        out.write(("[\n  " if first else ",\n  ") + json.dumps(record, allow_nan=False))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
+def history_source(path: Path) -> HistorySource:
     if path.is_dir():
         if not (path / HISTORY_FILE).exists():
             what = "" if is_run_dir(path) else " (it is not a tui-trainer run dir)"
             raise RunDirError(f"{path} has no {HISTORY_FILE}{what}; pass a run dir or a checkpoint file")
-        return [fmt.json_safe(r) for r in read_history(path / HISTORY_FILE)], [], str(path)
+        return HistorySource(str(path), [], path / HISTORY_FILE)
     file = existing_file(path, "pass a run dir or a checkpoint file")
     meta = read_sidecar(sidecar_path(file))
     if meta is None:
@@ -81,13 +121,13 @@ def history_records(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
                     f"{file} holds no training history (looked for training_history and history)"
                 )
             records, notes = records_from_embedded(embedded)
-            return [fmt.json_safe(r) for r in records], notes, f"{file} (embedded)"
+            return HistorySource(f"{file} (embedded)", notes, embedded=[fmt.json_safe(r) for r in records])
         meta = checkpoint_file.read_meta(file)
     run_history_file = file.parent / HISTORY_FILE
     if not run_history_file.exists():
         raise RunDirError(f"{file.parent} has no {HISTORY_FILE} for {file.name}")
-    records = [fmt.json_safe(r) for r in read_history(run_history_file) if r["step"] <= meta.step]
-    return records, [f"the run's history up to step {meta.step}, where {file.name} was saved"], str(file)
+    note = f"the run's history up to step {meta.step}, where {file.name} was saved"
+    return HistorySource(str(file), [note], run_history_file, up_to_step=meta.step)
 
 
 def history_summary_lines(s: HistorySummary) -> list[str]:

@@ -22,6 +22,7 @@ from tui_trainer.engine.checkpoint_store import CheckpointStore
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.events import DISK_FULL_STOP
+from tui_trainer.engine.history_writer import HistoryWriter
 from tui_trainer.engine.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.journal import JournalWriter
 from tui_trainer.engine.policy import CheckpointPolicy
@@ -206,9 +207,14 @@ def _resume_locked(
     write_run(run_dir, info)
     why = "newest valid checkpoint" if chosen_file is None else "as requested"
     notes.append(f"resuming from {start.path.name} (step {step}, {why}); target {target}")
-    trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
-                      resumed_from=str(start.path), lock=lock, journal=JournalWriter(run_dir),
-                      when_disk_full=when_disk_full)
+    history = HistoryWriter(run_dir, resume_step=step, summary_state=training_state.history_summary_of(state))
+    try:
+        trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
+                          resumed_from=str(start.path), history=history, lock=lock, journal=JournalWriter(run_dir),
+                          when_disk_full=when_disk_full)
+    except BaseException:
+        history.close()
+        raise
     trainer.notes.extend(notes)
     _check_journal(trainer)
     return trainer

@@ -33,7 +33,7 @@ from tui_trainer.engine.checkpointer import Checkpointer
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.control_file import ControlFilePoller
 from tui_trainer.engine.errors import NotEnoughDiskSpace
-from tui_trainer.engine.history import HistoryWriter
+from tui_trainer.engine.history_writer import HistoryWriter
 from tui_trainer.engine.job import Job, Retargetable
 from tui_trainer.engine.journal import JournalWriter
 from tui_trainer.engine.policy import CheckpointPolicy
@@ -90,6 +90,7 @@ class Trainer:
         self.notes: list[str] = []
         self.checkpoints = Checkpointer(self.run_dir, info.run_id, info.policy, self._emit, self.notes)
         self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
+        self.notes.extend(self.history.notes)
         self._last_metrics: dict[str, float] = {}
         self._metrics_step: int | None = None
         self._last_loss: float | None = None
@@ -318,7 +319,8 @@ class Trainer:
             run_id=self.info.run_id,
         )
         state = training_state.capture(
-            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options}
+            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
+                             training_state.HISTORY_KEY: self.history.summary_state()}
         )
         self.history.sync()
         return self.checkpoints.write(meta, state).path

@@ -2,7 +2,7 @@
 
 A checkpoint is a plain dict (as in nanoGPT) of tensors and plain values, so it loads with
 `torch.load(weights_only=True)`: model, optimizer, scheduler, grad scaler, EMA, data position,
-RNG streams, config and metadata.
+RNG streams, config, metadata and the history summary (`HISTORY_KEY`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from tui_trainer.engine.job import Job
 from tui_trainer.engine.rng import capture_rng_state, restore_rng_state
 
 MAX_MISMATCHES_SHOWN = 3
+# The history's per-epoch summary and how much of history.jsonl it covers (plain lists and
+# ints), so a resume need not re-read the history; absent from older checkpoints.
+HISTORY_KEY = "history_summary"
 
 
 def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,3 +73,9 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
             part.load_state_dict(state[key])
     job.batches.load_state_dict(state["data"])
     restore_rng_state(state["rng"])
+
+
+def history_summary_of(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The history summary a checkpoint carried, for `HistoryWriter(summary_state=...)`."""
+    value = state.get(HISTORY_KEY)
+    return value if isinstance(value, Mapping) else None
