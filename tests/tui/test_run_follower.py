@@ -45,7 +45,9 @@ def _of(events, kind):
     return [e for e in events if isinstance(e, kind)]
 
 
-def test_history_becomes_steps_and_evaluations_read_once(tmp_path):
+def test_the_history_so_far_arrives_at_once_and_what_follows_step_by_step(tmp_path):
+    from tui_trainer.tui.runner import CurveLoaded
+
     _run_dir(tmp_path)
     _append(tmp_path, {"step": 1, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0},
             {"step": 2, "epoch": 0, "loss": None, "lr": 0.01, "time": 10.5},
@@ -54,17 +56,22 @@ def test_history_becomes_steps_and_evaluations_read_once(tmp_path):
     follower.poll()
     started = _of(events, ev.Started)[0]
     assert started.run_id == "r1" and started.target == 100 and started.time == 10.0
-    steps = _of(events, ev.StepCompleted)
-    assert [s.step for s in steps] == [1, 2] and steps[0].loss == 3.0 and math.isnan(steps[1].loss)
-    assert _of(events, ev.Evaluated)[0].metrics == {"val_loss": 2.5}
+    curve = _of(events, CurveLoaded)[0]
+    assert list(curve.steps) == [1, 2] and curve.losses[0] == 3.0 and math.isnan(curve.losses[1])
+    assert list(curve.val_steps) == [2] and list(curve.val_losses) == [2.5]
+    assert "no index" in curve.note  # written by hand, as an older version would have: said once
+    assert _of(events, ev.StepCompleted) == []
 
     events.clear()
     follower.poll()
-    assert _of(events, ev.StepCompleted) == []  # nothing new, nothing re-read
-    _append(tmp_path, {"step": 3, "epoch": 0, "loss": 2.0, "lr": 0.01, "time": 11.5})
+    assert _of(events, ev.StepCompleted) == [] and _of(events, CurveLoaded) == []  # nothing new, nothing re-read
+    _append(tmp_path, {"step": 3, "epoch": 0, "loss": 2.0, "lr": 0.01, "time": 11.5},
+            {"step": 4, "epoch": 0, "loss": 1.9, "lr": 0.01, "time": 13.0},
+            {"step": 4, "val_loss": 1.8, "time": 13.1})
     follower.poll()
-    assert [s.step for s in _of(events, ev.StepCompleted)] == [3]
-    assert _of(events, ev.StepCompleted)[0].steps_per_sec == 2 / 1.5  # 2 steps in the 1.5 s since step 1
+    assert [s.step for s in _of(events, ev.StepCompleted)] == [3, 4]
+    assert _of(events, ev.StepCompleted)[1].steps_per_sec == 1 / 1.5  # 1 step in the 1.5 s since step 3
+    assert _of(events, ev.Evaluated)[0].metrics == {"val_loss": 1.8}
 
 
 def test_state_changes_in_run_json_become_pause_resume_target_and_end(tmp_path):
@@ -140,7 +147,9 @@ def test_garbled_or_missing_files_do_not_break_following(tmp_path):
     (tmp_path / HISTORY_FILE).write_text('not json\n{"step": 1, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": 1.0}\n')
     (tmp_path / ACK_FILE).write_text("[1, 2")
     follower.poll()
-    assert [s.step for s in _of(events, ev.StepCompleted)] == [1] and follower.ack is None
+    from tui_trainer.tui.runner import CurveLoaded
+
+    assert list(_of(events, CurveLoaded)[0].steps) == [1] and follower.ack is None
 
 
 def test_speed_is_measured_over_windows_of_a_second():

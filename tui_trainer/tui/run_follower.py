@@ -31,7 +31,7 @@ from tui_trainer.engine.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.journal_tail import JournalTail
 from tui_trainer.engine.run_dir import HISTORY_FILE, RUN_FILE, RunInfo, read_run
-from tui_trainer.tui.runner import Launched
+from tui_trainer.tui.runner import CurveLoaded, Launched
 from tui_trainer.tui.watch_control import WatchControl
 
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
@@ -159,7 +159,19 @@ class RunFollower:
                                 time=self._first_step_time() or time.time()))
         for item in backlog:
             self._journaled(item)
+        self._load_curve()
         self.put(Launched((self._describe_trainer(),), time=time.time()))
+
+    def _load_curve(self) -> None:
+        """The whole curve at once from the history's index; the tail follows from where it ends."""
+        from tui_trainer.engine.history_index import read_curves  # numpy: on the worker, after the first frame
+
+        curves = read_curves(self.run_dir)
+        self.tail = HistoryTail(self.run_dir / HISTORY_FILE, offset=curves.tail_offset, generation=curves.generation)
+        if len(curves.steps):
+            self.step = int(curves.steps[-1])
+        self.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses, curves.note,
+                             time=time.time()))
 
     def _first_step_time(self) -> float | None:
         """When the run's first logged step was, from the first line of its history."""

@@ -165,6 +165,12 @@ class TrainingRunner:
             self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
             return
         self._journal_lines.send_to(getattr(self.trainer, "journal", None))
+        if self.trainer.step:  # a resumed run: its curve so far, before its first new step
+            from tui_trainer.engine.history_index import read_curves
+
+            curves = read_curves(self.trainer.run_dir)
+            self.buffer.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses,
+                                        curves.note, time=time.time()))
         self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
         try:
             self.result = self.trainer.run()
