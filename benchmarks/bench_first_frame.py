@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, (command, marker) in order:
                 terminal = Terminal(f"first-frame-{os.getpid()}-{number}-{len(times[name])}")  # a fresh server each
                 times[name].append(terminal.time_to_paint(command.format(n=number), marker, root))
+                # The dashboard started its trainer in the background: end it, or it would load the
+                # machine (torch's import) under the next rounds' first frames.
+                subprocess.run(["pkill", "-9", "-f", f"run-dir {root}/run{number} "], check=False)
             print(f"round {number + 1}: " + ", ".join(f"{n} {t[-1]:.3f} s" for n, t in times.items()), flush=True)
     base, dash = (statistics.median(t) for t in times.values())
     print()

@@ -59,20 +59,23 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def check_run_dir(path: Path) -> Path:
     """The run dir, or a RunDirError saying what is wrong with the path."""
-    from tui_trainer.engine.run_dir import is_run_dir
-
     if not path.exists():
         raise RunDirError(f"{path} does not exist; give the run dir of a `tui-trainer train` run")
     if not path.is_dir():
         raise RunDirError(f"{path} is not a directory; give the run dir, not a file in it")
-    if not is_run_dir(path):
+    if not (path / "run.json").is_file():
         raise RunDirError(f"{path} is not a tui-trainer run dir (no run.json)")
     return path
 
 
 def check_attachable(run_dir: Path, read_only: bool) -> None:
-    """A live run on this machine, or (with `read_only`) any run; else one line saying what to do."""
-    from tui_trainer.engine.run_dir import lock_holder, read_run
+    """A live run on this machine, or (with `read_only`) any run; else one line saying what to do.
+
+    Only the lock and `run.json` are read: the dashboard's first frame waits for this.
+    """
+    import json
+
+    from tui_trainer.engine.run_lock import lock_holder
 
     check_run_dir(run_dir)
     holder = lock_holder(run_dir)
@@ -80,9 +83,9 @@ def check_attachable(run_dir: Path, read_only: bool) -> None:
         raise RunDirError(f"{run_dir} is trained on {holder.host} (pid {holder.pid}); attach from that machine")
     if holder is None and not read_only:
         try:
-            state = read_run(run_dir).state
-        except RunDirError as exc:
-            raise RunDirError(str(exc)) from None
+            state = json.loads((run_dir / "run.json").read_text()).get("state", "unknown")
+        except (OSError, ValueError, AttributeError):
+            state = "unreadable"
         raise RunDirError(
             f"nothing trains {run_dir} now (its run says {state}); look at it with `tui-trainer watch {run_dir}` "
             f"or continue it with `tui-trainer resume {run_dir}`"
@@ -161,6 +164,5 @@ def start_and_attach(argv: list[str], theme: str | None = None) -> int:
     from tui_trainer.session.detached import DetachedTrainer
     from tui_trainer.tui.attach_app import run_attached
 
-    trainer = DetachedTrainer(argv)
-    trainer.start()
-    return run_attached(trainer=trainer, theme=theme)
+    # The dashboard starts it on its worker once the first frame is on screen.
+    return run_attached(trainer=DetachedTrainer(argv), theme=theme)

@@ -61,8 +61,12 @@ class WatchRunner:
     def run(self) -> None:
         self.started.set()
         try:
-            if self.launching is not None and not self._launched(self.launching, first=True):
-                return
+            if self.launching is not None:
+                if self.launching.process is None:
+                    # Started here, after the first frame: its torch import would compete for the CPU.
+                    self.launching.start()
+                if not self._launched(self.launching, first=True):
+                    return
             assert self.run_dir is not None
             from tui_trainer.tui.run_follower import RunFollower
 

@@ -115,7 +115,8 @@ class LossChart(Vertical):
         if width <= 0 or key == self._drawn:
             return False
         now = time.monotonic()
-        if not force and now - self._last_draw < REDRAW_INTERVAL_S:
+        first_data = self.drawn_x_range is None and len(self.train) > 0  # an empty chart waits for nothing
+        if not force and not first_data and now - self._last_draw < REDRAW_INTERVAL_S:
             return False
         self._drawn, self._last_draw = key, now
         self._draw(plot, max(MIN_BUCKETS, width))
