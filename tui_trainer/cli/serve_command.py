@@ -102,11 +102,21 @@ def parse_served(argv: list[str]) -> argparse.Namespace:
     """ARGS as `tui-trainer` parses them; a command without a dashboard is refused."""
     from tui_trainer.cli.main import build_parser
 
-    parsed = build_parser().parse_args(argv)
-    command = getattr(parsed, "command", None)
+    command = _command_word(argv)
     if command not in (None, "train", "resume", "attach", "watch"):
         raise NotServable(f"serve shows the dashboard, and `{command}` has none; serve {SERVED_COMMANDS}")
-    return parsed
+    return build_parser().parse_args(argv)
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command in `tui-trainer` ARGS: the first word that is not a global option or its value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--theme":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def settle_run(parsed: argparse.Namespace, argv: list[str], root: Path | None = None) -> ServedRun:
