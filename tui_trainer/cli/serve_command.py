@@ -132,11 +132,13 @@ def settle_run(parsed: argparse.Namespace, argv: list[str], root: Path | None = 
         run_dir = parsed.run_dir if parsed.run_dir is not None else pick_live_run(root)
         check_attachable(run_dir, read_only=parsed.read_only)
         holder = lock_holder(run_dir)
-        return ServedRun(run_dir, holder.pid if holder else None, started=False)
+        return ServedRun(run_dir.resolve(), holder.pid if holder else None, started=False)
     if command is None:
         demo = [run for run in live_runs(root) if run.job == DEMO_JOB]
         if demo:
-            return ServedRun(demo[-1].run_dir, demo[-1].holder.pid, started=False, notes=("the live demo run",))
+            found = demo[-1]
+            return ServedRun(found.run_dir.resolve(), found.holder.pid, started=False,
+                             notes=(f"serving the live demo run (job {found.job})",))
     return start_trainer([*argv, "--headless"])
 
 
