@@ -3,63 +3,22 @@
 from __future__ import annotations
 
 import io
-import shlex
+import re
 import socket
-import subprocess
 import sys
-import time
-import types
-import urllib.error
-import urllib.request
 
 import pytest
 
 from ckpt_cli import child_env, run
+from serve_harness import free_loopback_port
+from tests.factories import make_run
 from tui_trainer.cli.train_commands import on_a_screen
-
-SERVE_TIMEOUT_S = 20.0
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch_page(url: str, server: subprocess.Popen) -> str:
-    """The page at `url`, retrying while the server starts; fails after SERVE_TIMEOUT_S."""
-    deadline = time.monotonic() + SERVE_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                assert response.status == 200
-                return response.read().decode()
-        except (urllib.error.URLError, ConnectionError):
-            if server.poll() is not None:
-                pytest.fail(f"serve exited with {server.returncode}: {server.stderr.read()}")
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def test_serves_the_dashboard_page_on_loopback(tmp_path):
-    port = free_loopback_port()
-    argv = [sys.executable, "-m", "tui_trainer", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "train", "--run-dir", str(tmp_path / "run"), "--job-opt", "size=tiny"]
-    server = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        page = fetch_page(f"http://127.0.0.1:{port}/", server)
-    finally:
-        server.terminate()
-        server.communicate(timeout=20)
-    # textual-serve's terminal page, which opens the app's session over a websocket on the same port
-    assert "xterm" in page
-    assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
 
 
 def test_without_textual_serve_it_says_how_to_install_it(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "textual_serve", None)  # makes the import fail
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)
+    monkeypatch.setitem(sys.modules, "tui_trainer.cli.serve_app", None)
     result = run(capsys, "serve", "--port", "8123")
     assert result.code != 0
     assert result.err.strip().splitlines() == [
@@ -75,36 +34,89 @@ def test_refuses_a_host_that_is_not_loopback(capsys, host):
     assert len(result.err.strip().splitlines()) == 1
 
 
-class RecordingServer:
-    """Stands in for textual-serve's Server: records what would be served instead of serving it."""
+def fake_serving(monkeypatch) -> list[list[str]]:
+    """Stands in for the server's loop: it starts, says what it serves, and stops at once."""
+    from tui_trainer.cli import serve_app
 
-    served: list[dict] = []
+    served: list[list[str]] = []
 
-    def __init__(self, command: str, host: str, port: int, title: str) -> None:
-        self.call = {"command": command, "host": host, "port": port, "title": title}
+    def serve(self, debug: bool = False) -> None:
+        served.append(self.tab_args)
+        self.on_started()
 
-    def serve(self) -> None:
-        RecordingServer.served.append(self.call)
+    monkeypatch.setattr(serve_app.GuardedServer, "serve", serve)
+    return served
 
 
-def test_serves_the_given_command_with_the_theme(capsys, monkeypatch):
-    module = types.ModuleType("textual_serve.server")
-    module.Server = RecordingServer
-    monkeypatch.setitem(sys.modules, "textual_serve.server", module)
-    RecordingServer.served.clear()
-    result = run(capsys, "--theme", "mono", "serve", "--port", "8123", "train", "--max-iters", "50")
+def test_a_finished_run_is_served_read_only_with_the_theme(capsys, monkeypatch, tmp_path):
+    run_dir = make_run(tmp_path / "run", steps=(100,))
+    served = fake_serving(monkeypatch)
+    result = run(capsys, "--theme", "mono", "serve", "--port", str(free_loopback_port()), "watch", run_dir)
     assert result.code == 0, result.err
-    [call] = RecordingServer.served
-    assert call["command"] == shlex.join([sys.executable, "-m", "tui_trainer", "--theme", "mono", "train",
-                                          "--max-iters", "50"])
-    assert (call["host"], call["port"], call["title"]) == ("127.0.0.1", 8123,
-                                                          "tui-trainer --theme mono train --max-iters 50")
+    assert served == [["--theme", "mono", "watch", str(run_dir)]]
+    assert f"nothing trains {run_dir} now: each tab shows it read-only" in result.out
+    assert f"each browser tab runs `tui-trainer --theme mono watch {run_dir}`" in result.out
+    assert re.search(r"^open http://127\.0\.0\.1:\d+/\?token=[\w-]{40,}$", result.out, re.M)
+
+
+def test_each_launch_has_its_own_token(capsys, monkeypatch, tmp_path):
+    run_dir = make_run(tmp_path / "run", steps=(100,))
+    fake_serving(monkeypatch)
+    tokens = {re.search(r"token=(\S+)", run(capsys, "serve", "--port", str(free_loopback_port()), "watch",
+                                             run_dir).out).group(1) for _ in range(3)}
+    assert len(tokens) == 3
+
+
+@pytest.mark.parametrize("args", [["ckpt", "list"], ["runs"], ["serve"]])
+def test_a_command_without_a_dashboard_is_refused_on_one_line(capsys, args):
+    result = run(capsys, "serve", "--port", str(free_loopback_port()), *args)
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"tui-trainer: error: serve shows the dashboard, and `{args[0]}` has none; serve nothing (the demo), "
+        "train ..., resume ..., attach RUN_DIR or watch RUN_DIR"
+    ]
+
+
+def test_attach_to_a_run_nobody_trains_says_so_before_serving(capsys, tmp_path):
+    run_dir = make_run(tmp_path / "run", steps=(100,))
+    result = run(capsys, "serve", "--port", str(free_loopback_port()), "attach", run_dir)
+    assert result.code == 2
+    assert "nothing trains" in result.err and f"tui-trainer watch {run_dir}" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_trainer_that_cannot_start_is_one_line_and_nothing_is_served(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    port = free_loopback_port()
+    result = run(capsys, "serve", "--port", str(port), "train", "--job", "no_such_module:make_job",
+                 "--run-dir", tmp_path / "run", "--job-opt", "device=cpu")
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert line.startswith("tui-trainer: error: ") and "no_such_module" in line
+    with socket.socket() as probe:  # the port was never taken
+        probe.bind(("127.0.0.1", port))
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts(capsys, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(capsys, "serve", "--port", str(port))
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"tui-trainer: error: cannot serve on 127.0.0.1:{port} (Address already in use); pick another with --port"
+    ]
+    assert "starting" not in result.out
 
 
 def test_a_browser_tab_counts_as_a_screen(monkeypatch):
     """Under textual-serve stdin and stdout are pipes; the dashboard must still open, not a headless run."""
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.web_driver:WebDriver")
+    assert on_a_screen()
+    monkeypatch.setenv("TEXTUAL_DRIVER", "tui_trainer.tui.web_tab_driver:TabDriver")  # serve's own
     assert on_a_screen()
     monkeypatch.delenv("TEXTUAL_DRIVER")
     assert not on_a_screen()

@@ -168,7 +168,7 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
 
 def on_a_screen() -> bool:
     """A terminal, or a browser tab: `tui-trainer serve` runs us with Textual's web driver and pipes."""
-    web = os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver")
+    web = os.environ.get("TEXTUAL_DRIVER", "").endswith((":WebDriver", ":TabDriver"))
     return web or (sys.stdin.isatty() and sys.stdout.isatty())
 
 
