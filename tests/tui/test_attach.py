@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from tui_trainer.tui.screens.quit_modal import QuitScreen
 class Headless:
     """A tiny run trained on a thread, as `tui-trainer train --headless` would in another process."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, every_steps: int = 0) -> None:
         self.run_dir = run_dir
-        self.trainer = launch.start_run(run_dir, job_options=TINY, policy=CheckpointPolicy(every_steps=0, keep_last=0),
+        self.trainer = launch.start_run(run_dir, job_options=TINY,
+                                        policy=CheckpointPolicy(every_steps=every_steps, keep_last=0),
                                         settings=RunSettings(max_iters=100_000))
         self.result = None
         self.thread = threading.Thread(target=self._run, name="headless", daemon=True)
@@ -143,3 +145,83 @@ def test_stopping_from_an_attached_dashboard_reaches_the_trainer(headless, keys,
     said = "\n".join(app.exit_lines)
     assert f"tui-trainer resume {headless.run_dir}" in said
     assert ("step_" in said) == (kind is not None)
+
+
+def _finished_run(run_dir: Path, to: int) -> None:
+    trainer = launch.start_run(run_dir, job_options=TINY, policy=CheckpointPolicy(every_steps=10, keep_last=0),
+                               settings=RunSettings(max_iters=to))
+    assert trainer.run().reason == "target"
+
+
+def _stop_background_trainer(run_dir: Path) -> None:
+    import os
+    import signal
+
+    from tui_trainer.engine.run_lock import lock_holder
+
+    holder = lock_holder(run_dir)
+    if holder is not None and holder.pid and holder.pid != os.getpid():
+        os.kill(holder.pid, signal.SIGKILL)
+
+
+def test_r_on_a_finished_run_continues_it_in_the_background(tmp_path):
+    run_dir = tmp_path / "run"
+    _finished_run(run_dir, 20)
+    app = make_attach_app(run_dir)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.state == "finished" and app.model.step == 20, what="the run")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            app.screen.query_one(Input).value = "40"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.model.state == "finished" and app.model.step == 40, timeout=90,
+                           what="the run continued to 40 by a trainer in the background")
+            assert list(app.model.train.steps) == list(range(1, 41))
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    try:
+        run_async(scenario)
+    finally:
+        _stop_background_trainer(run_dir)
+    assert max(c.meta.step for c in store_for(run_dir).list()) == 40
+
+
+def test_rolling_back_a_live_run_stops_its_trainer_and_starts_one_from_the_checkpoint(tmp_path):
+    from tui_trainer.tui.screens.rollback_modal import RollbackScreen
+
+    run = Headless(tmp_path / "run", every_steps=10)
+    app = make_attach_app(run.run_dir)
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: len(app.checkpoints) >= 2 and app.control.listening, timeout=30,
+                           what="two checkpoints")
+            table = app.query_one("CheckpointTable")
+            names = [row.name for row in app.checkpoints]
+            oldest = min(names)
+            table.move_cursor(row=names.index(oldest))
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen), what="the roll-back question")
+            field = app.screen.query_one(Input)
+            field.value = "100000"
+            field.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: run.result is not None, timeout=30, what="the old trainer to stop")
+            assert run.result.reason == "stopped"
+            await wait_for(pilot, lambda: app.model.state == "running" and app.control.listening
+                           and app.control.ack.pid != os.getpid(), timeout=90, what="the new trainer")
+            step = int(oldest[5:13])
+            await wait_for(pilot, lambda: app.model.step > step, what="training from the checkpoint on")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    try:
+        run_async(scenario)
+    finally:
+        _stop_background_trainer(run.run_dir)
+    assert (run.run_dir / "superseded").is_dir()

@@ -10,6 +10,7 @@ one trainer. Leaving, by `q` or by losing the terminal, never stops the run unle
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -150,8 +151,15 @@ class AttachApp(TrainerApp):
         if self.live:
             self.exit_status = EXIT_INTERRUPTED
             self._quit_choice(SAVE_AND_QUIT)
-        else:
-            self.action_request_quit()
+            return
+        launching = self.runner.launching
+        if launching is not None and launching.pid and launching.poll_exit() is None and not self.control.listening:
+            # Still starting: nothing to save yet, and ctrl+c means stop, so the run must not go on.
+            os.kill(launching.pid, signal.SIGINT)
+            self._leave([f"stopped the run while it was starting (pid {launching.pid}); nothing was trained"],
+                        EXIT_INTERRUPTED)
+            return
+        self.action_request_quit()
 
     def _quit_choice(self, choice: str | None) -> None:
         if choice is None or self.quitting:
@@ -246,7 +254,25 @@ def run_attached(run_dir: str | os.PathLike[str] | None = None, *, trainer: Any 
     if error is not None:
         print(f"tui-trainer: error: {' '.join(str(error).split())}", file=sys.stderr)
         return error.exit_code
+    if app.run_dir is None and trainer is not None and trainer.pid and app.exit_status == 0:
+        return _left_while_starting(trainer)
     for line in app.exit_lines:
         print(line)
     return app.exit_status
+
+
+def _left_while_starting(trainer: Any) -> int:
+    """Left before the trainer said where it trains: wait for that, to say what to type next."""
+    print(f"the run is starting in the background (pid {trainer.pid}); waiting for its run dir...", flush=True)
+    report = trainer.wait_launched(timeout=120)
+    if report is None:
+        print(f"it has not said yet; `tui-trainer attach` finds it once it trains, `kill -INT {trainer.pid}` stops it")
+        return 0
+    if report.error is not None:
+        print(f"tui-trainer: error: {' '.join(report.error.split())}", file=sys.stderr)
+        return report.exit_code or 1
+    print(f"training goes on in the background (pid {report.pid}).")
+    print(f"  run dir:    {report.run_dir}")
+    print(f"  re-attach:  tui-trainer attach {report.run_dir}")
+    return 0
 
