@@ -165,7 +165,7 @@ class TrainingRunner:
             self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
             return
         self._journal_lines.send_to(getattr(self.trainer, "journal", None))
-        if self.trainer.step:  # a resumed run: its curve so far, before its first new step
+        if getattr(self.trainer, "step", 0):  # a resumed run: its curve so far, before its first new step
             from tui_trainer.engine.history_index import read_curves
 
             curves = read_curves(self.trainer.run_dir)
