@@ -75,3 +75,32 @@ def test_the_first_frame_waits_for_none_of_the_heavy_imports(tmp_path, command):
                           capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"loaded": []}
+
+
+LIVE_DEMO = """
+import json, sys
+import tui_trainer.cli.attach_command as attach_command
+from tui_trainer.cli import main as cli_main
+from tui_trainer.engine.run_lock import RunLock
+
+seen = {}
+attach_command.attach = lambda run_dir, theme=None, how=None: seen.update(attached=str(run_dir), how=how) or 0
+attach_command.start_and_attach = lambda argv, theme=None: seen.update(started=argv) or 0
+sys.stdin.isatty = sys.stdout.isatty = lambda: True
+with RunLock("checkpoints/demo-live"):
+    cli_main.main([])
+print(json.dumps(seen))
+"""
+
+
+def test_tui_trainer_attaches_to_a_live_demo_run_instead_of_starting_a_second(tmp_path):
+    run_dir = tmp_path / "checkpoints" / "demo-live"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "r1", "job": "tui_trainer.demo.job:make_job",
+                                                  "state": "running", "created": "2026-12-01T00:00:00"}))
+    done = subprocess.run([sys.executable, "-c", LIVE_DEMO], capture_output=True, text=True, env=child_env(),
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["attached"] == "checkpoints/demo-live" and "started" not in seen
+    assert "attaching to the live demo run" in seen["how"]

@@ -225,3 +225,33 @@ def test_rolling_back_a_live_run_stops_its_trainer_and_starts_one_from_the_check
     finally:
         _stop_background_trainer(run.run_dir)
     assert (run.run_dir / "superseded").is_dir()
+
+
+def test_two_viewers_on_one_run_see_a_command_from_either_applied_once(headless):
+    from tui_trainer.engine.journal import read_journal
+    from tui_trainer.tui.run_follower import RunFollower
+    from tui_trainer.tui.run_model import RunModel
+
+    app = make_attach_app(headless.run_dir)
+    other = RunModel()  # a second dashboard, in another terminal, reads the same files
+    follower = RunFollower(headless.run_dir, lambda event: other.apply([event]))
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 5 and app.control.listening, what="some steps")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.state == "paused", what="this dashboard to show the pause")
+            follower.poll()
+            await wait_for(pilot, lambda: (follower.poll(), other.state == "paused")[1],
+                           what="the other dashboard to show it")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.state == "running", what="resumed here")
+            await wait_for(pilot, lambda: (follower.poll(), other.state == "running")[1], what="resumed there")
+            await pilot.press("q")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+
+    run_async(scenario)
+    follower.close()
+    kinds = [type(e).__name__ for e in read_journal(headless.run_dir)]
+    assert kinds.count("Paused") == 1 and kinds.count("Resumed") == 1  # each command applied once

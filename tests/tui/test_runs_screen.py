@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual.widgets import Input, Label, Static
@@ -224,3 +225,24 @@ def test_the_watch_app_opens_the_runs_screen_on_its_root(tmp_path):
             await wait_for(pilot, lambda: len(app.screen_stack) == 1, what="back to the watched run")
 
     run_async(scenario)
+
+
+def test_a_run_another_process_trains_says_which_and_that_it_is_detached():
+    from pathlib import Path
+
+    from tui_trainer.engine.run_lock import LockHolder
+    from tui_trainer.engine.runs_index import RunSummary
+    from tui_trainer.tui.widgets.runs_table import run_rows
+
+    def summary(name, state, holder):
+        return RunSummary(path=Path(name), name=name, run_id=name, job="tui_trainer.demo.job:make_job", state=state,
+                          last_step=10, target=100, monitor="val_loss", best_value=None, best_checkpoint=None,
+                          checkpoints=0, disk_bytes=0, created="", holder=holder)
+
+    here = __import__("socket").gethostname()
+    rows = run_rows([summary("a", "running", LockHolder(4242, here, "", terminal=False)),
+                     summary("b", "paused", LockHolder(77, "gpu-box-2", "", terminal=True)),
+                     summary("c", "finished", None),
+                     summary("d", "running", LockHolder(os.getpid(), here, ""))], set(), live="d")
+    states = [row.cells[2] for row in rows]
+    assert states == ["running (pid 4242, detached)", "paused (pid 77 on gpu-box-2)", "finished", "running (live)"]
