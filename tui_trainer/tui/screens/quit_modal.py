@@ -22,7 +22,7 @@ class QuitScreen(ModalScreen[str | None]):
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
     QuitScreen > Vertical {
-        width: 72;
+        width: 78;
         max-width: 100%;
         height: auto;
         border: thick $warning;
@@ -31,7 +31,7 @@ class QuitScreen(ModalScreen[str | None]):
     }
     QuitScreen Label { width: 100%; }
     QuitScreen Horizontal { height: auto; margin-top: 1; }
-    QuitScreen Button { margin-right: 1; }
+    QuitScreen Button { margin-right: 1; min-width: 10; }
     """
     BINDINGS = [
         Binding("q", "choose('detach')", "Detach", id="quit.detach"),
@@ -51,8 +51,8 @@ class QuitScreen(ModalScreen[str | None]):
             if self.detach:
                 yield Label("Training is running. Leave the dashboard?")
                 yield Label("Detach: training goes on in the background; `tui-trainer attach` shows it again.")
-                yield Label("Save and stop: save a checkpoint at the current step, then stop training.")
-                yield Label(f"Stop without saving: {self.kept}")
+                yield Label("Save, stop: save a checkpoint at the current step, then stop training.")
+                yield Label(f"Stop, no save: {self.kept}")
             else:
                 yield Label("Training is still running. Quit?")
                 yield Label("Save and quit: save a checkpoint at the current step, then quit.")
@@ -61,9 +61,12 @@ class QuitScreen(ModalScreen[str | None]):
                 # Plain-text labels: "[s]" in a label would be read as markup (strike).
                 if self.detach:
                     yield Button(Text("Detach (q)"), variant="success", id=DETACH)
-                stop = "stop" if self.detach else "quit"
-                yield Button(Text(f"Save and {stop} (s)"), variant="primary", id=SAVE_AND_QUIT)
-                yield Button(Text(f"{stop.capitalize()}, don't save (d)"), variant="error", id=QUIT_WITHOUT_SAVING)
+                if self.detach:  # four buttons: short words, so that all fit at 80 columns
+                    yield Button(Text("Save, stop (s)"), variant="primary", id=SAVE_AND_QUIT)
+                    yield Button(Text("Stop, no save (d)"), variant="error", id=QUIT_WITHOUT_SAVING)
+                else:
+                    yield Button(Text("Save and quit (s)"), variant="primary", id=SAVE_AND_QUIT)
+                    yield Button(Text("Quit, don't save (d)"), variant="error", id=QUIT_WITHOUT_SAVING)
                 yield Button(Text("Cancel (esc)"), id="cancel")
 
     def on_mount(self) -> None:
