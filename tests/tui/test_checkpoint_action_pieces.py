@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.tui.app import TrainerApp
 from tui_trainer.tui.binding_commands import binding_commands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, protection_reasons

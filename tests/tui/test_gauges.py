@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from textual.app import App, ComposeResult
 
 from tui_pilot import run_async
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta
-from tui_trainer.engine.disk_forecast import DiskState, forecast
-from tui_trainer.engine.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.engine.checkpoints.disk_forecast import DiskState, forecast
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.tui.system_stats import GpuSampler, GpuStats, ProcessSampler, SystemSample, SystemSampler
 from tui_trainer.tui.widgets.disk_panel import DiskPanel, describe_disk
 from tui_trainer.tui.widgets.system_panel import SystemPanel, describe_system

@@ -7,11 +7,11 @@ import math
 import subprocess
 import sys
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import atomic_write_json
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, sidecar_path
-from tui_trainer.engine.control_file import ACK_FILE, write_json_atomic
-from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, RunSettings, write_run
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_path
+from tui_trainer.engine.rundir.commands import ACK_FILE, write_json_atomic
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, write_run
 from tui_trainer.tui.run_follower import RunFollower, SpeedMeter
 from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.runner import Launched
@@ -161,7 +161,7 @@ def test_speed_is_measured_over_windows_of_a_second():
 
 
 def _journal(tmp_path, *items):
-    from tui_trainer.engine.journal import JournalWriter
+    from tui_trainer.engine.rundir.journal import JournalWriter
 
     journal = JournalWriter(tmp_path)
     for item in items:

@@ -8,7 +8,7 @@ from textual.widgets import Input, Label, Static
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, snapshot, write_history
 from tui_pilot import driving, run_async, shown_text, wait_for
-from tui_trainer.engine.run_dir import read_run, store_for, write_run
+from tui_trainer.engine.rundir.layout import read_run, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.binding_commands import binding_commands

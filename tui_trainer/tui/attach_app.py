@@ -207,7 +207,7 @@ def _newest_checkpoint(run_dir: Path | None) -> str | None:
     if run_dir is None:
         return None
     try:
-        from tui_trainer.engine.run_dir import store_for
+        from tui_trainer.engine.rundir.layout import store_for
 
         listed = store_for(run_dir).list()
     except Exception:  # the message is a courtesy; a run dir we cannot list must not hide the rest
@@ -220,7 +220,7 @@ def _newest_checkpoint(run_dir: Path | None) -> str | None:
 
 def _wait_for_handover(run_dir: Path, timeout: float = HANDOVER_TIMEOUT_S) -> None:
     from tui_trainer.engine.errors import TrainerError
-    from tui_trainer.engine.run_dir import lock_holder
+    from tui_trainer.engine.rundir.layout import lock_holder
 
     deadline = time.monotonic() + timeout
     while lock_holder(run_dir) is not None:

@@ -55,7 +55,7 @@ def plan_rollback(stored: Sequence[Any], name: str, run_id: str | None, reached_
 
 def describe_rollback(plan: RollbackPlan, live_step: int | None) -> list[str]:
     """The confirmation's lines: what stops, what moves, what history is dropped."""
-    from tui_trainer.engine.run_dir import SUPERSEDED_DIR  # the dashboard's first frame needs no run_dir
+    from tui_trainer.engine.rundir.layout import SUPERSEDED_DIR  # the dashboard's first frame needs no run_dir
 
     lines = []
     if live_step is not None:

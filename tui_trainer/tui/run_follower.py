@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import pid_alive
-from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
-from tui_trainer.engine.control_file import ACK_FILE, Ack, file_key, read_ack
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
+from tui_trainer.engine.rundir.commands import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.errors import RunDirError
-from tui_trainer.engine.history_tail import HistoryTail, parse_record
-from tui_trainer.engine.journal_records import JOURNAL_FILE, JournalLine
-from tui_trainer.engine.journal_tail import JournalTail
-from tui_trainer.engine.run_dir import HISTORY_FILE, RUN_FILE, RunInfo, read_run
+from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
+from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
+from tui_trainer.engine.rundir.journal_tail import JournalTail
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, RUN_FILE, RunInfo, read_run
 from tui_trainer.tui.runner import CurveLoaded, Launched
 from tui_trainer.tui.watch_control import WatchControl
 
@@ -164,7 +164,7 @@ class RunFollower:
 
     def _load_curve(self) -> None:
         """The whole curve at once from the history's index; the tail follows from where it ends."""
-        from tui_trainer.engine.history_index import read_curves  # numpy: on the worker, after the first frame
+        from tui_trainer.engine.rundir.history_index import read_curves  # numpy: on the worker, after the first frame
 
         curves = read_curves(self.run_dir)
         self.tail = HistoryTail(self.run_dir / HISTORY_FILE, offset=curves.tail_offset, generation=curves.generation)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.tui.job_output import capture_job_output
 
 # 2 Hz: counters still read as live (keys act at once, not at the tick), a burst of 1,000 steps/s is
@@ -151,7 +151,7 @@ class TrainingRunner:
         self._journal_lines.put(text, level)
 
     def _run(self) -> None:
-        from tui_trainer.engine.events import DISK_FULL_PAUSE
+        from tui_trainer.engine.loop.events import DISK_FULL_PAUSE
 
         if self.control.stop_reason is not None:  # quit before the worker even started
             self.buffer.put(RunEnded(self.control.stop_reason, time=time.time()))
@@ -166,7 +166,7 @@ class TrainingRunner:
             return
         self._journal_lines.send_to(getattr(self.trainer, "journal", None))
         if self.trainer.step:  # a resumed run: its curve so far, before its first new step
-            from tui_trainer.engine.history_index import read_curves
+            from tui_trainer.engine.rundir.history_index import read_curves
 
             curves = read_curves(self.trainer.run_dir)
             self.buffer.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses,

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from tui_trainer.engine.control_file import (
+from tui_trainer.engine.rundir.commands import (
     INTERRUPT,
     KEEP_LAST,
     PAUSE,

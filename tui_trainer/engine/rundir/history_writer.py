@@ -17,11 +17,11 @@ from typing import IO, Any
 import numpy as np
 
 from tui_trainer.engine.atomic import atomic_write_json
-from tui_trainer.engine.history import dump_record
-from tui_trainer.engine.history_cuts import cut_offset, log_cut, step_of
-from tui_trainer.engine.history_epochs import EpochSummary
-from tui_trainer.engine.history_index import build_index, create_index, index_path, load_index, truncate_index
-from tui_trainer.engine.history_scan import KIND_OTHER, KIND_TRAIN, KIND_VAL, RECORD, scan_records
+from tui_trainer.engine.rundir.history import dump_record
+from tui_trainer.engine.rundir.history_cuts import cut_offset, log_cut, step_of
+from tui_trainer.engine.rundir.history_epochs import EpochSummary
+from tui_trainer.engine.rundir.history_index import build_index, create_index, index_path, load_index, truncate_index
+from tui_trainer.engine.rundir.history_scan import KIND_OTHER, KIND_TRAIN, KIND_VAL, RECORD, scan_records
 
 FLUSH_INTERVAL_S = 1.0
 _PACK = struct.Struct("<qqdii").pack
@@ -99,7 +99,7 @@ class HistoryWriter:
 
     def __init__(self, run_dir: str | os.PathLike[str], resume_step: int | None = None,
                  summary_state: Mapping[str, Any] | None = None) -> None:
-        from tui_trainer.engine.run_dir import HISTORY_FILE, SUMMARY_FILE
+        from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUMMARY_FILE
 
         self.path = Path(run_dir) / HISTORY_FILE
         self.summary_path = Path(run_dir) / SUMMARY_FILE

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.checkpoint_file import (
+from tui_trainer.engine.checkpoints.file import (
     foreign_history,
     foreign_meta,
     is_own_format,
@@ -22,9 +22,9 @@ from tui_trainer.engine.checkpoint_file import (
     model_state_of,
     optimizer_state_of,
 )
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, read_sidecar, sidecar_path
-from tui_trainer.engine.hashing_writer import sha256_of_file
-from tui_trainer.engine.tensor_summary import TensorSummary, dtype_name, summarize_tensors
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
 
 # Facts the sidecar and the file's embedded copy should agree on (pins and checksums are
 # recorded only in the sidecar, after the file was written).

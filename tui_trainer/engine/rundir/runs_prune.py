@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_trainer.engine import retention
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.checkpoints import retention
+from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import CheckpointNotFound, RunDirBusy, RunDirError
-from tui_trainer.engine.run_dir import RunLock, read_run
-from tui_trainer.engine.runs_index import RunsIndex, read_sidecars
+from tui_trainer.engine.rundir.layout import RunLock, read_run
+from tui_trainer.engine.rundir.runs_index import RunsIndex, read_sidecars
 
 BEING_TRAINED = "being trained right now; prune it from its own dashboard"
 

@@ -23,10 +23,10 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tui_trainer.engine.checkpoint_meta import MANUAL, ROTATING_KINDS, CheckpointMeta
-from tui_trainer.engine.checkpoint_store import bytes_needed_for
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.retention import own_checkpoints
+from tui_trainer.engine.checkpoints.meta import MANUAL, ROTATING_KINDS, CheckpointMeta
+from tui_trainer.engine.checkpoints.store import bytes_needed_for
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.retention import own_checkpoints
 
 
 BLOCK_BYTES = 4096  # the usual filesystem block: a 600-byte sidecar takes one
@@ -171,8 +171,8 @@ def forecast(state: DiskState, step: int, target: int | None = None, steps_per_s
 
 def read_disk_state(run_dir: str | os.PathLike[str]) -> DiskState:
     """The run's checkpoints, policy and target, and the free space of its filesystem."""
-    from tui_trainer.engine.checkpoint_store import CheckpointStore
-    from tui_trainer.engine.run_dir import HISTORY_FILE, is_run_dir, read_run
+    from tui_trainer.engine.checkpoints.store import CheckpointStore
+    from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir, read_run
 
     if is_run_dir(run_dir):
         info = read_run(run_dir)

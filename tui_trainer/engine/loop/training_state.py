@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.checkpoint_file import is_own_format, model_state_of
-from tui_trainer.engine.checkpoint_meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
+from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
+from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
 from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
-from tui_trainer.engine.job import Job
-from tui_trainer.engine.rng import capture_rng_state, restore_rng_state
+from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
 
 MAX_MISMATCHES_SHOWN = 3
 # The history's per-epoch summary and how much of history.jsonl it covers (plain lists and

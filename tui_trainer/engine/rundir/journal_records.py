@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.errors import UnsafePath
 
 JOURNAL_FILE = "journal.jsonl"

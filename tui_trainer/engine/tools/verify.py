@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
-from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
-from tui_trainer.engine.checkpoint_store import FOREIGN_SUFFIXES, CheckpointStore
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
     CheckpointError,
@@ -22,7 +22,7 @@ from tui_trainer.engine.errors import (
     NotACheckpoint,
     UnsafeCheckpoint,
 )
-from tui_trainer.engine.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.sizes import human_bytes
 
 _REASON_RE = re.compile(r"\(([^()]*)\)")
@@ -130,7 +130,7 @@ def verify_loads(path: Path) -> VerifyResult:
     damaged = zip_problem(path)
     if damaged is not None:
         return VerifyResult(path, False, damaged)
-    from tui_trainer.engine import checkpoint_file  # imports torch
+    from tui_trainer.engine.checkpoints import file as checkpoint_file  # imports torch
 
     try:
         obj = checkpoint_file.load_checkpoint(path, mmap=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from tui_trainer.engine.atomic import atomic_open
-from tui_trainer.engine.history_cuts import read_cuts
-from tui_trainer.engine.history_scan import KIND_TRAIN, KIND_VAL, RECORD, scan_chunks, scan_records
+from tui_trainer.engine.rundir.history_cuts import read_cuts
+from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL, RECORD, scan_chunks, scan_records
 
 MAGIC = b"TTHIDX\x00\x01"
 HEADER = MAGIC + RECORD.itemsize.to_bytes(4, "little") + bytes(4)
@@ -109,7 +109,7 @@ class HistoryCurves:
 def read_curves(run_dir: str | os.PathLike[str]) -> HistoryCurves:
     """The whole curve of the run in `run_dir`, from its index; without one (an older run),
     from one streaming pass over history.jsonl, and `note` says so."""
-    from tui_trainer.engine.run_dir import HISTORY_FILE
+    from tui_trainer.engine.rundir.layout import HISTORY_FILE
 
     history = Path(run_dir) / HISTORY_FILE
     generation = len(read_cuts(history))  # before the records: a cut after this is seen by the tail

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_trainer.engine.history_scan import KIND_TRAIN, KIND_VAL
+from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL
 
 STATE_KEYS = ("epochs", "last_steps", "loss_sums", "loss_counts", "val_losses")
 

@@ -14,12 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_trainer.engine import retention
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.checkpoints import retention
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError
-from tui_trainer.engine.history_tail import parse_record
-from tui_trainer.engine.run_dir import HISTORY_FILE, SUPERSEDED_DIR, LockHolder, is_run_dir, lock_holder, read_run
+from tui_trainer.engine.rundir.history_tail import parse_record
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUPERSEDED_DIR, LockHolder, is_run_dir, lock_holder, read_run
 
 # `run.json` states a trainer writes while it lives; without the lock held they mean it died.
 LIVE_STATES = frozenset({"new", "running", "paused"})

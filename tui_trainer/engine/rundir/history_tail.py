@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.history_cuts import cuts_path, read_cuts
+from tui_trainer.engine.rundir.history_cuts import cuts_path, read_cuts
 
 # One read's worth: about 40k records, so a week-long history loads in steps the UI can apply
 # between keystrokes instead of all at once.

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.checkpoint_file import foreign_meta, is_own_format, load_checkpoint, model_state_of
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, read_sidecar, sidecar_path
-from tui_trainer.engine.tensor_summary import summarize_tensors
+from tui_trainer.engine.checkpoints.file import foreign_meta, is_own_format, load_checkpoint, model_state_of
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
+from tui_trainer.engine.tools.tensor_summary import summarize_tensors
 
 
 @dataclass(frozen=True)

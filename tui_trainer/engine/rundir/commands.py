@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.atomic import temp_path_for
-from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.errors import TrainerError
 
 CONTROL_FILE = "control.json"

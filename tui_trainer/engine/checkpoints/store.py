@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from tui_trainer.engine import retention
+from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_files, temp_path_for
-from tui_trainer.engine.checkpoint_meta import (
+from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
     PERIODIC,
@@ -36,7 +36,7 @@ from tui_trainer.engine.errors import (
     RunDirError,
     UnsafePath,
 )
-from tui_trainer.engine.hashing_writer import HashingWriter, sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, sha256_of_file
 from tui_trainer.engine.sizes import human_bytes
 
 FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -176,7 +176,7 @@ class CheckpointStore:
         return [replace(m, kind=PERIODIC) for m in metas if m.kind == FOREIGN and m.step >= 0]
 
     def _meta_from_file(self, path: Path) -> CheckpointMeta | None:
-        from tui_trainer.engine import checkpoint_file  # imports torch
+        from tui_trainer.engine.checkpoints import file as checkpoint_file  # imports torch
 
         try:
             return checkpoint_file.read_meta(path)

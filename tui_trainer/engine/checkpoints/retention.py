@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from tui_trainer.engine.checkpoint_meta import FOREIGN, MANUAL, ROTATING_KINDS, CheckpointMeta
+from tui_trainer.engine.checkpoints.meta import FOREIGN, MANUAL, ROTATING_KINDS, CheckpointMeta
 
 
 def own_checkpoints(checkpoints: Iterable[CheckpointMeta], run_id: str | None) -> list[CheckpointMeta]:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from tui_trainer.engine.atomic import atomic_open
-from tui_trainer.engine.checkpoint_file import is_own_format, load_checkpoint, model_state_of
-from tui_trainer.engine.checkpoint_meta import sidecar_path
+from tui_trainer.engine.checkpoints.file import is_own_format, load_checkpoint, model_state_of
+from tui_trainer.engine.checkpoints.meta import sidecar_path
 from tui_trainer.engine.errors import TrainerError
-from tui_trainer.engine.tensor_summary import summarize_tensors
+from tui_trainer.engine.tools.tensor_summary import summarize_tensors
 
 FORMATS = ("safetensors", "pt")
 SUFFIX_FORMATS = {".safetensors": "safetensors", ".pt": "pt", ".pth": "pt"}

@@ -1,6 +1,6 @@
 """The training loop: steps, evaluations, checkpoints and retention, steered by a TrainingControl.
 
-The run dir's lock and its journal (`engine/journal.py`) are handed in by whoever launches the
+The run dir's lock and its journal (`engine/rundir/journal.py`) are handed in by whoever launches the
 run, which decides who owns them; without a journal nothing is journaled.
 
 `Trainer.run()` runs on whichever thread calls it (the CLI's main thread, or the dashboard's
@@ -26,18 +26,18 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine import events as ev
-from tui_trainer.engine import training_state
-from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpointer import Checkpointer
-from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.control_file import ControlFilePoller
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.errors import NotEnoughDiskSpace
-from tui_trainer.engine.history_writer import HistoryWriter
-from tui_trainer.engine.job import Job, Retargetable
-from tui_trainer.engine.journal import JournalWriter
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunInfo, RunLock, write_run
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.loop.job import Job, Retargetable
+from tui_trainer.engine.rundir.journal import JournalWriter
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunInfo, RunLock, write_run
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.errors import UnsafePath
-from tui_trainer.engine.journal_records import JOURNAL_FILE, ROTATED_FILE, JournalLine, decode, open_regular
+from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, ROTATED_FILE, JournalLine, decode, open_regular
 
 BACKLOG = 500
 CHUNK_BYTES = 4 << 20  # at most this much is read per read(); `caught_up` says if more is left

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.checkpoint_meta import FOREIGN, FORMAT_NAME, CheckpointMeta, file_size
+from tui_trainer.engine.checkpoints.meta import FOREIGN, FORMAT_NAME, CheckpointMeta, file_size
 from tui_trainer.engine.errors import CheckpointCorrupt, CheckpointNotFound, NotACheckpoint, UnsafeCheckpoint
 
 MODEL_KEYS = ("model_state_dict", "model", "state_dict", "model_state")

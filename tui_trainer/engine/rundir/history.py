@@ -75,7 +75,7 @@ def _as_float(value: Any) -> float:
 def __getattr__(name: str) -> Any:
     # The writer's names, where they were before it had a module of its own.
     if name in ("HistoryWriter", "Truncation", "truncate_history"):
-        from tui_trainer.engine import history_writer
+        from tui_trainer.engine.rundir import history_writer
 
         return getattr(history_writer, name)
     raise AttributeError(name)
