@@ -16,6 +16,15 @@ for name in names:
 print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "rich") if m in sys.modules)}))
 """
 
+SESSION_MODULES = """
+import json, pkgutil, sys
+import tui_trainer.session as session
+names = sorted(m.name for m in pkgutil.walk_packages(session.__path__, "tui_trainer.session."))
+for name in names:
+    __import__(name)
+print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "rich") if m in sys.modules)}))
+"""
+
 METADATA_MODULES = """
 import json, sys
 import tui_trainer.engine.checkpoints.store, tui_trainer.engine.checkpoints.retention, tui_trainer.engine.rundir.layout
@@ -61,6 +70,14 @@ def test_the_engine_never_imports_textual_or_rich():
     assert {"tui_trainer.engine.loop.trainer", "tui_trainer.engine.loop.launch", "tui_trainer.engine.checkpoints.store"} <= set(
         result["imported"]
     )
+    assert result["loaded"] == []
+
+
+def test_the_session_never_imports_textual_or_rich():
+    result = last_json_line(run_python("-c", SESSION_MODULES).stdout)
+    assert {"tui_trainer.session.runner", "tui_trainer.session.run_follower", "tui_trainer.session.watch_runner",
+            "tui_trainer.session.watch_control", "tui_trainer.session.rollback", "tui_trainer.session.system_stats",
+            "tui_trainer.session.job_output"} <= set(result["imported"])
     assert result["loaded"] == []
 
 

@@ -21,7 +21,7 @@ from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
-from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
+from tui_trainer.session.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen

@@ -31,8 +31,8 @@ from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.rundir.journal_tail import JournalTail
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RUN_FILE, RunInfo, read_run
-from tui_trainer.tui.runner import CurveLoaded, Launched
-from tui_trainer.tui.watch_control import WatchControl
+from tui_trainer.session.runner import CurveLoaded, Launched
+from tui_trainer.session.watch_control import WatchControl
 
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
 ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full"}

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui_trainer.tui.runner import EventBuffer, Launched, LaunchFailed
-from tui_trainer.tui.watch_control import WatchControl
+from tui_trainer.session.runner import EventBuffer, Launched, LaunchFailed
+from tui_trainer.session.watch_control import WatchControl
 
 if TYPE_CHECKING:
     from tui_trainer.session.detached import DetachedTrainer
@@ -68,7 +68,7 @@ class WatchRunner:
                 if not self._launched(self.launching, first=True):
                     return
             assert self.run_dir is not None
-            from tui_trainer.tui.run_follower import RunFollower
+            from tui_trainer.session.run_follower import RunFollower
 
             follower = RunFollower(self.run_dir, self.buffer.put, self.control)
             failures = 0

@@ -1,4 +1,4 @@
-"""The bridge between the training thread and the UI.
+"""The bridge between the training thread and a viewer (the dashboard's UI thread).
 
 The trainer calls `on_event` on its own thread for every logged step. Handing each event to
 Textual (`call_from_thread` blocks the trainer until the UI has run; `post_message` per step
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.tui.job_output import capture_job_output
+from tui_trainer.session.job_output import capture_job_output
 
 # 2 Hz: counters still read as live (keys act at once, not at the tick), a burst of 1,000 steps/s is
 # one batch per tick, and each tick repaints the header and progress, which costs a fast loop speed.
