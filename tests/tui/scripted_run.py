@@ -24,8 +24,9 @@ from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import RunInfo, RunSettings, write_run
-from tui_trainer.tui import run_model, runner, time_format
+from tui_trainer.session import runner
 from tui_trainer.session.system_stats import ProcessStats, SystemSample, SystemSampler
+from tui_trainer.tui import run_model, time_format
 
 RUN_NAME = "demo-20261125-081144"
 RUN_ID = "20261125-081144-c89c03"
