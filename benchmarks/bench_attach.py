@@ -34,8 +34,8 @@ MEMORY_GOAL_MB = 200
 
 
 def make_run(run_dir: Path, steps: int) -> None:
-    from tui_trainer.engine.policy import CheckpointPolicy
-    from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, RunSettings, new_run_id, write_run
+    from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+    from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, new_run_id, write_run
 
     run_dir.mkdir(parents=True)
     write_run(run_dir, RunInfo(run_id=new_run_id(), job="tui_trainer.demo.job:make_job", state="running",
@@ -82,7 +82,7 @@ def attach_times(terminal: Terminal, command: str, cwd: Path, curve_marker: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tui_trainer.engine.run_dir import RunLock
+    from tui_trainer.engine.rundir.layout import RunLock
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)

@@ -42,13 +42,13 @@ import torch
 
 from tui_trainer.demo.job import make_job, param_groups
 from tui_trainer.demo.model import GPT, ModelConfig
-from tui_trainer.engine import run_dir as run_dirs
-from tui_trainer.engine import training_state
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpoint_store import CheckpointStore
-from tui_trainer.engine.hashing_writer import HashingWriter
-from tui_trainer.engine.job import DEMO_JOB, Job
-from tui_trainer.engine.run_dir import RunInfo, new_run_id, write_run
+from tui_trainer.engine.rundir import layout as run_dirs
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
+from tui_trainer.engine.loop.job import DEMO_JOB, Job
+from tui_trainer.engine.rundir.layout import RunInfo, new_run_id, write_run
 
 SEED = 1337
 SAVE_GOAL = 1.10
@@ -291,7 +291,7 @@ def time_listing(count: int, sample: int, rounds: int, root: Path, large_file: P
         row(name, seconds_text(cli_s), goal(cli_s < CLI_GOAL_S, f"< {CLI_GOAL_S} s"))
     for label, code in (
         ("(reference) python -c: import store_for, list, no torch",
-         f"from tui_trainer.engine.run_dir import store_for; store_for({str(directory)!r}).list()"),
+         f"from tui_trainer.engine.rundir.layout import store_for; store_for({str(directory)!r}).list()"),
         ("(reference) python -c 'import torch'", "import torch"),
         ("(reference) python -c pass", "pass"),
     ):

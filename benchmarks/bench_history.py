@@ -37,8 +37,8 @@ EVAL_EVERY = 1000
 
 def synthetic_history(path: Path, steps: int) -> None:
     """history.jsonl and history.idx for steps 1..steps, as HistoryWriter writes them."""
-    from tui_trainer.engine.history_index import HEADER, index_path
-    from tui_trainer.engine.history_scan import KIND_TRAIN, KIND_VAL, RECORD
+    from tui_trainer.engine.rundir.history_index import HEADER, index_path
+    from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL, RECORD
 
     chunk = 200_000
     records, end = [], 0
@@ -67,10 +67,10 @@ def synthetic_history(path: Path, steps: int) -> None:
 
 def make_run(run_dir: Path, steps: int) -> None:
     """A tiny demo run with a checkpoint at `steps`; its first steps - TAIL are synthetic."""
-    from tui_trainer.engine.history_writer import HistoryWriter
-    from tui_trainer.engine.launch import start_run
-    from tui_trainer.engine.policy import CheckpointPolicy
-    from tui_trainer.engine.run_dir import RunSettings
+    from tui_trainer.engine.rundir.history_writer import HistoryWriter
+    from tui_trainer.engine.loop.launch import start_run
+    from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+    from tui_trainer.engine.rundir.layout import RunSettings
 
     trainer = start_run(run_dir, job_options=TINY, settings=RunSettings(max_iters=steps),
                         policy=CheckpointPolicy(every_steps=TAIL, keep_last=1, eval_before_save=False))
@@ -84,7 +84,7 @@ def make_run(run_dir: Path, steps: int) -> None:
 
 
 def child_resume(run_dir: str) -> None:
-    from tui_trainer.engine.launch import resume_run
+    from tui_trainer.engine.loop.launch import resume_run
 
     start = time.perf_counter()
     trainer = resume_run(run_dir, max_iters=10**9)
@@ -123,7 +123,7 @@ def measure(args: list[str]) -> None:
 
 def measure_curves(run_dir: Path) -> tuple[float, float, int]:
     """Seconds (untraced), then peak MB allocated (a second, traced call: tracing slows it)."""
-    from tui_trainer.engine.history_index import read_curves
+    from tui_trainer.engine.rundir.history_index import read_curves
 
     start = time.perf_counter()
     curves = read_curves(run_dir)

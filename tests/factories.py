@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from tui_trainer.engine.checkpoint_meta import FORMAT_NAME, FORMAT_VERSION, PERIODIC, CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpoint_store import CheckpointStore, StoredCheckpoint
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, write_run
+from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, write_run
 
 RUN_ID = "20240101-000000-abcdef"
 JOB = "tests.factories:no_job"

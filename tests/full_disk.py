@@ -8,8 +8,8 @@ from collections import namedtuple
 
 import pytest
 
-from tui_trainer.engine import checkpoint_store
-from tui_trainer.engine.hashing_writer import HashingWriter
+from tui_trainer.engine.checkpoints import store as checkpoint_store
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
 
 DiskUsage = namedtuple("DiskUsage", "total used free")
 

@@ -16,14 +16,14 @@ __version__ = "0.1.0"
 
 # The public names a job file or a script uses, and the module each lives in.
 _PUBLIC = {
-    "Job": "tui_trainer.engine.job",
-    "EpochBatches": "tui_trainer.engine.batches",
-    "WarmupCosine": "tui_trainer.engine.lr_schedule",
-    "CheckpointPolicy": "tui_trainer.engine.policy",
-    "RunSettings": "tui_trainer.engine.run_dir",
-    "start_run": "tui_trainer.engine.launch",
-    "resume_run": "tui_trainer.engine.launch",
-    "events": "tui_trainer.engine",
+    "Job": "tui_trainer.engine.loop.job",
+    "EpochBatches": "tui_trainer.engine.loop.batches",
+    "WarmupCosine": "tui_trainer.engine.loop.lr_schedule",
+    "CheckpointPolicy": "tui_trainer.engine.checkpoints.policy",
+    "RunSettings": "tui_trainer.engine.rundir.layout",
+    "start_run": "tui_trainer.engine.loop.launch",
+    "resume_run": "tui_trainer.engine.loop.launch",
+    "events": "tui_trainer.engine.loop",
 }
 
 __all__ = ["train", "__version__", *_PUBLIC]
@@ -40,7 +40,9 @@ def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'tui_trainer' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    home = import_module(module)
+    # A submodule (`events`) is an attribute of its package only once it has been imported.
+    value = getattr(home, name) if hasattr(home, name) else import_module(f"{module}.{name}")
     globals()[name] = value
     return value
 

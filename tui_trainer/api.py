@@ -21,13 +21,13 @@ def train(
 ) -> Any:
     """Train `job` in `run_dir` up to `max_iters`; if the dir already holds the run, continue it.
 
-    `job` is a factory returning a `tui_trainer.engine.job.Job` (or its `module:factory` spec);
+    `job` is a factory returning a `tui_trainer.engine.loop.job.Job` (or its `module:factory` spec);
     `job_options` are passed to it. Returns the engine's RunResult. Policy settings given here
     override those stored in a resumed run.
     """
-    from tui_trainer.engine.launch import resume_run, start_run
-    from tui_trainer.engine.policy import CheckpointPolicy
-    from tui_trainer.engine.run_dir import RunSettings, is_run_dir
+    from tui_trainer.engine.loop.launch import resume_run, start_run
+    from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+    from tui_trainer.engine.rundir.layout import RunSettings, is_run_dir
 
     if resume and is_run_dir(run_dir):
         trainer = resume_run(

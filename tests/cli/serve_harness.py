@@ -94,7 +94,7 @@ def stop_serve(served: Served) -> None:
 
 
 def trainer_pid(run_dir: Path) -> int | None:
-    from tui_trainer.engine.run_dir import lock_holder
+    from tui_trainer.engine.rundir.layout import lock_holder
 
     holder = lock_holder(run_dir)
     return holder.pid if holder else None

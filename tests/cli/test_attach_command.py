@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ckpt_cli import child_env, run
-from tui_trainer.engine.run_dir import RunInfo, write_run
+from tui_trainer.engine.rundir.layout import RunInfo, write_run
 
 HELP = """
 import json, sys
@@ -86,7 +86,7 @@ def test_attach_with_no_run_dir_and_no_live_run_says_how_to_start_one(capsys, tm
 
 
 def test_attach_with_no_run_dir_and_several_live_runs_names_them_without_a_terminal(capsys, tmp_path, monkeypatch):
-    from tui_trainer.engine.run_dir import RunLock
+    from tui_trainer.engine.rundir.layout import RunLock
 
     monkeypatch.chdir(tmp_path)
     dirs = [tmp_path / "checkpoints" / name for name in ("a", "b")]
@@ -99,7 +99,7 @@ def test_attach_with_no_run_dir_and_several_live_runs_names_them_without_a_termi
 
 
 def test_attach_to_a_live_run_without_a_terminal_says_so(capsys, tmp_path):
-    from tui_trainer.engine.run_dir import RunLock
+    from tui_trainer.engine.rundir.layout import RunLock
 
     write_run(tmp_path, RunInfo(run_id="r1", job="tui_trainer.demo.job:make_job", state="running"))
     with RunLock(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from tests.cli.ckpt_cli import run
 from tests.factories import add_checkpoint, make_run, seed_style_checkpoint, snapshot
-from tui_trainer.engine.run_dir import RunLock
+from tui_trainer.engine.rundir.layout import RunLock
 
 
 def names(directory):

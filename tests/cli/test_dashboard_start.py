@@ -61,8 +61,8 @@ print(json.dumps(seen))
 """
 # Each is loaded after the first paint: the chart's plotting library and numpy when the plot
 # mounts, the rest when the run has loaded or a screen is first opened.
-NOT_BEFORE_FIRST_FRAME = ["torch", "numpy", "textual_plot", "watchdog", "tui_trainer.engine.run_dir",
-                          "tui_trainer.engine.checkpoint_store", "tui_trainer.engine.events",
+NOT_BEFORE_FIRST_FRAME = ["torch", "numpy", "textual_plot", "watchdog", "tui_trainer.engine.rundir.layout",
+                          "tui_trainer.engine.checkpoints.store", "tui_trainer.engine.loop.events",
                           "tui_trainer.tui.screens.export_modal", "tui_trainer.tui.screens.rollback_modal",
                           "tui_trainer.cli.ckpt_maintain", "tui_trainer.cli.ckpt_list"]
 
@@ -81,7 +81,7 @@ LIVE_DEMO = """
 import json, sys
 import tui_trainer.cli.attach_command as attach_command
 from tui_trainer.cli import main as cli_main
-from tui_trainer.engine.run_lock import RunLock
+from tui_trainer.engine.rundir.lock import RunLock
 
 seen = {}
 attach_command.attach = lambda run_dir, theme=None, how=None: seen.update(attached=str(run_dir), how=how) or 0

@@ -7,7 +7,7 @@ import sys
 
 from tests.cli.ckpt_cli import child_env, run
 from tests.factories import make_run, write_history
-from tui_trainer.engine.run_dir import RunLock, read_run, write_run
+from tui_trainer.engine.rundir.layout import RunLock, read_run, write_run
 from tui_trainer.engine.sizes import human_bytes
 
 

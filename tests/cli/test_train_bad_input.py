@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli.ckpt_cli import run
-from tui_trainer.engine.launch import start_run
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunSettings
+from tui_trainer.engine.loop.launch import start_run
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunSettings
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(argv, tmp_path, finished_ru
 
 
 def test_a_run_dir_busy_with_another_trainer_is_refused(finished_run, capsys, tmp_path):
-    from tui_trainer.engine.run_dir import RunLock
+    from tui_trainer.engine.rundir.layout import RunLock
 
     with RunLock(finished_run):
         result = run(capsys, "resume", finished_run, "--max-iters", "20", "--headless")

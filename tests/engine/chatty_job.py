@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from tui_trainer.demo.job import make_job
-from tui_trainer.engine.job import Job
+from tui_trainer.engine.loop.job import Job
 
 
 def chatty_job(max_iters: int = 30, **options: Any) -> Job:

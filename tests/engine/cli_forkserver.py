@@ -25,8 +25,8 @@ import threading
 from pathlib import Path
 
 from tui_trainer.cli.main import main
-from tui_trainer.engine.job import DEMO_JOB
-from tui_trainer.engine.launch import build_job
+from tui_trainer.engine.loop.job import DEMO_JOB
+from tui_trainer.engine.loop.launch import build_job
 
 
 def run_child(argv: list[str], log: str) -> None:

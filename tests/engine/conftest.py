@@ -11,12 +11,12 @@ import torch
 
 from cli_forkserver import Forkserver
 from tiny_runs import TINY, TinyRun, child_env
-from tui_trainer.engine import events as ev
-from tui_trainer.engine import launch
-from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.job import DEMO_JOB
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunSettings
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop import launch
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.job import DEMO_JOB
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunSettings
 
 # Two cores shared with other test processes: one intra-op thread keeps a tiny step at a few ms
 # instead of letting OpenMP threads spin against each other.

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui_trainer.engine.batches import EpochBatches, epoch_seed, stack_samples
-from tui_trainer.engine.job import BatchSource
+from tui_trainer.engine.loop.batches import EpochBatches, epoch_seed, stack_samples
+from tui_trainer.engine.loop.job import BatchSource
 
 
 class CountingDataset:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tests.factories import add_checkpoint, bare_state_dict, make_run_dir, seed_style_checkpoint, tiny_model
-from tui_trainer.engine.checkpoint_compare import compare_checkpoints, relative_change, tensor_change
+from tui_trainer.engine.tools.compare import compare_checkpoints, relative_change, tensor_change
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from collections import namedtuple
 
 import pytest
 
-from tui_trainer.engine.checkpoint_meta import MANUAL, CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace, RunDirError, UnsafePath
-from tui_trainer.engine.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 
 RUN = "run-a"
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -161,7 +161,7 @@ def test_delete_removes_the_file_and_its_sidecar(store, tmp_path):
 
 def test_a_checkpoint_another_pruner_deletes_mid_call_is_reported_as_not_found(store, tmp_path, monkeypatch):
     """The trainer's retention and the dashboard's prune may delete the same file at once."""
-    import tui_trainer.engine.checkpoint_store as checkpoint_store
+    import tui_trainer.engine.checkpoints.store as checkpoint_store
 
     real_size = checkpoint_store.file_size
 

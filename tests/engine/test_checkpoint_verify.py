@@ -15,7 +15,7 @@ from tests.factories import (
     malicious_checkpoint,
     seed_style_checkpoint,
 )
-from tui_trainer.engine.checkpoint_verify import verify_path
+from tui_trainer.engine.tools.verify import verify_path
 from tui_trainer.engine.errors import CheckpointNotFound
 
 
@@ -155,7 +155,7 @@ def test_missing_path_is_an_error(tmp_path):
 
 def test_verify_does_not_import_torch_for_our_checkpoints(run):
     code = (
-        "import sys; from tui_trainer.engine.checkpoint_verify import verify_path; "
+        "import sys; from tui_trainer.engine.tools.verify import verify_path; "
         f"assert all(r.ok for r in verify_path({str(run)!r})); print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from tiny_runs import wait_until
-from tui_trainer.engine import events as ev
-from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.control_file import (
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.rundir.commands import (
     ACK_FILE,
     CONTROL_FILE,
     MAX_PENDING,

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.factories import bare_state_dict, make_run, seed_style_checkpoint
-from tui_trainer.engine.checkpoint_file import load_checkpoint, read_meta
-from tui_trainer.engine.checkpoint_meta import read_sidecar
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.checkpoints.file import load_checkpoint, read_meta
+from tui_trainer.engine.checkpoints.meta import read_sidecar
+from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import CheckpointCorrupt, NotACheckpoint
-from tui_trainer.engine.run_dir import store_for
+from tui_trainer.engine.rundir.layout import store_for
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import torch
 
 from tui_trainer.demo.job import SIZES, build_vocab, decode, encode, load_corpus, make_job
 from tui_trainer.demo.model import GPT, ModelConfig
-from tui_trainer.engine.job import DEMO_JOB, BatchSource, Job, Retargetable, load_job
+from tui_trainer.engine.loop.job import DEMO_JOB, BatchSource, Job, Retargetable, load_job
 
 
 def tiny_job(**options) -> Job:

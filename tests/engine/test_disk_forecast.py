@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tui_trainer.engine.checkpoint_meta import FINAL, FOREIGN, MANUAL, PERIODIC, CheckpointMeta
-from tui_trainer.engine.disk_forecast import (
+from tui_trainer.engine.checkpoints.meta import FINAL, FOREIGN, MANUAL, PERIODIC, CheckpointMeta
+from tui_trainer.engine.checkpoints.disk_forecast import (
     DiskState,
     count_after,
     forecast,
@@ -16,7 +16,7 @@ from tui_trainer.engine.disk_forecast import (
     saves_to_come,
     space_needed,
 )
-from tui_trainer.engine.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 
 MB = 1_000_000
 CKPT = on_disk(10 * MB)  # a 10 MB checkpoint and its sidecar, in whole blocks

@@ -6,10 +6,10 @@ import pytest
 
 from tests.full_disk import FullDisk
 from tiny_runs import Gate, at_step, wait_until
-from tui_trainer.engine import events as ev
-from tui_trainer.engine.checkpoint_file import load_checkpoint
-from tui_trainer.engine.checkpoint_meta import FINAL, INTERRUPTED, PERIODIC, checkpoint_name
-from tui_trainer.engine.run_dir import read_run
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, PERIODIC, checkpoint_name
+from tui_trainer.engine.rundir.layout import read_run
 
 NEARLY_FULL = 1000  # bytes free: less than any checkpoint
 

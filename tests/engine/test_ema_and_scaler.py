@@ -5,9 +5,9 @@ from test_resume import assert_same_tensors
 from tiny_runs import stop_at
 
 from tui_trainer.demo.job import make_job
-from tui_trainer.engine.checkpoint_file import load_checkpoint
-from tui_trainer.engine.checkpoint_meta import checkpoint_name
-from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.meta import checkpoint_name
+from tui_trainer.engine.loop.control import TrainingControl
 
 TARGET = 40
 

@@ -1,8 +1,8 @@
 import json
 import math
 
-from tui_trainer.engine.history import read_history
-from tui_trainer.engine.history_writer import HistoryWriter
+from tui_trainer.engine.rundir.history import read_history
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
 
 
 def test_a_diverged_loss_is_written_as_null_and_read_back_on_resume(tmp_path):

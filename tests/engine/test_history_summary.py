@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tui_trainer.engine.history_summary import downsample, merge_records, records_from_embedded, summarize
+from tui_trainer.engine.tools.history_summary import downsample, merge_records, records_from_embedded, summarize
 
 
 def records(last_step, eval_every=10):

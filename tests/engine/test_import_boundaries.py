@@ -10,7 +10,16 @@ from tiny_runs import PYTHON, child_env
 ENGINE_MODULES = """
 import json, pkgutil, sys
 import tui_trainer.engine as engine
-names = sorted(m.name for m in pkgutil.iter_modules(engine.__path__, "tui_trainer.engine."))
+names = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, "tui_trainer.engine."))
+for name in names:
+    __import__(name)
+print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "rich") if m in sys.modules)}))
+"""
+
+SESSION_MODULES = """
+import json, pkgutil, sys
+import tui_trainer.session as session
+names = sorted(m.name for m in pkgutil.walk_packages(session.__path__, "tui_trainer.session."))
 for name in names:
     __import__(name)
 print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "rich") if m in sys.modules)}))
@@ -18,9 +27,9 @@ print(json.dumps({"imported": names, "loaded": sorted(m for m in ("textual", "ri
 
 METADATA_MODULES = """
 import json, sys
-import tui_trainer.engine.checkpoint_store, tui_trainer.engine.retention, tui_trainer.engine.run_dir
-import tui_trainer.engine.checkpoint_meta, tui_trainer.engine.policy
-import tui_trainer.engine.runs_index, tui_trainer.engine.runs_prune, tui_trainer.engine.history
+import tui_trainer.engine.checkpoints.store, tui_trainer.engine.checkpoints.retention, tui_trainer.engine.rundir.layout
+import tui_trainer.engine.checkpoints.meta, tui_trainer.engine.checkpoints.policy
+import tui_trainer.engine.rundir.runs_index, tui_trainer.engine.rundir.runs_prune, tui_trainer.engine.rundir.history
 print(json.dumps(sorted(m for m in ("torch", "numpy", "textual", "rich") if m in sys.modules)))
 """
 
@@ -29,7 +38,7 @@ import json, pkgutil, sys
 import tui_trainer.session as session
 for m in pkgutil.iter_modules(session.__path__, "tui_trainer.session."):
     __import__(m.name)
-import tui_trainer.engine.journal, tui_trainer.engine.journal_tail
+import tui_trainer.engine.rundir.journal, tui_trainer.engine.rundir.journal_tail
 print(json.dumps(sorted(m for m in ("torch", "textual", "rich") if m in sys.modules)))
 """
 
@@ -58,9 +67,17 @@ def last_json_line(output: str):
 
 def test_the_engine_never_imports_textual_or_rich():
     result = last_json_line(run_python("-c", ENGINE_MODULES).stdout)
-    assert {"tui_trainer.engine.trainer", "tui_trainer.engine.launch", "tui_trainer.engine.checkpoint_store"} <= set(
+    assert {"tui_trainer.engine.loop.trainer", "tui_trainer.engine.loop.launch", "tui_trainer.engine.checkpoints.store"} <= set(
         result["imported"]
     )
+    assert result["loaded"] == []
+
+
+def test_the_session_never_imports_textual_or_rich():
+    result = last_json_line(run_python("-c", SESSION_MODULES).stdout)
+    assert {"tui_trainer.session.runner", "tui_trainer.session.run_follower", "tui_trainer.session.watch_runner",
+            "tui_trainer.session.watch_control", "tui_trainer.session.rollback", "tui_trainer.session.system_stats",
+            "tui_trainer.session.job_output"} <= set(result["imported"])
     assert result["loaded"] == []
 
 
@@ -118,6 +135,23 @@ def test_the_import_direction_is_cli_then_tui_then_session_then_engine(layer):
     wrong = {str(path.relative_to(package.parent)): sorted(_imported_packages(path) & above)
              for path in package.rglob("*.py") if _imported_packages(path) & above}
     assert wrong == {}
+
+
+DOCUMENTED_PATHS = """
+import json
+import tui_trainer.engine.job, tui_trainer.engine.batches, tui_trainer.engine.events, tui_trainer.engine.lr_schedule
+from tui_trainer.engine import loop
+from tui_trainer.engine.events import CheckpointSaved
+from tui_trainer.engine.lr_schedule import WarmupCosine
+print(json.dumps([tui_trainer.engine.job.Job is loop.job.Job,
+                  tui_trainer.engine.batches.EpochBatches is loop.batches.EpochBatches,
+                  tui_trainer.engine.events is loop.events, CheckpointSaved is loop.events.CheckpointSaved,
+                  WarmupCosine is loop.lr_schedule.WarmupCosine]))
+"""
+
+
+def test_the_documented_paths_of_a_job_file_are_the_loop_modules_themselves():
+    assert last_json_line(run_python("-c", DOCUMENTED_PATHS).stdout) == [True, True, True, True, True]
 
 
 def test_a_job_file_finds_the_public_names_at_the_top_level_without_torch_at_import():

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tiny_runs import wait_until
-from tui_trainer.engine import events as ev
-from tui_trainer.engine import journal as journal_module
-from tui_trainer.engine.journal import JournalLine, JournalWriter, read_journal
-from tui_trainer.engine.journal_records import JOURNAL_FILE, JOURNALED_EVENTS, ROTATED_FILE, encode_event
-from tui_trainer.engine.journal_tail import JournalTail
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.rundir import journal as journal_module
+from tui_trainer.engine.rundir.journal import JournalLine, JournalWriter, read_journal
+from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JOURNALED_EVENTS, ROTATED_FILE, encode_event
+from tui_trainer.engine.rundir.journal_tail import JournalTail
 
 ONE_OF_EACH = [
     ev.Started("runs/a", "20240101-000000-abcdef", "demo:make_job", 0, 2000, "cuda:0", None, time=1.0),

@@ -6,12 +6,12 @@ import errno
 import os
 
 from tiny_runs import wait_until
-from tui_trainer.engine import events as ev
-from tui_trainer.engine import journal as journal_module
-from tui_trainer.engine.control_file import PAUSE, RESUME, TARGET, ControlClient, read_ack
-from tui_trainer.engine.journal import JournalLine, read_journal
-from tui_trainer.engine.journal_records import JOURNAL_FILE, JOURNALED_EVENTS
-from tui_trainer.engine.journal_tail import JournalTail
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.rundir import journal as journal_module
+from tui_trainer.engine.rundir.commands import PAUSE, RESUME, TARGET, ControlClient, read_ack
+from tui_trainer.engine.rundir.journal import JournalLine, read_journal
+from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JOURNALED_EVENTS
+from tui_trainer.engine.rundir.journal_tail import JournalTail
 
 CHATTY = "tests.engine.chatty_job:chatty_job"
 

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from tui_trainer.engine.job import Retargetable
-from tui_trainer.engine.lr_schedule import WarmupCosine, cosine_decay, warmup_cosine_lr
+from tui_trainer.engine.loop.job import Retargetable
+from tui_trainer.engine.loop.lr_schedule import WarmupCosine, cosine_decay, warmup_cosine_lr
 
 PEAK, FLOOR = 1e-3, 1e-5
 

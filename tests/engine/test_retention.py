@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui_trainer.engine import retention
-from tui_trainer.engine.checkpoint_meta import (
+from tui_trainer.engine.checkpoints import retention
+from tui_trainer.engine.checkpoints.meta import (
     FINAL,
     FOREIGN,
     INTERRUPTED,
@@ -17,7 +17,7 @@ from tui_trainer.engine.checkpoint_meta import (
     CheckpointMeta,
     checkpoint_name,
 )
-from tui_trainer.engine.checkpoint_store import CheckpointStore
+from tui_trainer.engine.checkpoints.store import CheckpointStore
 
 RUN = "run-a"
 OTHER = "run-b"

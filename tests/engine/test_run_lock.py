@@ -5,13 +5,13 @@ import subprocess
 import pytest
 
 from tiny_runs import PYTHON, TINY, child_env
-from tui_trainer.engine import launch
+from tui_trainer.engine.loop import launch
 from tui_trainer.engine.errors import RunDirBusy, RunDirError
-from tui_trainer.engine.run_dir import RUN_FILE, RunLock, RunSettings, is_locked
+from tui_trainer.engine.rundir.layout import RUN_FILE, RunLock, RunSettings, is_locked
 
 HOLD_LOCK = """
 import sys, time
-from tui_trainer.engine.run_dir import RunLock
+from tui_trainer.engine.rundir.layout import RunLock
 RunLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)

@@ -9,10 +9,10 @@ import pytest
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, write_history
 from tui_trainer.engine.errors import RunDirError
-from tui_trainer.engine.history import read_loss_curves
-from tui_trainer.engine.run_dir import HISTORY_FILE, SUPERSEDED_DIR, RunLock, read_run, store_for, write_run
-from tui_trainer.engine.runs_index import last_logged_step, list_runs
-from tui_trainer.engine.runs_prune import BEING_TRAINED, plan_runs_prune, prune_runs
+from tui_trainer.engine.rundir.history import read_loss_curves
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUPERSEDED_DIR, RunLock, read_run, store_for, write_run
+from tui_trainer.engine.rundir.runs_index import last_logged_step, list_runs
+from tui_trainer.engine.rundir.runs_prune import BEING_TRAINED, plan_runs_prune, prune_runs
 
 
 def _files_size(folder: Path) -> int:

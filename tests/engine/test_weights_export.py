@@ -12,7 +12,7 @@ from tests.factories import (
     tiny_model,
 )
 from tui_trainer.engine.errors import CheckpointCorrupt, UnsafeCheckpoint
-from tui_trainer.engine.weights_export import ExportError, export_weights, pt_ready, resolve_format, safetensors_ready
+from tui_trainer.engine.tools.export import ExportError, export_weights, pt_ready, resolve_format, safetensors_ready
 
 
 @pytest.fixture

@@ -17,15 +17,16 @@ from typing import Any
 
 import pytest
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import atomic_write_json
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, checkpoint_name, sidecar_path
-from tui_trainer.engine.control import TrainingControl
-from tui_trainer.engine.job import DEMO_JOB
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunInfo, RunSettings, write_run
-from tui_trainer.tui import run_model, runner, time_format
-from tui_trainer.tui.system_stats import ProcessStats, SystemSample, SystemSampler
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, sidecar_path
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.job import DEMO_JOB
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunInfo, RunSettings, write_run
+from tui_trainer.session import runner
+from tui_trainer.session.system_stats import ProcessStats, SystemSample, SystemSampler
+from tui_trainer.tui import run_model, time_format
 
 RUN_NAME = "demo-20261125-081144"
 RUN_ID = "20261125-081144-c89c03"
@@ -121,7 +122,7 @@ def freeze_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "time", frozen_time)
     monkeypatch.setattr(time_format, "datetime", _FrozenDatetime)
     usage = namedtuple("usage", "total used free")
-    from tui_trainer.engine import disk_forecast
+    from tui_trainer.engine.checkpoints import disk_forecast
 
     monkeypatch.setattr(disk_forecast, "shutil", SimpleNamespace(disk_usage=lambda _: usage(0, 0, FREE_BYTES)))
     monkeypatch.setattr(SystemSampler, "sample", lambda self, pid, note=None: SYSTEM)

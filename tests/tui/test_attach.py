@@ -10,10 +10,10 @@ import pytest
 from textual.widgets import Input, Label
 
 from tui_pilot import TINY, driving, run_async, wait_for
-from tui_trainer.engine import launch
-from tui_trainer.engine.history import read_history
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import HISTORY_FILE, RunSettings, store_for
+from tui_trainer.engine.loop import launch
+from tui_trainer.engine.rundir.history import read_history
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunSettings, store_for
 from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.attach_app import make_attach_app
 from tui_trainer.tui.screens.quit_modal import QuitScreen
@@ -157,7 +157,7 @@ def _stop_background_trainer(run_dir: Path) -> None:
     import os
     import signal
 
-    from tui_trainer.engine.run_lock import lock_holder
+    from tui_trainer.engine.rundir.lock import lock_holder
 
     holder = lock_holder(run_dir)
     if holder is not None and holder.pid and holder.pid != os.getpid():
@@ -228,8 +228,8 @@ def test_rolling_back_a_live_run_stops_its_trainer_and_starts_one_from_the_check
 
 
 def test_two_viewers_on_one_run_see_a_command_from_either_applied_once(headless):
-    from tui_trainer.engine.journal import read_journal
-    from tui_trainer.tui.run_follower import RunFollower
+    from tui_trainer.engine.rundir.journal import read_journal
+    from tui_trainer.session.run_follower import RunFollower
     from tui_trainer.tui.run_model import RunModel
 
     app = make_attach_app(headless.run_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import Input, Label, RadioButton, Static
 
 from tui_pilot import driving, run_async, shown_text, wait_for
-from tui_trainer.engine.run_dir import SUPERSEDED_DIR, store_for
+from tui_trainer.engine.rundir.layout import SUPERSEDED_DIR, store_for
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.screens.compare_pick import ComparePickScreen
 from tui_trainer.tui.screens.compare_screen import CompareScreen

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from textual.app import App, ComposeResult
 
 from tui_pilot import run_async
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta
-from tui_trainer.engine.disk_forecast import DiskState, forecast
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.tui.system_stats import GpuSampler, GpuStats, ProcessSampler, SystemSample, SystemSampler
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.engine.checkpoints.disk_forecast import DiskState, forecast
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.session.system_stats import GpuSampler, GpuStats, ProcessSampler, SystemSample, SystemSampler
 from tui_trainer.tui.widgets.disk_panel import DiskPanel, describe_disk
 from tui_trainer.tui.widgets.system_panel import SystemPanel, describe_system
 
@@ -118,7 +118,7 @@ def test_system_text_hides_gpus_when_there_are_none():
     text = describe_system(SystemSample(None, (), "trained on gpu-box-3"))
     assert text == "process: trained on gpu-box-3"
     gpu = GpuStats(0, "x", 87, 10_200_000_000, 80_000_000_000, 88)
-    from tui_trainer.tui.system_stats import ProcessStats
+    from tui_trainer.session.system_stats import ProcessStats
 
     text = describe_system(SystemSample(ProcessStats(42, 97.4, 1_200_000_000, 32_000_000_000), (gpu,)))
     assert text.splitlines() == ["process 42: CPU 97% · RAM 1.2 GB (4% of 32.0 GB)", "GPU0: 87% · 10.2/80.0 GB · 88°C HOT"]

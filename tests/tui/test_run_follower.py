@@ -7,14 +7,14 @@ import math
 import subprocess
 import sys
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import atomic_write_json
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, sidecar_path
-from tui_trainer.engine.control_file import ACK_FILE, write_json_atomic
-from tui_trainer.engine.run_dir import HISTORY_FILE, RunInfo, RunSettings, write_run
-from tui_trainer.tui.run_follower import RunFollower, SpeedMeter
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_path
+from tui_trainer.engine.rundir.commands import ACK_FILE, write_json_atomic
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, write_run
+from tui_trainer.session.run_follower import RunFollower, SpeedMeter
 from tui_trainer.tui.run_model import RunModel
-from tui_trainer.tui.runner import Launched
+from tui_trainer.session.runner import Launched
 
 
 class Clock:
@@ -46,7 +46,7 @@ def _of(events, kind):
 
 
 def test_the_history_so_far_arrives_at_once_and_what_follows_step_by_step(tmp_path):
-    from tui_trainer.tui.runner import CurveLoaded
+    from tui_trainer.session.runner import CurveLoaded
 
     _run_dir(tmp_path)
     _append(tmp_path, {"step": 1, "epoch": 0, "loss": 3.0, "lr": 0.01, "time": 10.0},
@@ -147,7 +147,7 @@ def test_garbled_or_missing_files_do_not_break_following(tmp_path):
     (tmp_path / HISTORY_FILE).write_text('not json\n{"step": 1, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": 1.0}\n')
     (tmp_path / ACK_FILE).write_text("[1, 2")
     follower.poll()
-    from tui_trainer.tui.runner import CurveLoaded
+    from tui_trainer.session.runner import CurveLoaded
 
     assert list(_of(events, CurveLoaded)[0].steps) == [1] and follower.ack is None
 
@@ -161,7 +161,7 @@ def test_speed_is_measured_over_windows_of_a_second():
 
 
 def _journal(tmp_path, *items):
-    from tui_trainer.engine.journal import JournalWriter
+    from tui_trainer.engine.rundir.journal import JournalWriter
 
     journal = JournalWriter(tmp_path)
     for item in items:

@@ -9,7 +9,7 @@ from textual.widgets import Input, Label, Static
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, snapshot, write_history
 from tui_pilot import driving, run_async, shown_text, wait_for
-from tui_trainer.engine.run_dir import read_run, store_for, write_run
+from tui_trainer.engine.rundir.layout import read_run, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.binding_commands import binding_commands
@@ -230,8 +230,8 @@ def test_the_watch_app_opens_the_runs_screen_on_its_root(tmp_path):
 def test_a_run_another_process_trains_says_which_and_that_it_is_detached():
     from pathlib import Path
 
-    from tui_trainer.engine.run_lock import LockHolder
-    from tui_trainer.engine.runs_index import RunSummary
+    from tui_trainer.engine.rundir.lock import LockHolder
+    from tui_trainer.engine.rundir.runs_index import RunSummary
     from tui_trainer.tui.widgets.runs_table import run_rows
 
     def summary(name, state, holder):

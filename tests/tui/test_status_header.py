@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui_trainer.engine.job import DEMO_JOB
+from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.widgets.status_header import describe
 

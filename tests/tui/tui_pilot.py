@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine import launch
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.run_dir import RunSettings
+from tui_trainer.engine.loop import launch
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunSettings
 from tui_trainer.tui.app import TrainerApp
 
 # Two cores shared with the UI thread and other test processes: one intra-op thread keeps a

@@ -75,7 +75,7 @@ def check_attachable(run_dir: Path, read_only: bool) -> None:
     """
     import json
 
-    from tui_trainer.engine.run_lock import lock_holder
+    from tui_trainer.engine.rundir.lock import lock_holder
 
     check_run_dir(run_dir)
     holder = lock_holder(run_dir)
@@ -99,7 +99,7 @@ def live_runs(root: Path) -> list[LiveRun]:
     """
     import json
 
-    from tui_trainer.engine.run_lock import lock_holder
+    from tui_trainer.engine.rundir.lock import lock_holder
 
     found = []
     for run_dir in _candidate_dirs(Path(root)):

@@ -10,7 +10,7 @@ from tui_trainer.cli.ckpt_paths import existing_file
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from tui_trainer.engine.checkpoint_compare import CheckpointSide, Comparison
+    from tui_trainer.engine.tools.compare import CheckpointSide, Comparison
 
 CHANGES_SHOWN = 15
 KEYS_SHOWN = 20
@@ -19,7 +19,7 @@ KEYS_SHOWN = 20
 def run_compare(args: argparse.Namespace) -> int:
     hint = "pass two checkpoint files"
     a, b = existing_file(args.a, hint), existing_file(args.b, hint)
-    from tui_trainer.engine.checkpoint_compare import compare_checkpoints  # imports torch
+    from tui_trainer.engine.tools.compare import compare_checkpoints  # imports torch
 
     comparison = compare_checkpoints(a, b)
     if args.json:

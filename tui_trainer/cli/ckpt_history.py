@@ -12,18 +12,18 @@ from typing import Any
 
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_file
-from tui_trainer.engine.checkpoint_meta import read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.meta import read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError
-from tui_trainer.engine.history import iter_history
-from tui_trainer.engine.history_summary import (
+from tui_trainer.engine.rundir.history import iter_history
+from tui_trainer.engine.tools.history_summary import (
     HistorySummary,
     downsample,
     merge_records,
     records_from_embedded,
     summarize,
 )
-from tui_trainer.engine.history_table import HistoryTable, history_table
-from tui_trainer.engine.run_dir import HISTORY_FILE, is_run_dir
+from tui_trainer.engine.tools.history_table import HistoryTable, history_table
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir
 
 HISTORY_ROWS = 30
 
@@ -109,7 +109,7 @@ def history_source(path: Path) -> HistorySource:
     file = existing_file(path, "pass a run dir or a checkpoint file")
     meta = read_sidecar(sidecar_path(file))
     if meta is None:
-        from tui_trainer.engine import checkpoint_file  # imports torch
+        from tui_trainer.engine.checkpoints import file as checkpoint_file  # imports torch
 
         obj = checkpoint_file.load_checkpoint(file, mmap=True)
         if not checkpoint_file.is_own_format(obj):

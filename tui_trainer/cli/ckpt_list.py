@@ -13,9 +13,9 @@ from typing import Any
 
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_dir
-from tui_trainer.engine.checkpoint_meta import file_size
-from tui_trainer.engine.checkpoint_store import CheckpointStore, StoredCheckpoint
-from tui_trainer.engine.run_dir import is_locked, is_run_dir, store_for
+from tui_trainer.engine.checkpoints.meta import file_size
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.rundir.layout import is_locked, is_run_dir, store_for
 from tui_trainer.engine.sizes import human_bytes
 
 COLUMNS = ("name", "step", "epoch", "train loss", "val loss", "size", "created", "marks")

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from tui_trainer.cli.ckpt_paths import existing_dir, existing_file, stored_checkpoint
-from tui_trainer.engine.checkpoint_store import StoredCheckpoint
+from tui_trainer.engine.checkpoints.store import StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointNotFound, TrainerError
-from tui_trainer.engine.run_dir import is_locked, store_for
+from tui_trainer.engine.rundir.layout import is_locked, store_for
 from tui_trainer.engine.sizes import human_bytes
 
 
@@ -119,7 +119,7 @@ def run_pin(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     source = existing_file(args.ckpt, "pass one checkpoint file")
-    from tui_trainer.engine.weights_export import export_weights  # imports torch
+    from tui_trainer.engine.tools.export import export_weights  # imports torch
 
     result = export_weights(source, Path(args.out), args.format, overwrite=args.force)
     print(
@@ -133,7 +133,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from tui_trainer.engine.checkpoint_verify import verify_path
+    from tui_trainer.engine.tools.verify import verify_path
 
     results = verify_path(args.path)
     if not results:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_trainer.engine.checkpoint_meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX
-from tui_trainer.engine.checkpoint_store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointNotFound, NotACheckpoint, RunDirError
-from tui_trainer.engine.run_dir import store_for
+from tui_trainer.engine.rundir.layout import store_for
 
 
 def existing_dir(path: str | Path, file_hint: str) -> Path:

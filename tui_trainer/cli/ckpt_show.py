@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING, Any
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_list import marks_of
 from tui_trainer.cli.ckpt_paths import existing_file
-from tui_trainer.engine.checkpoint_meta import CheckpointMeta, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError
-from tui_trainer.engine.run_dir import store_for
+from tui_trainer.engine.rundir.layout import store_for
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from tui_trainer.engine.checkpoint_inspect import CheckpointDetails
+    from tui_trainer.engine.tools.inspect import CheckpointDetails
 
 TENSORS_SHOWN = 8
 
 
 def run_show(args: argparse.Namespace) -> int:
     path = existing_file(args.ckpt, "use `tui-trainer ckpt list` for a directory")
-    from tui_trainer.engine.checkpoint_inspect import inspect_checkpoint  # imports torch
+    from tui_trainer.engine.tools.inspect import inspect_checkpoint  # imports torch
 
     details = inspect_checkpoint(path, marks=_marks_for(path))
     if args.json:
@@ -47,7 +47,7 @@ def _marks_for(path: Path) -> tuple[str, ...]:
 
 
 def show_record(d: CheckpointDetails) -> dict[str, Any]:
-    from tui_trainer.engine.checkpoint_inspect import plain
+    from tui_trainer.engine.tools.inspect import plain
 
     return {
         "path": str(d.path),
@@ -75,7 +75,7 @@ def show_record(d: CheckpointDetails) -> dict[str, Any]:
 
 
 def show_lines(d: CheckpointDetails) -> list[str]:
-    from tui_trainer.engine.tensor_summary import describe_dtypes
+    from tui_trainer.engine.tools.tensor_summary import describe_dtypes
 
     m: CheckpointMeta = d.meta
     kind = "tui-trainer checkpoint" if d.own_format else "foreign checkpoint"

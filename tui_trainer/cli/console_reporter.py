@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from tui_trainer.engine import events as ev
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.sizes import human_bytes
 
 PLAIN_LINE_INTERVAL_S = 2.0

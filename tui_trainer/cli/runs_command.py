@@ -14,7 +14,7 @@ from tui_trainer.cli.train_commands import DEFAULT_ROOT
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from tui_trainer.engine.runs_index import RunsIndex, RunSummary
+    from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
 
 COLUMNS = ("run", "state", "step", "best val", "ckpts", "size", "job")
 RIGHT_ALIGNED = frozenset({"step", "best val", "ckpts", "size"})
@@ -36,7 +36,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from tui_trainer.engine.runs_index import list_runs
+    from tui_trainer.engine.rundir.runs_index import list_runs
 
     index = list_runs(args.root)
     if args.json:

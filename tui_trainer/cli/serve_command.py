@@ -123,8 +123,8 @@ def settle_run(parsed: argparse.Namespace, argv: list[str], root: Path | None = 
     """The one run every tab will show: found, or started once in the background."""
     from tui_trainer.cli.attach_command import check_attachable, live_runs, pick_live_run
     from tui_trainer.cli.train_commands import DEFAULT_ROOT
-    from tui_trainer.engine.job import DEMO_JOB
-    from tui_trainer.engine.run_dir import lock_holder
+    from tui_trainer.engine.loop.job import DEMO_JOB
+    from tui_trainer.engine.rundir.layout import lock_holder
 
     root = DEFAULT_ROOT if root is None else root
     command = getattr(parsed, "command", None)
@@ -179,7 +179,7 @@ def describe(run: ServedRun, tab_args: list[str], url: str) -> list[str]:
 
 
 def farewell(run: ServedRun) -> str:
-    from tui_trainer.engine.run_dir import lock_holder
+    from tui_trainer.engine.rundir.layout import lock_holder
 
     holder = lock_holder(run.run_dir)
     if holder is None:

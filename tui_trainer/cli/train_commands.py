@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.cli.job_options import parse_job_options
-from tui_trainer.engine.job import DEMO_JOB
+from tui_trainer.engine.loop.job import DEMO_JOB
 
 DEFAULT_ROOT = Path("checkpoints")
 # Exit codes after a signal: the conventional 128 + signal number, once the checkpoint is saved.
@@ -94,7 +94,7 @@ def run_default(args: argparse.Namespace) -> int:
     """`tui-trainer` with no command: the dashboard on the live demo run, the last unfinished one, or a new one."""
 
     def launch(**kw: Any) -> Any:
-        from tui_trainer.engine.launch import continue_or_start
+        from tui_trainer.engine.loop.launch import continue_or_start
 
         return continue_or_start(DEFAULT_ROOT, **kw)
 
@@ -110,7 +110,7 @@ def run_default(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tui_trainer.engine.policy import CheckpointPolicy
+    from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 
     policy = CheckpointPolicy(
         every_steps=args.ckpt_every, every_minutes=args.ckpt_minutes, keep_last=args.keep_last,
@@ -119,8 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
     options = parse_job_options(args.job_opt)
 
     def launch(**kw: Any) -> Any:
-        from tui_trainer.engine.launch import new_run_dir, start_run
-        from tui_trainer.engine.run_dir import RunSettings  # argparse has checked each value already
+        from tui_trainer.engine.loop.launch import new_run_dir, start_run
+        from tui_trainer.engine.rundir.layout import RunSettings  # argparse has checked each value already
 
         settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
         run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
@@ -135,7 +135,7 @@ def run_resume(args: argparse.Namespace) -> int:
     settings = {"eval_every": args.eval_every, "log_every": args.log_every}
 
     def launch(**kw: Any) -> Any:
-        from tui_trainer.engine.launch import resume_run
+        from tui_trainer.engine.loop.launch import resume_run
 
         return resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
                           settings_overrides=settings, **kw)
@@ -179,8 +179,8 @@ def _drive_headless(launch: Any, *, detached: bool = False) -> int:
     trainer.log), and the run's journal too.
     """
     from tui_trainer.cli.console_reporter import make_reporter
-    from tui_trainer.engine.events import DISK_FULL_PAUSE, DISK_FULL_STOP
-    from tui_trainer.engine.signals import interrupt_saves
+    from tui_trainer.engine.loop.events import DISK_FULL_PAUSE, DISK_FULL_STOP
+    from tui_trainer.engine.loop.signals import interrupt_saves
     from tui_trainer.session.job_output import JournalOutput, capture_job_output
 
     # Started by a dashboard, a full disk pauses the run for its alert; headless it ends the run.

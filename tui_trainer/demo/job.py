@@ -14,9 +14,9 @@ import torch
 from torch.nn import functional as F
 
 from tui_trainer.demo.model import GPT, ModelConfig
-from tui_trainer.engine.batches import EpochBatches
-from tui_trainer.engine.job import Job
-from tui_trainer.engine.lr_schedule import WarmupCosine
+from tui_trainer.engine.loop.batches import EpochBatches
+from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.lr_schedule import WarmupCosine
 
 
 @dataclasses.dataclass(frozen=True)

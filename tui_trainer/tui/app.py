@@ -16,12 +16,12 @@ from textual.css.query import NoMatches
 from textual.containers import Horizontal
 from textual.widgets import Footer
 
-from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
-from tui_trainer.tui.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
+from tui_trainer.session.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
@@ -197,7 +197,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         run_dir = self.model.run_dir
 
         def resume(**kwargs: Any) -> Any:
-            from tui_trainer.engine.launch import resume_run
+            from tui_trainer.engine.loop.launch import resume_run
 
             return resume_run(run_dir, max_iters=target, **kwargs)
 

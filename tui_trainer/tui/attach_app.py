@@ -18,10 +18,10 @@ from typing import Any
 
 from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.tui.app import TrainerApp
-from tui_trainer.tui.watch_runner import WatchRunner
+from tui_trainer.session.watch_runner import WatchRunner
 from tui_trainer.tui.run_model import ENDED_STATES
 from tui_trainer.tui.screens.quit_modal import DETACH, SAVE_AND_QUIT, QuitScreen
-from tui_trainer.tui.watch_control import WatchControl
+from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.tui.widgets.status_header import StatusHeader
 from tui_trainer.tui.widgets.system_panel import SystemPanel
 
@@ -215,7 +215,7 @@ def _newest_checkpoint(run_dir: Path | None) -> str | None:
     if run_dir is None:
         return None
     try:
-        from tui_trainer.engine.run_dir import store_for
+        from tui_trainer.engine.rundir.layout import store_for
 
         listed = store_for(run_dir).list()
     except Exception:  # the message is a courtesy; a run dir we cannot list must not hide the rest
@@ -228,7 +228,7 @@ def _newest_checkpoint(run_dir: Path | None) -> str | None:
 
 def _wait_for_handover(run_dir: Path, timeout: float = HANDOVER_TIMEOUT_S) -> None:
     from tui_trainer.engine.errors import TrainerError
-    from tui_trainer.engine.run_dir import lock_holder
+    from tui_trainer.engine.rundir.layout import lock_holder
 
     deadline = time.monotonic() + timeout
     while lock_holder(run_dir) is not None:

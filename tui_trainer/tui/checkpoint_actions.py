@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointNotFound
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.error_text import describe_error
-from tui_trainer.tui.rollback import RollbackPlan, RollbackRefused, plan_rollback
-from tui_trainer.tui.runner import TrainingRunner
+from tui_trainer.session.rollback import RollbackPlan, RollbackRefused, plan_rollback
+from tui_trainer.session.runner import TrainingRunner
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.status_header import StatusHeader
@@ -27,7 +27,7 @@ from tui_trainer.tui.widgets.status_header import StatusHeader
 if TYPE_CHECKING:
     from textual.app import App
 
-    from tui_trainer.engine.checkpoint_store import StoredCheckpoint
+    from tui_trainer.engine.checkpoints.store import StoredCheckpoint
     from tui_trainer.tui.run_model import RunModel
     from tui_trainer.tui.screens.prune_modal import PruneRequest
     from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow
@@ -133,7 +133,7 @@ class CheckpointActions(_App):
 
     @staticmethod
     def _store(run_dir: str) -> Any:
-        from tui_trainer.engine.run_dir import store_for
+        from tui_trainer.engine.rundir.layout import store_for
 
         return store_for(run_dir)
 
@@ -162,8 +162,8 @@ class CheckpointActions(_App):
             return
 
         def keep_last() -> int:
-            from tui_trainer.engine.policy import CheckpointPolicy
-            from tui_trainer.engine.run_dir import read_run
+            from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+            from tui_trainer.engine.rundir.layout import read_run
 
             keep = read_run(run_dir).policy.keep_last
             return keep if keep >= 1 else CheckpointPolicy().keep_last  # 0 keeps all: offer the default
@@ -335,7 +335,7 @@ class CheckpointActions(_App):
         path = str(Path(run_dir) / name)
 
         def resume(**kwargs: Any) -> Any:
-            from tui_trainer.engine.launch import resume_run
+            from tui_trainer.engine.loop.launch import resume_run
 
             return resume_run(path, max_iters=target, **kwargs)
 

@@ -22,9 +22,9 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from tui_trainer.engine.checkpoint_meta import SIDECAR_SUFFIX
-from tui_trainer.engine.checkpoint_store import FOREIGN_SUFFIXES
-from tui_trainer.engine.run_dir import RUN_FILE
+from tui_trainer.engine.checkpoints.meta import SIDECAR_SUFFIX
+from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES
+from tui_trainer.engine.rundir.layout import RUN_FILE
 
 # Every change this tool makes ends in a rename (atomic writes) or a delete, and other tools'
 # copies end in a close after writing. Modify events are left out on purpose: writing a 10 GB

@@ -12,13 +12,13 @@ from enum import Flag, auto
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_trainer.engine.job import DEMO_JOB
+from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.chart_data import LossSeries
-from tui_trainer.tui.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
+from tui_trainer.session.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
 
 if TYPE_CHECKING:
-    from tui_trainer.engine import events as ev
+    from tui_trainer.engine.loop import events as ev
 
 # State -> the word shown; the word is also the CSS class that colours it (`-running`, ...).
 STATE_WORDS = {
@@ -143,7 +143,7 @@ class RunModel:
         return changed
 
     def _apply_one(self, event: Any) -> Changed:
-        from tui_trainer.engine import events as ev  # on the first event: not needed for the first frame
+        from tui_trainer.engine.loop import events as ev  # on the first event: not needed for the first frame
 
         at = getattr(event, "time", None) or time.time()
         if isinstance(event, ev.StepCompleted):
@@ -218,7 +218,7 @@ class RunModel:
             self.state, self.error, self.ended_at = "failed", event.error, at
             self.note(f"training failed at step {event.step}: {event.error}", "error", at)
             return Changed.STATUS | Changed.LOG
-        from tui_trainer.engine.journal_records import JournalLine
+        from tui_trainer.engine.rundir.journal_records import JournalLine
 
         if isinstance(event, JournalLine):  # a note or the job's output, from the run's journal
             self.note(event.text, event.level, event.time, event.source)

@@ -119,7 +119,7 @@ class CompareScreen(LoadedView):
                 yield Static("", id="compare-changes")
 
     def load(self) -> Any:
-        from tui_trainer.engine.checkpoint_compare import compare_checkpoints  # imports torch
+        from tui_trainer.engine.tools.compare import compare_checkpoints  # imports torch
 
         return compare_checkpoints(self.a, self.b)
 

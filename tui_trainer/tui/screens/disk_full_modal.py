@@ -18,7 +18,7 @@ from textual.widgets import Button, Label
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from tui_trainer.engine.events import DiskFull
+    from tui_trainer.engine.loop.events import DiskFull
 
 PRUNE, EXPORT, RETRY = "prune", "export", "retry"
 

@@ -51,7 +51,7 @@ def export_checkpoint(source: Path, out: Path, fmt: str, overwrite: bool, export
         raise ExportRefused(f"{out} already exists; choose another name, or tick 'Replace an existing file'")
     if out.parent == exports_dir:
         exports_dir.mkdir(exist_ok=True)  # the default folder is ours to create; any other must exist
-    from tui_trainer.engine.weights_export import export_weights  # imports torch
+    from tui_trainer.engine.tools.export import export_weights  # imports torch
 
     return export_weights(source, out, fmt, overwrite=overwrite)
 

@@ -27,8 +27,8 @@ TRAIN, VAL = "train loss", "val loss"
 
 def load_curves(runs: list[tuple[str, Path]]) -> dict[str, list[Curve]]:
     """Train and val curves of each run, keyed by TRAIN and VAL, in the order given."""
-    from tui_trainer.engine.history import read_loss_curves
-    from tui_trainer.engine.run_dir import HISTORY_FILE
+    from tui_trainer.engine.rundir.history import read_loss_curves
+    from tui_trainer.engine.rundir.layout import HISTORY_FILE
 
     curves: dict[str, list[Curve]] = {TRAIN: [], VAL: []}
     for label, run_dir in runs:

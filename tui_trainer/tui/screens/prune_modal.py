@@ -58,7 +58,7 @@ def parse_keep_last(text: str) -> tuple[int | None, str | None]:
 
 def preview_prune(run_dir: str | Path, keep_last: int) -> PrunePreview:
     """What `prune(keep_last)` would delete now, and what it keeps whatever the number. Reads sidecars."""
-    from tui_trainer.engine.run_dir import store_for
+    from tui_trainer.engine.rundir.layout import store_for
 
     store = store_for(run_dir)
     doomed = store.plan_prune(keep_last)

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label
 
-from tui_trainer.tui.rollback import RollbackPlan, describe_rollback
+from tui_trainer.session.rollback import RollbackPlan, describe_rollback
 from tui_trainer.tui.screens.form_modal import FormModal
 from tui_trainer.tui.screens.target_modal import parse_target
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_trainer.engine.runs_prune import RunsPrunePlan
+from tui_trainer.engine.rundir.runs_prune import RunsPrunePlan
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.screens.prune_modal import PruneScreen
 
@@ -37,8 +37,8 @@ class RunsPruneScreen(PruneScreen):
         self.root = Path(root)
 
     def compute_preview(self, keep: int) -> RunsPrunePlan:
-        from tui_trainer.engine.runs_index import list_runs
-        from tui_trainer.engine.runs_prune import plan_runs_prune
+        from tui_trainer.engine.rundir.runs_index import list_runs
+        from tui_trainer.engine.rundir.runs_prune import plan_runs_prune
 
         return plan_runs_prune(list_runs(self.root), keep)
 

@@ -18,8 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 from textual.worker import get_current_worker
 
-from tui_trainer.engine.policy import CheckpointPolicy
-from tui_trainer.engine.runs_index import RunsIndex, RunSummary
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.error_text import describe_error
 from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
@@ -86,7 +86,7 @@ class RunsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
     def _scan(self) -> None:
-        from tui_trainer.engine.runs_index import list_runs
+        from tui_trainer.engine.rundir.runs_index import list_runs
 
         try:
             index, problem = list_runs(self.root), None
@@ -159,8 +159,8 @@ class RunsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="runs-prune", exit_on_error=False)
     def _prune(self, request: PruneRequest) -> None:
-        from tui_trainer.engine.runs_index import list_runs
-        from tui_trainer.engine.runs_prune import prune_runs
+        from tui_trainer.engine.rundir.runs_index import list_runs
+        from tui_trainer.engine.rundir.runs_prune import prune_runs
 
         try:
             result: Any = prune_runs(list_runs(self.root), request.keep_last, request.names)

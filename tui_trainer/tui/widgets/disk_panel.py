@@ -18,7 +18,7 @@ from tui_trainer.tui.widgets.live_text import show_text
 
 if TYPE_CHECKING:
     # Imported once the run has loaded (the checkpoint store with it): not needed for the first frame.
-    from tui_trainer.engine.disk_forecast import DiskForecast, DiskState
+    from tui_trainer.engine.checkpoints.disk_forecast import DiskForecast, DiskState
 
 DISK_REFRESH_S = 10.0
 
@@ -101,7 +101,7 @@ class DiskPanel(Static):
 
     @work(thread=True, exclusive=True, group="disk-panel", exit_on_error=False)
     def _read(self, run_dir: str) -> None:
-        from tui_trainer.engine.disk_forecast import read_disk_state
+        from tui_trainer.engine.checkpoints.disk_forecast import read_disk_state
         from tui_trainer.engine.errors import TrainerError
 
         try:
@@ -121,7 +121,7 @@ class DiskPanel(Static):
     def _render_forecast(self) -> None:
         state = self.state
         if state is not None:
-            from tui_trainer.engine.disk_forecast import forecast
+            from tui_trainer.engine.checkpoints.disk_forecast import forecast
 
             self.forecast = forecast(state, self._step, self._target or state.target, self._steps_per_sec)
         text, warning = describe_disk(self.forecast, self._problem)

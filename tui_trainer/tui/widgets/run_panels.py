@@ -40,7 +40,7 @@ class RunPanels(Horizontal):
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
     def list_checkpoints(self, run_dir: str | Path) -> None:
         """Re-read the run's checkpoint metadata on a worker, then show it in the table."""
-        from tui_trainer.engine.run_dir import store_for
+        from tui_trainer.engine.rundir.layout import store_for
 
         rows = checkpoint_rows(store_for(run_dir).list())
         if not get_current_worker().is_cancelled:

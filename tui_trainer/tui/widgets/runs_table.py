@@ -14,8 +14,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui_trainer.engine.job import DEMO_JOB
-from tui_trainer.engine.runs_index import RunSummary
+from tui_trainer.engine.loop.job import DEMO_JOB
+from tui_trainer.engine.rundir.runs_index import RunSummary
 from tui_trainer.engine.sizes import human_bytes
 
 COLUMNS = ("", "run", "state", "step", "best val", "ckpts", "size", "job")  # job last: cut first when narrow

@@ -14,7 +14,7 @@ from textual import work
 from textual.widgets import Static
 
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.system_stats import GpuStats, SystemSample, SystemSampler
+from tui_trainer.session.system_stats import GpuStats, SystemSample, SystemSampler
 from tui_trainer.tui.widgets.live_text import show_text
 
 SAMPLE_INTERVAL_S = 1.0

@@ -1,0 +1,131 @@
+"""A run's checkpoint writer: when to save, writing with room on disk, and retention.
+
+The trainer decides what state to save; this decides whether a periodic save is due, makes room
+when the disk is short, writes through the store, and prunes what the policy lets go.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.checkpoints import retention
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import set_aside
+
+
+class Checkpointer:
+    """Saves and prunes the checkpoints of one run. Used from the training thread only."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        policy: CheckpointPolicy,
+        emit: Callable[[ev.Event], None],
+        notes: list[str],
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.policy = policy
+        self.store = CheckpointStore(run_dir, run_id, policy.monitor, policy.mode)
+        self.last_path: Path | None = None
+        self._emit = emit
+        self._notes = notes
+        self._last_size: int | None = None
+        self._last_time = time.monotonic()
+
+    def periodic_due(self, step: int) -> bool:
+        p = self.policy
+        if p.every_steps and step % p.every_steps == 0:
+            return True
+        return bool(p.every_minutes) and time.monotonic() - self._last_time >= p.every_minutes * 60
+
+    def saved_at(self, step: int) -> CheckpointMeta | None:
+        """This run's checkpoint at `step`, if one is on disk.
+
+        Any other file under that name (another run's, or a damaged one) is moved aside, since
+        skipping the save or overwriting the file would both lose data; returns None then.
+        """
+        path = self.run_dir / checkpoint_name(step)
+        if not path.exists():
+            return None
+        saved = read_sidecar(sidecar_path(path))
+        if saved is not None and saved.run_id == self.run_id and saved.step == step:
+            return saved
+        folder = set_aside(self.run_dir, [path]).relative_to(self.run_dir)
+        self._notes.append(f"moved {path.name} to {folder}/: it is not a readable checkpoint of this run")
+        return None
+
+    def write(self, meta: CheckpointMeta, state: dict[str, Any]) -> StoredCheckpoint:
+        """Save `state` atomically, then prune; events say how it went."""
+        started = time.perf_counter()
+        try:
+            stored = self._write_with_room(meta, state)
+        except (NotEnoughDiskSpace, OSError) as exc:
+            reason = str(exc) if isinstance(exc, NotEnoughDiskSpace) else f"{type(exc).__name__}: {exc}"
+            self._emit(ev.CheckpointFailed(meta.step, meta.kind, reason))
+            raise
+        self._last_size = stored.meta.size_bytes
+        self._last_time = time.monotonic()
+        self.last_path = stored.path
+        seconds = time.perf_counter() - started
+        self._emit(ev.CheckpointSaved(str(stored.path), meta.step, meta.kind, stored.meta.size_bytes or 0, seconds))
+        self.prune()
+        return stored
+
+    def amend(self, meta: CheckpointMeta, announce: bool) -> Path:
+        """Rewrite the sidecar of an existing checkpoint (a new kind or fresh metrics), then prune."""
+        path = self.run_dir / meta.name
+        self.store.write_meta(meta)
+        self.prune()
+        if announce:
+            self._emit(ev.CheckpointSaved(str(path), meta.step, meta.kind, meta.size_bytes or 0, 0.0))
+        self.last_path = path
+        return path
+
+    def _write_with_room(self, meta: CheckpointMeta, state: dict[str, Any]) -> StoredCheckpoint:
+        """If the disk is short, first delete what retention would delete after this save anyway."""
+
+        def serialize(f: Any) -> None:
+            torch.save(state, f)
+
+        try:
+            return self.store.save(meta, serialize, expected_bytes=self._last_size)
+        except NotEnoughDiskSpace:
+            doomed = self._prunable([*self.store.scan(), meta])
+            if not doomed:
+                raise
+            self._delete(doomed)
+            return self.store.save(meta, serialize, expected_bytes=self._last_size)
+
+    def set_keep_last(self, keep_last: int) -> None:
+        self.policy = self.policy.with_overrides(keep_last=keep_last)
+        self.prune()
+
+    def prune(self) -> None:
+        if self.policy.keep_last:
+            self._delete(self._prunable(self.store.scan()))
+
+    def _prunable(self, checkpoints: list[CheckpointMeta]) -> list[CheckpointMeta]:
+        p = self.policy
+        return retention.checkpoints_to_prune(checkpoints, p.keep_last, self.run_id, p.monitor, p.mode)
+
+    def _delete(self, doomed: list[CheckpointMeta]) -> None:
+        freed, removed = 0, []
+        for meta in doomed:
+            try:
+                freed += self.store.delete(meta.name)
+            except CheckpointNotFound:
+                continue  # someone else (a `ckpt prune` beside us) deleted it first
+            removed.append(str(self.run_dir / meta.name))
+        if removed:
+            self._emit(ev.CheckpointPruned(tuple(removed), freed))

@@ -1,0 +1,116 @@
+"""Events the trainer reports: frozen dataclasses, safe to hand to another thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+# What a trainer does when a save does not fit (its `when_disk_full`): end the run, or pause.
+DISK_FULL_STOP, DISK_FULL_PAUSE = "stop", "pause"
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float = field(kw_only=True, default=0.0)
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    run_dir: str
+    run_id: str
+    job: str
+    step: int
+    target: int
+    device: str
+    resumed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class StepCompleted(Event):
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    steps_per_sec: float
+    samples_per_sec: float
+    target: int
+
+
+@dataclass(frozen=True)
+class Evaluated(Event):
+    step: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    path: str
+    step: int
+    kind: str
+    size_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckpointPruned(Event):
+    paths: tuple[str, ...]
+    freed_bytes: int
+
+
+@dataclass(frozen=True)
+class CheckpointFailed(Event):
+    step: int
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DiskFull(Event):
+    """A save did not fit, so training is paused with nothing written; `resume()` retries it.
+
+    Only a trainer asked to pause on a full disk (`when_disk_full="pause"`) reports this; by
+    default a full disk ends the run instead.
+    """
+
+    step: int
+    kind: str  # the save that did not fit: periodic, manual, final
+    name: str
+    needed_bytes: int | None
+    free_bytes: int | None
+    directory: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetChanged(Event):
+    step: int
+    old_target: int
+    new_target: int
+    note: str
+
+
+@dataclass(frozen=True)
+class PolicyChanged(Event):
+    keep_last: int
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    step: int
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    step: int
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    step: int
+    reason: str  # "target", "stopped", "interrupted", "disk_full"
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    step: int
+    error: str

@@ -1,0 +1,293 @@
+"""Starting a run: a new run dir, a resume from a run dir or a checkpoint, or the default demo.
+
+Each function takes the run dir's lock, cleans up after an earlier crash, builds the job and
+returns a ready Trainer whose `notes` say what was decided and why. Each hands the trainer the
+run dir's journal, so every run, headless or not, can be followed from other processes.
+`when_disk_full` is the Trainer's: "stop" ends the run on a full disk, "pause" waits for room
+(the dashboard's choice).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.loop.events import DISK_FULL_STOP
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.loop.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
+from tui_trainer.engine.rundir.journal import JournalWriter
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import (
+    RunInfo,
+    RunLock,
+    RunSettings,
+    is_run_dir,
+    new_run_id,
+    read_run,
+    set_aside,
+    write_run,
+)
+from tui_trainer.engine.loop.trainer import EventCallback, Trainer
+
+def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int) -> Job:
+    """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules)."""
+    options = dict(options)
+    factory = import_factory(spec)
+    if "max_iters" not in options and _accepts(factory, "max_iters"):
+        options["max_iters"] = max_iters
+    return load_job(spec, **options)
+
+
+def start_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    job: JobFactory | str = DEMO_JOB,
+    job_options: Mapping[str, Any] | None = None,
+    policy: CheckpointPolicy | None = None,
+    settings: RunSettings | None = None,
+    on_event: EventCallback | None = None,
+    control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
+) -> Trainer:
+    """A new run in `run_dir`, which must not already hold a run.
+
+    The job is built before anything is created on disk, so a job that fails to build leaves
+    no empty run dir behind.
+    """
+    run_dir = Path(run_dir)
+    _check_free_for_a_run(run_dir)
+    settings = settings or RunSettings()
+    policy = policy or CheckpointPolicy()
+    options = dict(job_options or {})
+    built = build_job(job, options, settings.max_iters)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        _check_free_for_a_run(run_dir)  # another process may have started one meanwhile
+        info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options),
+                       policy=policy, settings=settings)
+        write_run(run_dir, info)
+        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock,
+                          journal=JournalWriter(run_dir), when_disk_full=when_disk_full)
+    except BaseException:
+        lock.release()
+        raise
+    trainer.notes.append(f"new run {info.run_id} in {run_dir}")
+    _check_journal(trainer)
+    return trainer
+
+
+def _check_journal(trainer: Trainer) -> None:
+    assert trainer.journal is not None
+    problem = trainer.journal.ready()
+    if problem is not None:
+        trainer.notes.append(f"not journaling (viewers in other processes see less): {problem}")
+
+
+def _check_free_for_a_run(run_dir: Path) -> None:
+    if is_run_dir(run_dir):
+        raise RunDirError(
+            f"{run_dir} already holds a run; continue it with `tui-trainer resume {run_dir}` "
+            "or choose another --run-dir"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(p.suffix in (".pt", ".pth", ".ckpt") for p in run_dir.iterdir()):
+        raise RunDirError(f"{run_dir} already holds checkpoint files; choose an empty or new --run-dir")
+
+
+def resume_run(
+    path: str | os.PathLike[str],
+    *,
+    max_iters: int | None = None,
+    policy_overrides: Mapping[str, Any] | None = None,
+    settings_overrides: Mapping[str, Any] | None = None,
+    job: JobFactory | None = None,
+    on_event: EventCallback | None = None,
+    control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
+) -> Trainer:
+    """Continue a run from its newest valid checkpoint, or from a given checkpoint file.
+
+    `job` overrides the factory stored in the run (needed when it is not importable, e.g. one
+    defined in a script's `__main__`); it must build the same model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path} does not exist")
+    run_dir = path if path.is_dir() else path.parent
+    info = read_run(run_dir)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        trainer = _resume_locked(run_dir, info, None if path.is_dir() else path, max_iters,
+                                 policy_overrides or {}, settings_overrides or {}, job, on_event, control, lock,
+                                 when_disk_full)
+    except BaseException:
+        lock.release()
+        raise
+    return trainer
+
+
+def _resume_locked(
+    run_dir: Path,
+    info: RunInfo,
+    chosen_file: Path | None,
+    max_iters: int | None,
+    policy_overrides: Mapping[str, Any],
+    settings_overrides: Mapping[str, Any],
+    factory: JobFactory | None,
+    on_event: EventCallback | None,
+    control: TrainingControl | None,
+    lock: RunLock,
+    when_disk_full: str,
+) -> Trainer:
+    store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
+    notes = [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
+    notes += [f"rebuilt the missing metadata of {name}" for name in store.repair_sidecars()]
+    notes += [f"ignoring {p.name}: a link to a file outside {run_dir}" for p in store.links_outside()]
+    own = [c for c in store.list() if c.meta.run_id == info.run_id]
+    others = [c for c in store.list() if c.meta.run_id != info.run_id]
+    if others:
+        notes.append(f"ignoring {len(others)} checkpoint(s) of other runs in {run_dir}")
+    if chosen_file is not None:
+        candidates = [c for c in own if c.path.name == chosen_file.name]
+        if not candidates:
+            raise CheckpointError(f"{chosen_file} is not a checkpoint of run {info.run_id} in {run_dir}")
+    else:
+        candidates = sorted(own, key=lambda c: c.meta.step, reverse=True)
+        if not candidates:
+            raise RunDirError(f"{run_dir} has no checkpoint of this run to resume from")
+    state, start = None, None
+    for candidate in candidates:
+        problem = store.integrity_problem(candidate)
+        if problem is None:
+            try:
+                state = load_checkpoint(candidate.path, map_location="cpu")
+            except CheckpointError as exc:
+                problem = str(exc)
+        if problem is None:
+            start = candidate
+            break
+        if chosen_file is not None:
+            raise CheckpointError(f"cannot resume from {candidate.path.name}: {problem}")
+        notes.append(f"skipped {candidate.path.name}: {problem}")
+    if start is None:
+        raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from")
+
+    step = start.meta.step
+    newer = [c for c in own if c.meta.step > step or (c.meta.step == step and c.path != start.path)]
+    if newer:
+        moved = set_aside(run_dir, [c.path for c in newer])
+        notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(run_dir)}/: they are superseded")
+
+    info.policy = info.policy.with_overrides(**policy_overrides)
+    settings = {k: v for k, v in settings_overrides.items() if v is not None}
+    info.settings = RunSettings(**{**info.settings.__dict__, **settings})
+    stored_target = int(state.get("target", info.settings.max_iters))
+    target = max_iters if max_iters is not None else stored_target
+    if target <= step:
+        raise RunDirError(
+            f"run is already at step {step}, at or past the target {target}; "
+            f"pass --max-iters N with N > {step} to train further"
+        )
+    job = build_job(factory or info.job, info.job_options, stored_target)
+    training_state.restore(job, state, start.path.name)
+    info.settings.max_iters = stored_target
+    write_run(run_dir, info)
+    why = "newest valid checkpoint" if chosen_file is None else "as requested"
+    notes.append(f"resuming from {start.path.name} (step {step}, {why}); target {target}")
+    history = HistoryWriter(run_dir, resume_step=step, summary_state=training_state.history_summary_of(state))
+    try:
+        trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
+                          resumed_from=str(start.path), history=history, lock=lock, journal=JournalWriter(run_dir),
+                          when_disk_full=when_disk_full)
+    except BaseException:
+        history.close()
+        raise
+    trainer.notes.extend(notes)
+    _check_journal(trainer)
+    return trainer
+
+
+def continue_or_start(
+    root: str | os.PathLike[str],
+    *,
+    job: str = DEMO_JOB,
+    job_options: Mapping[str, Any] | None = None,
+    max_iters: int | None = None,
+    on_event: EventCallback | None = None,
+    control: TrainingControl | None = None,
+    when_disk_full: str = DISK_FULL_STOP,
+    **start_kwargs: Any,
+) -> Trainer:
+    """Continue the newest unfinished run of `job` under `root`, else start a new one beside it."""
+    root = Path(root)
+    for run_dir, info in reversed(find_runs(root)):
+        if info.job == job and info.state != "finished":
+            try:
+                trainer = resume_run(run_dir, max_iters=max_iters, on_event=on_event, control=control,
+                                     when_disk_full=when_disk_full)
+            except (RunDirError, CheckpointError):
+                continue
+            trainer.notes.insert(0, f"continuing the unfinished run in {run_dir}")
+            return trainer
+        break
+    run_dir = new_run_dir(root, job)
+    settings = start_kwargs.pop("settings", None) or RunSettings(**({"max_iters": max_iters} if max_iters else {}))
+    return start_run(run_dir, job=job, job_options=job_options, settings=settings,
+                     on_event=on_event, control=control, when_disk_full=when_disk_full, **start_kwargs)
+
+
+def new_run_dir(root: str | os.PathLike[str], job: JobFactory | str) -> Path:
+    """A fresh, timestamped run dir path under `root`, named after the job."""
+    job = spec_of(job)
+    name = "demo" if job == DEMO_JOB else job.partition(":")[0].rpartition(".")[2] or "run"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(root) / f"{name}-{stamp}"
+    suffix = 2
+    while run_dir.exists():
+        run_dir = Path(root) / f"{name}-{stamp}-{suffix}"
+        suffix += 1
+    return run_dir
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[tuple[Path, RunInfo]]:
+    """Run dirs directly under `root`, oldest first."""
+    runs = []
+    try:
+        children = sorted(Path(root).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for child in children:
+        if is_run_dir(child):
+            try:
+                runs.append((child, read_run(child)))
+            except RunDirError:
+                continue
+    return sorted(runs, key=lambda r: r[1].created)
+
+
+def _stored_options(job: Job, given: dict[str, Any]) -> dict[str, Any]:
+    """The options to rebuild the same job later: what the job reports, else what was given."""
+    reported = job.config.get("options") if isinstance(job.config, Mapping) else None
+    return dict(reported) if isinstance(reported, Mapping) else given
+
+
+def _accepts(factory: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+

@@ -1,0 +1,408 @@
+"""The training loop: steps, evaluations, checkpoints and retention, steered by a TrainingControl.
+
+The run dir's lock and its journal (`engine/rundir/journal.py`) are handed in by whoever launches the
+run, which decides who owns them; without a journal nothing is journaled.
+
+`Trainer.run()` runs on whichever thread calls it (the CLI's main thread, or the dashboard's
+worker). Commands arrive through `trainer.control` from any thread and are applied between
+steps; events leave through `on_event`, called on the training thread, so a UI must hand them
+over to its own thread without blocking.
+
+A save that does not fit on the disk writes nothing. By default (`when_disk_full="stop"`, for
+headless runs) the run then ends with reason `disk_full`; with `"pause"` (the dashboard) the
+trainer reports `DiskFull`, pauses with everything still in memory, and retries the save when
+resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.rundir.commands import ControlFilePoller
+from tui_trainer.engine.errors import NotEnoughDiskSpace
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.loop.job import Job, Retargetable
+from tui_trainer.engine.rundir.journal import JournalWriter
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.layout import RunInfo, RunLock, write_run
+
+EventCallback = Callable[[ev.Event], None]
+PAUSE_POLL_S = 0.1
+SPEED_SMOOTHING = 0.1
+
+
+@dataclass
+class RunResult:
+    step: int
+    target: int
+    reason: str  # "target", "stopped", "interrupted", "disk_full", "failed"
+    last_checkpoint: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains `job` in `run_dir` from `step` up to the run's target, saving per the run's policy."""
+
+    def __init__(
+        self,
+        job: Job,
+        run_dir: Path,
+        info: RunInfo,
+        *,
+        step: int = 0,
+        target: int | None = None,
+        on_event: EventCallback | None = None,
+        control: TrainingControl | None = None,
+        resumed_from: str | None = None,
+        history: HistoryWriter | None = None,
+        lock: RunLock | None = None,
+        journal: JournalWriter | None = None,
+        when_disk_full: str = ev.DISK_FULL_STOP,
+    ) -> None:
+        if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
+            raise ValueError(f"when_disk_full must be 'stop' or 'pause', got {when_disk_full!r}")
+        self.when_disk_full = when_disk_full
+        self.job = job
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self.settings = info.settings
+        self.step = step
+        self.target = info.settings.max_iters
+        self._requested_target = target
+        self.control = control or TrainingControl()
+        # Commands from `tui-trainer watch` in another process arrive through the run dir.
+        self.control_file = ControlFilePoller(self.run_dir, self.control, device=str(job.device))
+        self.on_event = on_event or (lambda event: None)
+        self.resumed_from = resumed_from
+        self.notes: list[str] = []
+        self.checkpoints = Checkpointer(self.run_dir, info.run_id, info.policy, self._emit, self.notes)
+        self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
+        self.notes.extend(self.history.notes)
+        self._last_metrics: dict[str, float] = {}
+        self._metrics_step: int | None = None
+        self._last_loss: float | None = None
+        self._steps_per_sec = 0.0
+        self._lock = lock
+        # Every event but step summaries, and the notes, for viewers in other processes.
+        self.journal = journal
+        self._notes_journaled = 0
+
+    @property
+    def policy(self) -> CheckpointPolicy:
+        return self.checkpoints.policy
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Train to the target or until stopped; always releases the run dir's lock."""
+        try:
+            return self._run()
+        finally:
+            self.control_file.close()
+            if self.journal is not None:
+                self._journal_notes()
+                self.journal.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run(self) -> RunResult:
+        job = self.job
+        notes_before = len(self.notes)
+        self._emit(
+            ev.Started(
+                str(self.run_dir), self.info.run_id, self.info.job, self.step, self.target,
+                str(job.device), self.resumed_from,
+            )
+        )
+        self._set_state("running")
+        if self._requested_target is not None and self._requested_target != self.target:
+            self.retarget(self._requested_target)
+        reason = "target"
+        try:
+            job.model.train()
+            last_tick = time.perf_counter()
+            while True:
+                self.control_file.poll()
+                if self.control.has_requests():
+                    reason = self._apply_requests() or reason
+                    if reason != "target":
+                        break
+                    last_tick = time.perf_counter()
+                if self.step >= self.target:
+                    break
+                loss = self._train_step()
+                self.step += 1
+                now = time.perf_counter()
+                self._update_speed(now - last_tick)
+                last_tick = now
+                if self.step % self.settings.log_every == 0 or self.step == self.target:
+                    self._log_step(loss)
+                if self.settings.eval_every and self.step % self.settings.eval_every == 0:
+                    self._evaluate()
+                if self.checkpoints.periodic_due(self.step):
+                    self._save(PERIODIC)
+        except NotEnoughDiskSpace as exc:
+            reason = "disk_full"
+            self.notes.append(str(exc))
+        except BaseException as exc:
+            self._emit(ev.Failed(self.step, f"{type(exc).__name__}: {exc}"))
+            self._set_state("failed")
+            self.history.close()
+            raise
+        try:
+            if reason == "target" and self.policy.save_final:
+                if self._save(FINAL, evaluate=True) is None and self.control.stop_reason is not None:
+                    reason = self.control.stop_reason  # stopped while paused on a full disk
+            if reason == "interrupted":
+                self._checkpoint(INTERRUPTED, evaluate=False)
+        except NotEnoughDiskSpace as exc:
+            reason = "disk_full"
+            self.notes.append(str(exc))
+        self.history.close()
+        self._set_state({"target": "finished"}.get(reason, reason))
+        self._emit(ev.Finished(self.step, reason))
+        return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
+
+    def _train_step(self) -> torch.Tensor:
+        job = self.job
+        batch = _to_device(job.batches.next_batch(), job.device)
+        loss = job.loss_fn(job.model, batch)
+        job.optimizer.zero_grad(set_to_none=True)
+        scaler = job.grad_scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if job.grad_clip:
+                scaler.unscale_(job.optimizer)
+                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+            scaler.step(job.optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if job.grad_clip:
+                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+            job.optimizer.step()
+        if job.scheduler is not None:
+            job.scheduler.step()
+        if job.ema is not None:
+            job.ema.update(job.model)
+        return loss.detach()
+
+    def _update_speed(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = 1.0 / seconds
+        self._steps_per_sec = rate if not self._steps_per_sec else (
+            SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self._steps_per_sec
+        )
+
+    def _log_step(self, loss: torch.Tensor) -> None:
+        value = float(loss.item())
+        self._last_loss = value
+        lr = self.current_lr()
+        self.history.log_step(self.step, self.job.batches.epoch, value, lr, time.time())
+        self._emit(
+            ev.StepCompleted(
+                self.step, self.job.batches.epoch, value, lr, self._steps_per_sec,
+                self._steps_per_sec * self.job.batch_size, self.target,
+            )
+        )
+
+    def current_lr(self) -> float:
+        return float(self.job.optimizer.param_groups[0]["lr"])
+
+    def _evaluate(self) -> dict[str, float]:
+        """Run the job's evaluation without disturbing the training RNG streams."""
+        if self.job.evaluate is None:
+            return {}
+        if self._metrics_step == self.step:
+            return self._last_metrics
+        model = self.job.model
+        devices = [torch.device(self.job.device).index or 0] if str(self.job.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            python_state = random.getstate()
+            model.eval()
+            try:
+                raw = self.job.evaluate(model)
+            finally:
+                model.train()
+                random.setstate(python_state)
+        metrics = {str(k): float(v) for k, v in raw.items()}
+        self._last_metrics, self._metrics_step = metrics, self.step
+        self.history.log_eval(self.step, self.job.batches.epoch, metrics, time.time())
+        self._emit(ev.Evaluated(self.step, metrics))
+        return metrics
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _apply_requests(self) -> str | None:
+        """Apply pending commands; return a stop reason if the loop must end."""
+        self._apply_settings()
+        if self.control.paused and self.control.stop_reason is None:
+            self._emit(ev.Paused(self.step))
+            self.history.sync()
+            self._set_state("paused")
+            self._hold_while_paused()
+            self._set_state("running")
+            self._emit(ev.Resumed(self.step))
+        return self.control.stop_reason
+
+    def _hold_while_paused(self, save: bool = True) -> None:
+        """Block while paused, applying commands (from the control and its file) as they come."""
+        # A stop that lands before a pause() must still end the wait: stop() wakes a paused
+        # trainer, but a pause() right after it puts the wake-up back to sleep.
+        while self.control.stop_reason is None and not self.control.wait_while_paused(PAUSE_POLL_S):
+            self.control_file.poll()
+            self._apply_settings(save)
+        self._apply_settings(save)
+
+    def _apply_settings(self, save: bool = True) -> None:
+        new_target, new_keep_last, saves = self.control.take_requests()
+        if new_target is not None and new_target != self.target:
+            self.retarget(new_target)
+        if new_keep_last is not None and new_keep_last != self.policy.keep_last:
+            self.info.policy = self.policy.with_overrides(keep_last=new_keep_last)
+            write_run(self.run_dir, self.info)
+            self._emit(ev.PolicyChanged(new_keep_last))
+            self.checkpoints.set_keep_last(new_keep_last)
+        if saves and save:
+            self._save(MANUAL, evaluate=True)
+
+    def retarget(self, new_target: int) -> None:
+        old = self.target
+        note = f"target {old} -> {new_target}"
+        if new_target <= self.step:
+            note = f"already at step {self.step}; the run ends here"
+        elif isinstance(self.job.scheduler, Retargetable):
+            note = self.job.scheduler.retarget(self.step, new_target)
+        elif self.job.scheduler is not None:
+            note = "the job's LR scheduler cannot be re-anchored; it continues on its original schedule"
+        self.target = max(new_target, self.step)
+        self.info.settings.max_iters = self.target
+        write_run(self.run_dir, self.info)
+        self._emit(ev.TargetChanged(self.step, old, self.target, note))
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def _checkpoint(self, kind: str, evaluate: bool | None = None) -> Path | None:
+        """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
+        if self.step == 0:
+            return None
+        if evaluate is None:
+            evaluate = self.policy.eval_before_save
+        saved = self.checkpoints.saved_at(self.step)
+        if saved is not None:
+            return self._amend(saved, kind, evaluate)
+        if evaluate:
+            self._evaluate()
+        fresh = self._metrics_step == self.step
+        meta = CheckpointMeta(
+            name=checkpoint_name(self.step),
+            step=self.step,
+            epoch=self.job.batches.epoch,
+            kind=kind,
+            train_loss=self._last_loss,
+            metrics=dict(self._last_metrics) if fresh else {},
+            metrics_step=self.step if fresh else None,
+            run_id=self.info.run_id,
+        )
+        state = training_state.capture(
+            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
+                             training_state.HISTORY_KEY: self.history.summary_state()}
+        )
+        self.history.sync()
+        return self.checkpoints.write(meta, state).path
+
+    def _save(self, kind: str, evaluate: bool | None = None) -> Path | None:
+        """`_checkpoint`, but when asked to pause on a full disk: wait for room, then retry.
+
+        Returns None, having saved nothing, if the run is stopped while it waits; the caller's
+        loop then ends on that stop.
+        """
+        while True:
+            try:
+                return self._checkpoint(kind, evaluate)
+            except NotEnoughDiskSpace as exc:
+                if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
+                    raise
+                if not self._wait_for_room(kind, exc):
+                    return None
+
+    def _wait_for_room(self, kind: str, exc: NotEnoughDiskSpace) -> bool:
+        """Pause after a save that did not fit; True once resumed (retry it), False once stopped."""
+        self.control.pause()
+        self._emit(
+            ev.DiskFull(self.step, kind, checkpoint_name(self.step), exc.needed_bytes, exc.free_bytes,
+                        exc.directory or str(self.run_dir), str(exc))
+        )
+        self._set_state_if_room("paused")
+        self._hold_while_paused(save=False)  # a save-now while waiting: the retry is that save
+        if self.control.stop_reason is not None:
+            return False
+        self._set_state_if_room("running")
+        self._emit(ev.Resumed(self.step))
+        return True
+
+    def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool) -> Path:
+        """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
+
+        A save-now right after a periodic save must not leave a checkpoint that rotation deletes
+        later, and a final save must carry the final evaluation even on a periodic step.
+        """
+        became_manual = kind == MANUAL and meta.kind != MANUAL
+        if became_manual:
+            meta.kind = MANUAL
+        metrics = self._evaluate() if evaluate and meta.metrics_step != self.step else {}
+        if metrics:
+            meta.metrics, meta.metrics_step = dict(metrics), self.step
+        if became_manual or metrics:
+            return self.checkpoints.amend(meta, announce=became_manual)
+        return self.run_dir / meta.name
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self.info.state = state
+        write_run(self.run_dir, self.info)
+
+    def _set_state_if_room(self, state: str) -> None:
+        # run.json is tiny, but a disk full to the last block may refuse even that; the pause
+        # holds regardless, and the end state is written once there is room again.
+        with contextlib.suppress(OSError):
+            self._set_state(state)
+
+    def _emit(self, event: ev.Event) -> None:
+        object.__setattr__(event, "time", time.time())
+        if self.journal is not None:
+            self._journal_notes()  # what led up to the event, before it
+            self.journal.record(event)
+        self.on_event(event)
+
+    def _journal_notes(self) -> None:
+        assert self.journal is not None
+        for note in self.notes[self._notes_journaled:]:
+            self.journal.note(note)
+        self._notes_journaled = len(self.notes)
+
+
+def _to_device(batch: Any, device: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+

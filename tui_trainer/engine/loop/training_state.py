@@ -1,0 +1,81 @@
+"""What a checkpoint captures of a job, and how it is put back.
+
+A checkpoint is a plain dict (as in nanoGPT) of tensors and plain values, so it loads with
+`torch.load(weights_only=True)`: model, optimizer, scheduler, grad scaler, EMA, data position,
+RNG streams, config, metadata and the history summary (`HISTORY_KEY`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
+from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
+from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
+from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
+
+MAX_MISMATCHES_SHOWN = 3
+# The history's per-epoch summary and how much of history.jsonl it covers (plain lists and
+# ints), so a resume need not re-read the history; absent from older checkpoints.
+HISTORY_KEY = "history_summary"
+
+
+def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "meta": meta.to_json(),
+        "model": job.model.state_dict(),
+        "optimizer": job.optimizer.state_dict(),
+        "data": job.batches.state_dict(),
+        "rng": capture_rng_state(),
+        "config": job.config,
+        **extra,
+    }
+    for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
+        if part is not None:
+            state[key] = part.state_dict()
+    return state
+
+
+def check_model_fits(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise ArchitectureMismatch naming the first differing keys and shapes."""
+    expected = model.state_dict()
+    problems = []
+    for key, tensor in expected.items():
+        if key not in weights:
+            problems.append(f"{key} missing from the checkpoint")
+        elif tuple(weights[key].shape) != tuple(tensor.shape):
+            problems.append(f"{key}: checkpoint {tuple(weights[key].shape)} vs model {tuple(tensor.shape)}")
+    problems += [f"{key} not in the model" for key in weights if key not in expected]
+    if problems:
+        shown = "; ".join(problems[:MAX_MISMATCHES_SHOWN])
+        more = f" (and {len(problems) - MAX_MISMATCHES_SHOWN} more)" if len(problems) > MAX_MISMATCHES_SHOWN else ""
+        raise ArchitectureMismatch(
+            f"{source} does not fit this model: {shown}{more}. Resume with the job and options it was trained with"
+        )
+
+
+def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
+    """Load a full training state into `job`, exactly as it was saved."""
+    if not is_own_format(state):
+        raise CheckpointCorrupt(f"{source} was not written by tui-trainer; it cannot be resumed exactly")
+    weights = model_state_of(state, source)
+    check_model_fits(job.model, weights, source)
+    job.model.load_state_dict(weights)
+    job.optimizer.load_state_dict(state["optimizer"])
+    for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
+        if part is not None and key in state:
+            part.load_state_dict(state[key])
+    job.batches.load_state_dict(state["data"])
+    restore_rng_state(state["rng"])
+
+
+def history_summary_of(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The history summary a checkpoint carried, for `HistoryWriter(summary_state=...)`."""
+    value = state.get(HISTORY_KEY)
+    return value if isinstance(value, Mapping) else None

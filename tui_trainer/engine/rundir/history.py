@@ -1,0 +1,81 @@
+"""The run's history: `history.jsonl` as it happens, `training_history.json` as a summary.
+
+`history.jsonl` has one object per logged step (`step`, `epoch`, `loss`, `lr`, `time`) and one
+per evaluation (`step` and the metrics, e.g. `val_loss`); `history.idx` indexes it (see
+`history_index`). After a resume from step N every line past N is cut off first, in place, so
+the file always reads as one continuous run, at a cost that does not grow with its length.
+
+Reading lives here (no numpy, for listings); writing in `history_writer`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+
+
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every record in a history file; a torn last line (a crash mid-write) is skipped."""
+    return list(iter_history(path))
+
+
+def iter_history(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                yield record
+
+
+@dataclass
+class LossCurves:
+    """A run's train loss per logged step and its val loss per evaluation, NaN where not finite."""
+
+    steps: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    val_steps: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+
+
+def read_loss_curves(path: str | os.PathLike[str]) -> LossCurves:
+    """Train and val loss from a history file, for charts that compare runs."""
+    curves = LossCurves()
+    for record in iter_history(path):
+        if "loss" in record:
+            curves.steps.append(float(record["step"]))
+            curves.losses.append(_as_float(record["loss"]))
+        elif "val_loss" in record:
+            curves.val_steps.append(float(record["step"]))
+            curves.val_losses.append(_as_float(record["val_loss"]))
+    return curves
+
+
+def dump_record(record: Mapping[str, Any]) -> str:
+    # NaN/inf are written as null: a diverged loss must not make the file unreadable elsewhere.
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
+
+
+def _as_float(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def __getattr__(name: str) -> Any:
+    # The writer's names, where they were before it had a module of its own.
+    if name in ("HistoryWriter", "Truncation", "truncate_history"):
+        from tui_trainer.engine.rundir import history_writer
+
+        return getattr(history_writer, name)
+    raise AttributeError(name)

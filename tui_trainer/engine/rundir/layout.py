@@ -1,0 +1,140 @@
+"""A run directory: `run.json` (identity, job and policy), the writer lock, and its files.
+
+Layout::
+
+    <run dir>/run.json             run id, job spec and options, policy, settings, state
+    <run dir>/history.jsonl        one line per logged step and per evaluation
+    <run dir>/journal.jsonl        every other event, the launch's notes, the job's output (journal.py)
+    <run dir>/training_history.json
+    <run dir>/step_00000300.pt     checkpoints, each with step_00000300.meta.json beside it
+    <run dir>/.lock                held (flock) by the one process training here
+    <run dir>/superseded/<time>/   checkpoints set aside: newer than a resume point, or not this run's
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
+from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso, sidecar_path
+
+from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.errors import RunDirError, UnsafePath
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.rundir.lock import LOCK_FILE, LockHolder, RunLock, is_locked, lock_holder  # noqa: F401 (their old home)
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.jsonl"
+SUMMARY_FILE = "training_history.json"
+SUPERSEDED_DIR = "superseded"
+
+
+@dataclass
+class RunSettings:
+    """How the loop runs, apart from checkpointing; stored so `resume` keeps them."""
+
+    max_iters: int = 2000
+    eval_every: int = 0  # 0: evaluate only before checkpoints and at the end
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        from tui_trainer.engine.errors import InvalidPolicy
+
+        for name, low in (("max_iters", 1), ("eval_every", 0), ("log_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                flag = "--" + name.replace("_", "-")
+                raise InvalidPolicy(f"{flag} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    job: str
+    job_options: dict[str, Any] = field(default_factory=dict)
+    policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    settings: RunSettings = field(default_factory=RunSettings)
+    created: str = field(default_factory=now_iso)
+    state: str = "new"  # new, running, paused, finished, stopped, interrupted, disk_full, failed
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["policy"] = self.policy.to_dict()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunInfo:
+        return cls(
+            run_id=str(data["run_id"]),
+            job=str(data["job"]),
+            job_options=dict(data.get("job_options") or {}),
+            policy=CheckpointPolicy.from_dict(dict(data.get("policy") or {})),
+            settings=RunSettings(**{k: v for k, v in (data.get("settings") or {}).items() if k in RunSettings.__dataclass_fields__}),
+            created=str(data.get("created") or ""),
+            state=str(data.get("state") or "new"),
+            format_version=int(data.get("format_version") or FORMAT_VERSION),
+        )
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
+    path = Path(run_dir) / RUN_FILE
+    try:
+        return RunInfo.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} is not a tui-trainer run dir (no {RUN_FILE})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); fix or remove it") from None
+
+
+def write_run(run_dir: str | os.PathLike[str], info: RunInfo) -> None:
+    atomic_write_json(Path(run_dir) / RUN_FILE, info.to_json())
+
+
+def set_aside(run_dir: str | os.PathLike[str], checkpoints: Iterable[Path]) -> Path:
+    """Move checkpoints and their sidecars into a new `superseded/<time>/` folder; return it.
+
+    Nothing is deleted: the files stay for inspection, out of the listing and out of the way of
+    new saves under the same names.
+    """
+    folder = Path(run_dir) / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if not folder.resolve().is_relative_to(Path(run_dir).resolve()):
+        raise UnsafePath(
+            f"{folder} leads outside {run_dir} through a symbolic link; checkpoints are only moved within "
+            f"the run dir. Replace {Path(run_dir) / SUPERSEDED_DIR} with a plain directory."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for checkpoint in checkpoints:
+        for path in (checkpoint, sidecar_path(checkpoint)):
+            if path.exists():
+                shutil.move(path, folder / path.name)
+    fsync_dir(Path(run_dir))
+    return folder
+
+
+def store_for(run_dir: str | os.PathLike[str]) -> CheckpointStore:
+    """The checkpoint store of a run dir, or of a plain folder of checkpoints."""
+    if is_run_dir(run_dir):
+        info = read_run(run_dir)
+        return CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
+    return CheckpointStore(run_dir)
+
+

@@ -1,0 +1,1 @@
+"""One-shot tools over finished checkpoints and histories: inspect, verify, compare, export."""

@@ -1,0 +1,155 @@
+"""Everything known about one checkpoint file: sidecar, contents, weights, optimizer and config.
+
+The file is opened through `checkpoint_file.load_checkpoint`, so a file that would run code is
+refused rather than inspected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_trainer.engine.checkpoints.file import (
+    foreign_history,
+    foreign_meta,
+    is_own_format,
+    load_checkpoint,
+    model_state_of,
+    optimizer_state_of,
+)
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
+
+# Facts the sidecar and the file's embedded copy should agree on (pins and checksums are
+# recorded only in the sidecar, after the file was written).
+COMPARED_FIELDS = ("name", "step", "epoch", "kind", "train_loss", "metrics", "metrics_step", "run_id")
+PLAIN_PARTS = ("config", "data", "target", "job", "job_options")
+
+
+@dataclass
+class CheckpointDetails:
+    path: Path
+    size_bytes: int
+    own_format: bool
+    meta: CheckpointMeta
+    sidecar: str  # "present", "missing" or "damaged"
+    sidecar_differences: list[str] = field(default_factory=list)
+    checksum: str | None = None  # "matches", "MISMATCH", "not recorded"; None without a sidecar
+    marks: tuple[str, ...] = ()
+    weights: TensorSummary | None = None
+    tensor_shapes: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    optimizer: dict[str, Any] | None = None
+    parts: dict[str, Any] = field(default_factory=dict)  # config, data position, target, job
+    rng_streams: list[str] = field(default_factory=list)
+    top_level_keys: dict[str, str] = field(default_factory=dict)  # key -> what it holds
+    has_history: bool = False
+
+
+def inspect_checkpoint(path: str | Path, marks: tuple[str, ...] = ()) -> CheckpointDetails:
+    path = Path(path)
+    obj = load_checkpoint(path, mmap=True)
+    own = is_own_format(obj)
+    sidecar_file = sidecar_path(path)
+    sidecar_meta = read_sidecar(sidecar_file) if sidecar_file.exists() and path.suffix == ".pt" else None
+    embedded = _embedded_meta(obj) if own else None
+    if sidecar_meta is not None:
+        meta, sidecar = sidecar_meta, "present"
+    else:
+        sidecar = "damaged" if sidecar_file.exists() and path.suffix == ".pt" else "missing"
+        meta = embedded or (foreign_meta(obj, path) if isinstance(obj, Mapping) else CheckpointMeta(path.name, -1))
+        meta.name = path.name
+    details = CheckpointDetails(
+        path=path, size_bytes=path.stat().st_size, own_format=own, meta=meta, sidecar=sidecar, marks=marks
+    )
+    if sidecar_meta is not None:
+        details.checksum = _checksum_state(path, sidecar_meta)
+        if embedded is not None:
+            details.sidecar_differences = [
+                f"{name}: sidecar {getattr(sidecar_meta, name)!r}, file {getattr(embedded, name)!r}"
+                for name in COMPARED_FIELDS
+                if not _same(getattr(sidecar_meta, name), getattr(embedded, name))
+            ]
+    weights = model_state_of(obj, path)
+    details.weights = summarize_tensors(weights)
+    details.tensor_shapes = [
+        (k, tuple(v.shape), dtype_name(v.dtype)) for k, v in weights.items() if isinstance(v, torch.Tensor)
+    ]
+    details.optimizer = describe_optimizer(optimizer_state_of(obj))
+    if isinstance(obj, Mapping):
+        details.parts = {k: plain(obj[k]) for k in PLAIN_PARTS if k in obj}
+        if isinstance(obj.get("rng"), Mapping):
+            details.rng_streams = sorted(str(k) for k in obj["rng"])
+        details.top_level_keys = {str(k): describe_value(v) for k, v in obj.items()}
+        details.has_history = foreign_history(obj) is not None or isinstance(obj.get("history"), list)
+    return details
+
+
+def describe_optimizer(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    groups = state.get("param_groups") or []
+    per_param = state.get("state") or {}
+    slots = sorted({str(k) for entry in per_param.values() if isinstance(entry, Mapping) for k in entry})
+    return {
+        "param_groups": len(groups),
+        "lr": [plain(g.get("lr")) for g in groups if isinstance(g, Mapping)],
+        "parameters_with_state": len(per_param),
+        "state_slots": slots,
+    }
+
+
+def describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {dtype_name(value.dtype)}"
+    if isinstance(value, Mapping):
+        tensors = sum(isinstance(v, torch.Tensor) for v in value.values())
+        return f"dict of {len(value)}" + (f" ({tensors} tensors)" if tensors else "")
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of {len(value)}"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"str of {len(value)} chars"
+    return repr(value)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: tensors become short descriptions, NaN becomes None."""
+    if isinstance(value, torch.Tensor):
+        return plain(value.item()) if value.numel() == 1 else describe_value(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _checksum_state(path: Path, meta: CheckpointMeta) -> str:
+    if meta.sha256 is None:
+        return "not recorded"
+    if meta.size_bytes is not None and path.stat().st_size != meta.size_bytes:
+        return "MISMATCH"
+    return "matches" if sha256_of_file(path) == meta.sha256 else "MISMATCH"
+
+
+def _embedded_meta(obj: Mapping[str, Any]) -> CheckpointMeta | None:
+    try:
+        return CheckpointMeta.from_json(dict(obj["meta"]))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b

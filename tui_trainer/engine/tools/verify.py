@@ -1,0 +1,176 @@
+"""Checking checkpoint files on disk: complete, matching their recorded checksum, safe to load.
+
+Our checkpoints are checked against their sidecar (size, then SHA-256) without importing torch.
+Files without a sidecar are opened, lazily and safely, through `checkpoint_file`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_trainer.engine.atomic import find_temp_files
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
+from tui_trainer.engine.errors import (
+    CheckpointCorrupt,
+    CheckpointError,
+    CheckpointNotFound,
+    NotACheckpoint,
+    UnsafeCheckpoint,
+)
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.sizes import human_bytes
+
+_REASON_RE = re.compile(r"\(([^()]*)\)")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    path: Path
+    ok: bool
+    problem: str | None = None
+    detail: str = ""  # what was checked, for a result that is ok
+
+
+def verify_path(path: str | os.PathLike[str]) -> list[VerifyResult]:
+    """Verify one checkpoint file, or every checkpoint under a directory (recursively)."""
+    path = Path(path)
+    if path.is_dir():
+        return verify_tree(path)
+    if not path.exists():
+        raise CheckpointNotFound(f"{path}: no such file or directory")
+    if path.name.endswith(SIDECAR_SUFFIX):
+        checkpoint = path.with_name(path.name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX)
+        if not checkpoint.exists():
+            return [VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint.name} is missing")]
+        path = checkpoint
+    return [verify_file(path)]
+
+
+def verify_tree(root: Path) -> list[VerifyResult]:
+    results = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        results += verify_directory(Path(directory), files)
+    return results
+
+
+def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
+    """The checkpoints, orphaned sidecars and leftover temporary files of one directory."""
+    present = set(names)
+    results = []
+    outside = CheckpointStore(directory).links_outside()
+    for path in outside:
+        results.append(VerifyResult(path, False, f"a link to {os.path.realpath(path)}, outside {directory}; not read"))
+    for name in sorted(present - {p.name for p in outside}):
+        path = directory / name
+        if name.startswith("."):
+            continue
+        if name.endswith(SIDECAR_SUFFIX):
+            checkpoint = name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
+            if checkpoint not in present:
+                results.append(VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint} is missing"))
+        elif name.endswith(FOREIGN_SUFFIXES) and not (directory / name).is_dir():
+            results.append(verify_file(path))
+    for temp in find_temp_files(directory):
+        size = temp.stat().st_size if temp.exists() else 0
+        problem = f"leftover temporary file from an interrupted write ({human_bytes(size)}); safe to delete"
+        results.append(VerifyResult(temp, False, problem))
+    return results
+
+
+def verify_file(path: Path) -> VerifyResult:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return VerifyResult(path, False, f"cannot read: {exc.strerror or exc}")
+    if not path.is_file():
+        return VerifyResult(path, False, "not a regular file")
+    if path.name.endswith(CHECKPOINT_SUFFIX) and sidecar_path(path).exists():
+        return verify_against_sidecar(path, size)
+    if size == 0:
+        return VerifyResult(path, False, "empty file (0 bytes)")
+    return verify_loads(path)
+
+
+def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
+    meta = read_sidecar(sidecar_path(path))
+    if meta is None:
+        problem = f"sidecar {sidecar_path(path).name} is unreadable, damaged or describes another file"
+        return VerifyResult(path, False, problem)
+    if size == 0:
+        recorded = f" (recorded {meta.size_bytes} bytes)" if meta.size_bytes else ""
+        return VerifyResult(path, False, f"empty file (0 bytes){recorded}")
+    if meta.size_bytes is None or meta.sha256 is None:
+        result = verify_loads(path)
+        if result.ok:
+            detail = f"loads safely, {human_bytes(size)}; the sidecar records no checksum"
+            return VerifyResult(path, True, detail=detail)
+        return result
+    if size != meta.size_bytes:
+        why = "truncated?" if size < meta.size_bytes else "grown or replaced?"
+        return VerifyResult(path, False, f"size {size} != recorded {meta.size_bytes} ({why})")
+    try:
+        digest = sha256_of_file(path)
+    except OSError as exc:
+        return VerifyResult(path, False, f"cannot read: {exc.strerror or exc}")
+    if digest != meta.sha256:
+        return VerifyResult(
+            path, False, f"checksum mismatch: sha256 {digest[:12]}... != recorded {meta.sha256[:12]}... (damaged)"
+        )
+    return VerifyResult(path, True, detail=f"sha256 matches, {human_bytes(size)}")
+
+
+def verify_loads(path: Path) -> VerifyResult:
+    """A file without a sidecar: is it an intact PyTorch checkpoint that loads without running code?"""
+    damaged = zip_problem(path)
+    if damaged is not None:
+        return VerifyResult(path, False, damaged)
+    from tui_trainer.engine.checkpoints import file as checkpoint_file  # imports torch
+
+    try:
+        obj = checkpoint_file.load_checkpoint(path, mmap=True)
+    except UnsafeCheckpoint as exc:
+        found = re.search(r"\(([\w.]+)\)", str(exc))
+        return VerifyResult(path, False, "refused: would run code on load" + (f" ({found.group(1)})" if found else ""))
+    except NotACheckpoint as exc:
+        return VerifyResult(path, False, "not a checkpoint" + _reason(exc, path))
+    except CheckpointCorrupt as exc:
+        return VerifyResult(path, False, "damaged or truncated" + _reason(exc, path))
+    except CheckpointError as exc:
+        return VerifyResult(path, False, str(exc))
+    try:
+        state = checkpoint_file.model_state_of(obj, path)
+    except NotACheckpoint:
+        return VerifyResult(path, False, "not a checkpoint (loads, but holds no model weights)")
+    if checkpoint_file.is_own_format(obj):
+        return VerifyResult(
+            path, False, f"no sidecar ({sidecar_path(path).name} is missing), so its checksum cannot be checked"
+        )
+    detail = f"foreign checkpoint, loads safely ({len(state)} entries), {human_bytes(path.stat().st_size)}"
+    return VerifyResult(path, True, detail=detail)
+
+
+def zip_problem(path: Path) -> str | None:
+    """For a zip-format checkpoint: a CRC error, or a zip that is not a PyTorch archive."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            if not any(n.endswith("data.pkl") for n in archive.namelist()):
+                return "not a checkpoint (a zip archive, but not a PyTorch one)"
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        return f"damaged or truncated ({exc})"
+    if bad is not None:
+        return f"damaged: CRC mismatch in {bad}"
+    return None
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    found = _REASON_RE.findall(str(exc).replace(str(path), ""))
+    return f" ({found[-1]})" if found else ""

@@ -1,0 +1,125 @@
+"""The dashboard's control for a run trained by another process: commands go to `control.json`.
+
+It has TrainingControl's command methods, so the dashboard's keys work unchanged; each sends
+one command through `ControlClient`. `stop` only ends the watching: the run goes on.
+No Textual here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from tui_trainer.engine.rundir.commands import (
+    INTERRUPT,
+    KEEP_LAST,
+    PAUSE,
+    RESUME,
+    SAVE_NOW,
+    STOP,
+    TARGET,
+    Ack,
+    Command,
+    ControlClient,
+)
+from tui_trainer.engine.errors import TrainerError
+
+
+class WatchControl:
+    """Commands from the UI thread; the follower thread reports the ack and the run's pause state."""
+
+    def __init__(self, run_dir: str | os.PathLike[str] | None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.client = ControlClient(run_dir) if run_dir is not None else None
+        self.on_error = on_error or (lambda message: None)
+        self.ack: Ack | None = None  # the listening trainer, as the follower last saw it
+        self._lock = threading.Lock()
+        self._paused = False
+        self._stop_reason: str | None = None
+        self._sent: list[Command] = []
+
+    def set_run_dir(self, run_dir: str | os.PathLike[str]) -> None:
+        """The run dir, once a trainer started in the background has said which it is."""
+        self.client = ControlClient(run_dir)
+
+    # --- TrainingControl's commands ---------------------------------------------------------------
+
+    def pause(self) -> None:
+        if self._send(PAUSE):
+            self._paused = True
+
+    def resume(self) -> None:
+        if self._send(RESUME):
+            self._paused = False
+
+    def toggle_pause(self) -> None:
+        if self._paused:
+            self.resume()
+        else:
+            self.pause()
+
+    def save_now(self) -> None:
+        self._send(SAVE_NOW)
+
+    def set_target(self, max_iters: int) -> None:
+        if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+            raise ValueError(f"iteration target must be a positive integer, got {max_iters!r}")
+        self._send(TARGET, max_iters)
+
+    def set_keep_last(self, keep_last: int) -> None:
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
+            raise ValueError(f"keep-last must be an integer >= 0, got {keep_last!r}")
+        self._send(KEEP_LAST, keep_last)
+
+    def end_run(self, save: bool) -> bool:
+        """Ask the trainer to stop: saving a checkpoint first (`save`), or not. True if sent."""
+        return self._send(INTERRUPT if save else STOP)
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop watching. Never sent to the trainer: leaving a dashboard leaves the run alone."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    # --- from the follower ------------------------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self.ack is not None
+
+    def run_paused(self, paused: bool) -> None:
+        """The run's own state changed (paused by another dashboard, or a new trainer)."""
+        self._paused = paused
+
+    def new_ack(self, ack: Ack | None) -> list[Command]:
+        """Record the trainer's ack; return the commands of ours it has now applied."""
+        with self._lock:
+            if ack is None or (self.ack is not None and ack.trainer != self.ack.trainer):
+                self._sent.clear()  # that trainer is gone; it will never apply them
+            self.ack = ack
+            if ack is None:
+                return []
+            done = [c for c in self._sent if c.seq <= ack.applied]
+            self._sent = [c for c in self._sent if c.seq > ack.applied]
+            return done
+
+    def _send(self, op: str, value: int | None = None) -> bool:
+        if self.client is None:
+            self.on_error("the run is still starting; try again in a moment")
+            return False
+        try:
+            command = self.client.send(op, value)
+        except (TrainerError, OSError) as exc:
+            self.on_error(" ".join(str(exc).split()))
+            return False
+        with self._lock:
+            self._sent.append(command)
+        return True
