@@ -42,12 +42,12 @@ import torch
 
 from tui_trainer.demo.job import make_job, param_groups
 from tui_trainer.demo.model import GPT, ModelConfig
-from tui_trainer.engine.rundir import layout as run_dirs
-from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name
 from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
+from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.job import DEMO_JOB, Job
+from tui_trainer.engine.rundir import layout as run_dirs
 from tui_trainer.engine.rundir.layout import RunInfo, new_run_id, write_run
 
 SEED = 1337

@@ -67,9 +67,9 @@ def synthetic_history(path: Path, steps: int) -> None:
 
 def make_run(run_dir: Path, steps: int) -> None:
     """A tiny demo run with a checkpoint at `steps`; its first steps - TAIL are synthetic."""
-    from tui_trainer.engine.rundir.history_writer import HistoryWriter
-    from tui_trainer.engine.loop.launch import start_run
     from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+    from tui_trainer.engine.loop.launch import start_run
+    from tui_trainer.engine.rundir.history_writer import HistoryWriter
     from tui_trainer.engine.rundir.layout import RunSettings
 
     trainer = start_run(run_dir, job_options=TINY, settings=RunSettings(max_iters=steps),

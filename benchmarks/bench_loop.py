@@ -44,10 +44,10 @@ from pathlib import Path
 import torch
 
 from tui_trainer.demo.job import make_job
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.engine.loop.launch import start_run
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import RunSettings
 
 GOAL_RATIO = 0.98

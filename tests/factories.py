@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, PERIODIC, CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, write_run
 
 RUN_ID = "20240101-000000-abcdef"

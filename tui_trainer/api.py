@@ -25,8 +25,8 @@ def train(
     `job_options` are passed to it. Returns the engine's RunResult. Policy settings given here
     override those stored in a resumed run.
     """
-    from tui_trainer.engine.loop.launch import resume_run, start_run
     from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+    from tui_trainer.engine.loop.launch import resume_run, start_run
     from tui_trainer.engine.rundir.layout import RunSettings, is_run_dir
 
     if resume and is_run_dir(run_dir):

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from ckpt_cli import child_env
 
 START_TIMEOUT_S = 90.0

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from ckpt_cli import child_env, run
+
 from tui_trainer.engine.rundir.layout import RunInfo, write_run
 
 HELP = """

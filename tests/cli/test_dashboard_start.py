@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from ckpt_cli import child_env
 
 # Stand in for the attached dashboard: record what the CLI hands it and what is imported by then.

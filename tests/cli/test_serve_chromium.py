@@ -15,9 +15,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from serve_harness import (
-    TAB_GONE_S, TINY, free_loopback_port, kill_trainer, start_serve, stop_serve, tab_processes, trainer_pid,
+    TAB_GONE_S,
+    TINY,
+    free_loopback_port,
+    kill_trainer,
+    start_serve,
+    stop_serve,
+    tab_processes,
+    trainer_pid,
     wait_for,
 )
 

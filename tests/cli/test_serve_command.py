@@ -8,9 +8,9 @@ import socket
 import sys
 
 import pytest
-
 from ckpt_cli import child_env, run
 from serve_harness import free_loopback_port
+
 from tests.factories import make_run
 from tui_trainer.cli.train_commands import on_a_screen
 

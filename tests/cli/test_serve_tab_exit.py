@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-
 from serve_harness import serve_env
+
 from tests.factories import make_run
 
 GONE_WITHIN_S = 6.0  # the driver's grace (2 s) plus a loaded machine's slack

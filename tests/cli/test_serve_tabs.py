@@ -12,10 +12,18 @@ import re
 from pathlib import Path
 
 import pytest
-
 from serve_harness import (
-    TAB_GONE_S, TINY, Served, kill_trainer, open_tab, start_serve, status_of, stop_serve, tab_processes,
-    trainer_pid, wait_for,
+    TAB_GONE_S,
+    TINY,
+    Served,
+    kill_trainer,
+    open_tab,
+    start_serve,
+    status_of,
+    stop_serve,
+    tab_processes,
+    trainer_pid,
+    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -66,8 +74,9 @@ def test_without_the_token_403_and_nothing_spawned(served, what):
 
 
 def test_the_token_url_sets_an_httponly_strict_cookie_and_goes_to_the_bare_url(served):
-    import aiohttp
     import asyncio
+
+    import aiohttp
 
     async def visit() -> tuple[int, str, str, int]:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.ckpt_cli import run
-from tui_trainer.engine.loop.launch import start_run
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.loop.launch import start_run
 from tui_trainer.engine.rundir.layout import RunSettings
 
 

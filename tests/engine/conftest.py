@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 import torch
-
 from cli_forkserver import Forkserver
 from tiny_runs import TINY, TinyRun, child_env
+
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import launch
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import DEMO_JOB
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import RunSettings
 
 # Two cores shared with other test processes: one intra-op thread keeps a tiny step at a few ms

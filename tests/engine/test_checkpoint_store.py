@@ -5,10 +5,10 @@ from collections import namedtuple
 
 import pytest
 
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace, RunDirError, UnsafePath
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 
 RUN = "run-a"
 DiskUsage = namedtuple("DiskUsage", "total used free")

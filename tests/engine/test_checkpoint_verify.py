@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-
 from tiny_runs import child_env
 
 from tests.factories import (
@@ -15,8 +14,8 @@ from tests.factories import (
     malicious_checkpoint,
     seed_style_checkpoint,
 )
-from tui_trainer.engine.tools.verify import verify_path
 from tui_trainer.engine.errors import CheckpointNotFound
+from tui_trainer.engine.tools.verify import verify_path
 
 
 def flip_byte(path, offset):

@@ -6,8 +6,8 @@ import json
 import threading
 
 import pytest
-
 from tiny_runs import wait_until
+
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.rundir.commands import (

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from tui_trainer.engine.checkpoints.meta import FINAL, FOREIGN, MANUAL, PERIODIC, CheckpointMeta
 from tui_trainer.engine.checkpoints.disk_forecast import (
     DiskState,
     count_after,
@@ -16,6 +15,7 @@ from tui_trainer.engine.checkpoints.disk_forecast import (
     saves_to_come,
     space_needed,
 )
+from tui_trainer.engine.checkpoints.meta import FINAL, FOREIGN, MANUAL, PERIODIC, CheckpointMeta
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 
 MB = 1_000_000

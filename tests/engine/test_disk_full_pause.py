@@ -3,12 +3,12 @@
 import time
 
 import pytest
+from tiny_runs import Gate, at_step, wait_until
 
 from tests.full_disk import FullDisk
-from tiny_runs import Gate, at_step, wait_until
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, PERIODIC, checkpoint_name
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.layout import read_run
 
 NEARLY_FULL = 1000  # bytes free: less than any checkpoint

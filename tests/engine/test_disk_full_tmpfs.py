@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.engine.checkpoints.meta import checkpoint_name, read_sidecar, sidecar_path
-from tui_trainer.engine.tools.verify import verify_path
 from tui_trainer.engine.rundir.layout import read_run
+from tui_trainer.engine.tools.verify import verify_path
 
 EXIT_DISK_FULL = 4
 # A tiny demo checkpoint is about 105 KB: none fits in 64 KB; a few fit in 1.4 MB before free

@@ -9,10 +9,10 @@ import math
 import numpy as np
 
 from tui_trainer.engine.rundir.history import read_history
-from tui_trainer.engine.rundir.history_writer import HistoryWriter, truncate_history
 from tui_trainer.engine.rundir.history_cuts import cut_offset
 from tui_trainer.engine.rundir.history_epochs import EpochSummary
 from tui_trainer.engine.rundir.history_index import HEADER_BYTES, RECORD, index_path, load_index, read_curves
+from tui_trainer.engine.rundir.history_writer import HistoryWriter, truncate_history
 from tui_trainer.engine.tools.history_summary import downsample, merge_records, summarize
 from tui_trainer.engine.tools.history_table import history_table
 

@@ -8,12 +8,12 @@ import signal
 
 import numpy as np
 import pytest
-
 from test_history_index import write_run
+
 from tui_trainer.engine.rundir.history import read_history
-from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.history_index import index_path, load_index, read_curves
 from tui_trainer.engine.rundir.history_scan import scan_records
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
 
 RESUME_STEP = 120
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tui_trainer.engine.rundir.history_writer import truncate_history
 from tui_trainer.engine.rundir.history_tail import HistoryTail
+from tui_trainer.engine.rundir.history_writer import truncate_history
 
 
 def _line(step, **extra):

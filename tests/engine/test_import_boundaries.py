@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import pytest
-
 from tiny_runs import PYTHON, child_env
 
 ENGINE_MODULES = """

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tiny_runs import wait_until
+
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir import journal as journal_module
 from tui_trainer.engine.rundir.journal import JournalLine, JournalWriter, read_journal

@@ -6,6 +6,7 @@ import errno
 import os
 
 from tiny_runs import wait_until
+
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir import journal as journal_module
 from tui_trainer.engine.rundir.commands import PAUSE, RESUME, TARGET, ControlClient, read_ack

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from cli_forkserver import Forkserver
 from tiny_runs import PYTHON, child_env, wait_until
+
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, CheckpointMeta, checkpoint_name
 from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.tools.verify import VerifyResult, verify_path
 from tui_trainer.engine.rundir.layout import read_run
+from tui_trainer.engine.tools.verify import VerifyResult, verify_path
 
 SEED = 20261130
 KILLS = 24

@@ -11,15 +11,15 @@ import json
 import shutil
 
 import pytest
-
 from tiny_runs import checkpoint_kinds
+
 from tui_trainer.cli.main import main
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.tools.verify import verify_path
 from tui_trainer.engine.errors import UnsafePath
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.rundir.layout import SUPERSEDED_DIR, read_run
+from tui_trainer.engine.tools.verify import verify_path
 
 
 def outside_snapshot(tmp_path, run_dir) -> dict[str, bytes]:

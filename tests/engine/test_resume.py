@@ -3,16 +3,23 @@ import shutil
 
 import pytest
 import torch
-
 from tiny_runs import checkpoint_kinds, step_records, stop_at, without_time
+
 from tui_trainer.demo.job import make_job
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, PERIODIC, checkpoint_name, read_sidecar, sidecar_path
-from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointError, RunDirError
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.meta import (
+    FINAL,
+    INTERRUPTED,
+    PERIODIC,
+    checkpoint_name,
+    read_sidecar,
+    sidecar_path,
+)
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointError, RunDirError
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.rundir.layout import RUN_FILE, SUPERSEDED_DIR, read_run
 
 TARGET = 74  # "2N": the interruptions below fall mid-epoch, off the every-10 checkpoints

@@ -3,10 +3,10 @@ import signal
 import subprocess
 
 import pytest
-
 from tiny_runs import PYTHON, TINY, child_env
-from tui_trainer.engine.loop import launch
+
 from tui_trainer.engine.errors import RunDirBusy, RunDirError
+from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.layout import RUN_FILE, RunLock, RunSettings, is_locked
 
 HOLD_LOCK = """

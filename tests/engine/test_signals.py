@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from tiny_runs import PYTHON, checkpoint_kinds, child_env, step_records
+
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.meta import INTERRUPTED, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.meta import INTERRUPTED, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.rundir.history import read_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, read_run
 

@@ -6,14 +6,14 @@ import time
 from collections import namedtuple
 
 import pytest
-
 from tiny_runs import Gate, at_step, step_records, stop_at, wait_until
-from tui_trainer.engine.loop import events as ev
+
 from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, checkpoint_name
 from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUMMARY_FILE, is_locked, read_run
 
 DiskUsage = namedtuple("DiskUsage", "total used free")

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.trainer import RunResult, Trainer
 from tui_trainer.engine.rundir.history import read_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, read_run
-from tui_trainer.engine.loop.trainer import RunResult, Trainer
 
 TINY = {"size": "tiny", "device": "cpu"}
 WAIT_S = 30.0

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import atomic_write_json
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, sidecar_path
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import DEMO_JOB
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import RunInfo, RunSettings, write_run
 from tui_trainer.session import runner
 from tui_trainer.session.system_stats import ProcessStats, SystemSample, SystemSampler

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label
-
 from tui_pilot import TINY, driving, run_async, wait_for
+
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.history import read_history
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunSettings, store_for
-from tui_trainer.tui.screens.target_modal import TargetScreen
 from tui_trainer.tui.attach_app import make_attach_app
 from tui_trainer.tui.screens.quit_modal import QuitScreen
+from tui_trainer.tui.screens.target_modal import TargetScreen
 
 
 class Headless:

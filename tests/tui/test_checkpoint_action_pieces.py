@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.session.rollback import RollbackRefused, describe_rollback, plan_rollback
 from tui_trainer.tui.app import TrainerApp
 from tui_trainer.tui.binding_commands import binding_commands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, protection_reasons
-from tui_trainer.session.rollback import RollbackRefused, describe_rollback, plan_rollback
 from tui_trainer.tui.screens.export_modal import default_export_path, with_format_suffix
 from tui_trainer.tui.screens.prune_modal import PrunePreview, parse_keep_last, preview_lines
 

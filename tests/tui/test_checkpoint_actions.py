@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input, Label, RadioButton, Static
-
 from tui_pilot import driving, run_async, shown_text, wait_for
+
 from tui_trainer.engine.rundir.layout import SUPERSEDED_DIR, store_for
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.screens.compare_pick import ComparePickScreen

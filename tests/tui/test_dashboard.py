@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Label
-
 from tui_pilot import driving, run_async, wait_for
+
 from tui_trainer.engine.rundir.layout import store_for
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.screens.quit_modal import QuitScreen

@@ -9,13 +9,13 @@ import json
 
 import pytest
 from textual.widgets import Label
+from tui_pilot import driving, run_async, wait_for
 
 from tests.full_disk import FullDisk
-from tui_pilot import driving, run_async, wait_for
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.app import make_app
 from tui_trainer.session.run_follower import RunFollower
+from tui_trainer.tui.app import make_app
 from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.screens.disk_full_modal import DiskFullScreen
 from tui_trainer.tui.screens.export_modal import ExportScreen

@@ -7,10 +7,10 @@ import types
 from dataclasses import dataclass
 
 from textual.app import App, ComposeResult
-
 from tui_pilot import run_async
-from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+
 from tui_trainer.engine.checkpoints.disk_forecast import DiskState, forecast
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.session.system_stats import GpuSampler, GpuStats, ProcessSampler, SystemSample, SystemSampler
 from tui_trainer.tui.widgets.disk_panel import DiskPanel, describe_disk

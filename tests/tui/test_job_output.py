@@ -8,11 +8,12 @@ import threading
 import warnings
 
 from tui_pilot import TINY, driving, run_async, wait_for
+
 from tui_trainer.demo.job import make_job
 from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.layout import RunSettings
-from tui_trainer.tui.app import make_app
 from tui_trainer.session.job_output import capture_job_output
+from tui_trainer.tui.app import make_app
 from tui_trainer.tui.widgets.event_log import JOB_MARK, EventLog
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from textual.app import App, ComposeResult
-
 from tui_pilot import run_async
+
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.tui.screens.target_modal import parse_target
 from tui_trainer.tui.time_format import format_age, format_duration

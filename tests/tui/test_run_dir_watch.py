@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tui_pilot import driving, run_async, wait_for
+
 from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta
 from tui_trainer.engine.rundir.layout import read_run, store_for
 from tui_trainer.tui.app import make_app

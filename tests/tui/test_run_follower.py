@@ -7,14 +7,14 @@ import math
 import subprocess
 import sys
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import atomic_write_json
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_path
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.commands import ACK_FILE, write_json_atomic
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, write_run
 from tui_trainer.session.run_follower import RunFollower, SpeedMeter
-from tui_trainer.tui.run_model import RunModel
 from tui_trainer.session.runner import Launched
+from tui_trainer.tui.run_model import RunModel
 
 
 class Clock:

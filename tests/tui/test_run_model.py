@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tui_trainer.engine.loop import events as ev
-from tui_trainer.tui.run_model import Changed, RunModel
 from tui_trainer.session.runner import EventBuffer, LaunchFailed, RunEnded
+from tui_trainer.tui.run_model import Changed, RunModel
 
 
 def _started(**kw):

@@ -6,24 +6,22 @@ import os
 from pathlib import Path
 
 from textual.widgets import Input, Label, Static
+from tui_pilot import driving, run_async, shown_text, wait_for
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, snapshot, write_history
-from tui_pilot import driving, run_async, shown_text, wait_for
 from tui_trainer.engine.rundir.layout import read_run, store_for, write_run
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.app import make_app
+from tui_trainer.tui.attach_app import make_attach_app as make_watch_app
 from tui_trainer.tui.binding_commands import binding_commands
 from tui_trainer.tui.screens.help_screen import HelpScreen
 from tui_trainer.tui.screens.overlay_screen import TRAIN, VAL, OverlayScreen
 from tui_trainer.tui.screens.run_view_screen import RunViewScreen
 from tui_trainer.tui.screens.runs_prune_modal import RunsPruneScreen
 from tui_trainer.tui.screens.runs_screen import RunsScreen
-from tui_trainer.tui.attach_app import make_attach_app as make_watch_app
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.overlay_chart import OverlayChart
 from tui_trainer.tui.widgets.runs_table import RunsTable
-
-
 
 
 def _size(folder: Path) -> int:

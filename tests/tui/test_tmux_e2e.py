@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tui_trainer.engine.tools.verify import verify_file
 from tui_trainer.engine.rundir.history import read_history
 from tui_trainer.engine.rundir.layout import lock_holder, store_for
+from tui_trainer.engine.tools.verify import verify_file
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 40.0  # torch's import and the first steps, on a slow shared runner

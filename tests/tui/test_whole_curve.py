@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from tui_pilot import TINY, driving, run_async, wait_for
-from tui_trainer.engine.loop import launch
+
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.layout import RunSettings
 from tui_trainer.tui.app import make_app
 from tui_trainer.tui.attach_app import make_attach_app

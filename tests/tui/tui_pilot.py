@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.loop import launch
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.layout import RunSettings
 from tui_trainer.tui.app import TrainerApp
 

@@ -15,6 +15,7 @@ from tui_trainer.cli.ckpt_paths import existing_file
 from tui_trainer.engine.checkpoints.meta import read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.rundir.history import iter_history
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir
 from tui_trainer.engine.tools.history_summary import (
     HistorySummary,
     downsample,
@@ -23,7 +24,6 @@ from tui_trainer.engine.tools.history_summary import (
     summarize,
 )
 from tui_trainer.engine.tools.history_table import HistoryTable, history_table
-from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir
 
 HISTORY_ROWS = 30
 

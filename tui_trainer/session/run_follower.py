@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
-from tui_trainer.engine.rundir.commands import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.errors import RunDirError
+from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.rundir.commands import ACK_FILE, Ack, file_key, read_ack
 from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.rundir.journal_tail import JournalTail

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.rundir.commands import (
     INTERRUPT,
     KEEP_LAST,
@@ -23,7 +24,6 @@ from tui_trainer.engine.rundir.commands import (
     Command,
     ControlClient,
 )
-from tui_trainer.engine.errors import TrainerError
 
 
 class WatchControl:

@@ -12,16 +12,17 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import Footer
 
 from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.session.run_source import RunControl, RunSource
+from tui_trainer.session.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
-from tui_trainer.session.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import TargetScreen
@@ -79,8 +80,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
                  theme: str | None = None) -> None:
         super().__init__()
         self.setup_themes(theme)  # `theme` (--theme), else the remembered one, else the default
-        self.control = control or TrainingControl()
-        self.runner = TrainingRunner(launch_fn, self.control)
+        # The run source and its control: in process here; `AttachApp` follows one from its files.
+        self.control: RunControl = control or TrainingControl()
+        self.runner: RunSource = TrainingRunner(launch_fn, self.control)
         self.model = RunModel()
         self.panels = RunPanels(self.model, id="main")  # the chart, the checkpoint table, the log
         self.quitting = False
@@ -245,7 +247,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             self.notify("the runs screen opens once the run has loaded", severity="warning", timeout=3)
             return
         run_dir = Path(self.model.run_dir)
-        from tui_trainer.tui.screens.runs_screen import RunsScreen  # on first use: its imports would slow the first frame
+        from tui_trainer.tui.screens.runs_screen import (
+            RunsScreen,  # on first use: its imports would slow the first frame
+        )
 
         self.push_screen(RunsScreen(run_dir.parent, live_run=run_dir))
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.atomic import pid_alive
-from tui_trainer.tui.app import TrainerApp
+from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.session.watch_runner import WatchRunner
+from tui_trainer.tui.app import TrainerApp
 from tui_trainer.tui.run_model import ENDED_STATES
 from tui_trainer.tui.screens.quit_modal import DETACH, SAVE_AND_QUIT, QuitScreen
-from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.tui.widgets.status_header import StatusHeader
 from tui_trainer.tui.widgets.system_panel import SystemPanel
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.errors import CheckpointNotFound
+from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.error_text import describe_error
 from tui_trainer.session.rollback import RollbackPlan, RollbackRefused, plan_rollback
 from tui_trainer.session.runner import TrainingRunner
+from tui_trainer.tui.error_text import describe_error
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.status_header import StatusHeader

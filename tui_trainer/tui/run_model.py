@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.tui.chart_data import LossSeries
 from tui_trainer.session.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
+from tui_trainer.tui.chart_data import LossSeries
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop import events as ev

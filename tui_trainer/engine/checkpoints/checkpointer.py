@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.layout import set_aside
 
 

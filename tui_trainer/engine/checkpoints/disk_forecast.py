@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tui_trainer.engine.checkpoints.meta import MANUAL, ROTATING_KINDS, CheckpointMeta
-from tui_trainer.engine.checkpoints.store import bytes_needed_for
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.retention import own_checkpoints
-
+from tui_trainer.engine.checkpoints.store import bytes_needed_for
 
 BLOCK_BYTES = 4096  # the usual filesystem block: a 600-byte sidecar takes one
 

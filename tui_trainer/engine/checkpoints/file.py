@@ -12,8 +12,8 @@ import pickle
 import re
 import warnings
 import zipfile
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_files, temp_path_for
+from tui_trainer.engine.checkpoints import retention
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, sha256_of_file
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
@@ -36,7 +37,6 @@ from tui_trainer.engine.errors import (
     RunDirError,
     UnsafePath,
 )
-from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, sha256_of_file
 from tui_trainer.engine.sizes import human_bytes
 
 FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 # What a trainer does when a save does not fit (its `when_disk_full`): end the run, or pause.
 DISK_FULL_STOP, DISK_FULL_PAUSE = "stop", "pause"
 

@@ -16,16 +16,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.engine.errors import CheckpointError, RunDirError
-from tui_trainer.engine.loop.events import DISK_FULL_STOP
-from tui_trainer.engine.rundir.history_writer import HistoryWriter
-from tui_trainer.engine.loop.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
-from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.events import DISK_FULL_STOP
+from tui_trainer.engine.loop.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
+from tui_trainer.engine.loop.trainer import EventCallback, Trainer
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.rundir.layout import (
     RunInfo,
     RunLock,
@@ -36,7 +37,7 @@ from tui_trainer.engine.rundir.layout import (
     set_aside,
     write_run,
 )
-from tui_trainer.engine.loop.trainer import EventCallback, Trainer
+
 
 def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int) -> Job:
     """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules)."""

@@ -26,17 +26,17 @@ from typing import Any
 
 import torch
 
+from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
+from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.errors import NotEnoughDiskSpace
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import training_state
-from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.engine.rundir.commands import ControlFilePoller
-from tui_trainer.engine.errors import NotEnoughDiskSpace
-from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.loop.job import Job, Retargetable
+from tui_trainer.engine.rundir.commands import ControlFilePoller
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.layout import RunInfo, RunLock, write_run
 
 EventCallback = Callable[[ev.Event], None]

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.atomic import temp_path_for
-from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.loop.control import TrainingControl
 
 CONTROL_FILE = "control.json"
 ACK_FILE = "control_ack.json"

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-
-
 def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every record in a history file; a torn last line (a crash mid-write) is skipped."""
     return list(iter_history(path))

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.errors import UnsafePath
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.journal_records import (
     DROPPED,
     JOURNAL_FILE,

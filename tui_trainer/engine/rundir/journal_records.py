@@ -19,8 +19,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.errors import UnsafePath
+from tui_trainer.engine.loop import events as ev
 
 JOURNAL_FILE = "journal.jsonl"
 ROTATED_FILE = "journal.1.jsonl"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.errors import UnsafePath
+from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, ROTATED_FILE, JournalLine, decode, open_regular
 
 BACKLOG = 500

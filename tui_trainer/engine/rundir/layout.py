@@ -27,10 +27,9 @@ from typing import Any
 
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
 from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso, sidecar_path
-
+from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError, UnsafePath
-from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.lock import LOCK_FILE, LockHolder, RunLock, is_locked, lock_holder  # noqa: F401 (their old home)
 
 RUN_FILE = "run.json"

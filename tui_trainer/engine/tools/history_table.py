@@ -17,8 +17,8 @@ import numpy as np
 
 from tui_trainer.engine.rundir.history_index import load_index
 from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL, scan_records
-from tui_trainer.engine.tools.history_summary import DEFAULT_ROWS, HistoryRow, HistorySummary, merge_records, summarize
 from tui_trainer.engine.rundir.history_tail import parse_record
+from tui_trainer.engine.tools.history_summary import DEFAULT_ROWS, HistoryRow, HistorySummary, merge_records, summarize
 
 
 @dataclass

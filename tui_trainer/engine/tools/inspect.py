@@ -22,8 +22,8 @@ from tui_trainer.engine.checkpoints.file import (
     model_state_of,
     optimizer_state_of,
 )
-from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
 
 # Facts the sidecar and the file's embedded copy should agree on (pins and checksums are

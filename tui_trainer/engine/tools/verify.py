@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
+from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
@@ -22,7 +23,6 @@ from tui_trainer.engine.errors import (
     NotACheckpoint,
     UnsafeCheckpoint,
 )
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.sizes import human_bytes
 
 _REASON_RE = re.compile(r"\(([^()]*)\)")

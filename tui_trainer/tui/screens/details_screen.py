@@ -29,8 +29,8 @@ PARTS = (("data", "data position"), ("target", "target"), ("job", "job"), ("job_
 
 def load_details(run_dir: str | Path, name: str) -> Any:
     """Run on a worker thread: the checkpoint's marks from the listing, then the file itself."""
-    from tui_trainer.engine.tools.inspect import inspect_checkpoint  # imports torch
     from tui_trainer.engine.rundir.layout import store_for
+    from tui_trainer.engine.tools.inspect import inspect_checkpoint  # imports torch
 
     stored = store_for(run_dir).get(name)
     return inspect_checkpoint(stored.path, marks=stored.marks)

@@ -15,11 +15,11 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
+from tui_trainer.session.runner import DRAIN_INTERVAL_S
+from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.session.watch_runner import WatchRunner
 from tui_trainer.tui.run_model import Changed, RunModel
-from tui_trainer.session.runner import DRAIN_INTERVAL_S
 from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
-from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointTable
 from tui_trainer.tui.widgets.loss_chart import LossChart
 from tui_trainer.tui.widgets.run_panels import RunPanels
