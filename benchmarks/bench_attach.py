@@ -53,15 +53,7 @@ def peak_mb(terminal: Terminal) -> float:
 
 def attach_times(terminal: Terminal, command: str, cwd: Path, curve_marker: str | None) -> tuple[float, float, float]:
     """Seconds to the first frame and to the whole curve, and the viewer's peak MB."""
-    for attempt in range(3):
-        started = time.perf_counter()
-        try:
-            terminal.tmux("-f", os.devnull, "new-session", "-d", "-s", "bench", "-x", "120", "-y", "40",
-                          "-c", str(cwd), f"exec {command}")
-            break
-        except RuntimeError:  # "server exited unexpectedly", now and then on a loaded machine
-            if attempt == 2:
-                raise
+    started = terminal.start(f"exec {command}", cwd)
     first = curve = None
     try:
         while time.perf_counter() - started < TIMEOUT_S:

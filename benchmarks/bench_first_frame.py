@@ -53,16 +53,21 @@ class Terminal:
             raise RuntimeError(f"tmux {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def time_to_paint(self, command: str, marker: str, cwd: Path) -> float:
+    def start(self, command: str, cwd: Path) -> float:
+        """Start `command` in a fresh 120x40 session; return when it was asked to start."""
         for attempt in range(3):
-            started = time.perf_counter()  # tmux's own start-up (a few ms) is paid by both sides
+            started = time.perf_counter()  # tmux's own start-up (a few ms) is paid by every side
             try:
                 self.tmux("-f", os.devnull, "new-session", "-d", "-s", "bench", "-x", "120", "-y", "40",
-                          "-c", str(cwd), f"{command}; echo EXIT $?; sleep 30")
-                break
+                          "-c", str(cwd), command)
+                return started
             except RuntimeError:  # "server exited unexpectedly", now and then on a loaded machine
                 if attempt == 2:
                     raise
+        raise AssertionError("unreachable")
+
+    def time_to_paint(self, command: str, marker: str, cwd: Path) -> float:
+        started = self.start(f"{command}; echo EXIT $?; sleep 30", cwd)
         try:
             while time.perf_counter() - started < TIMEOUT_S:
                 if marker in self.tmux("capture-pane", "-p", "-t", "bench:"):

@@ -9,7 +9,6 @@ import pytest
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, write_history
 from tui_trainer.engine.errors import RunDirError
-from tui_trainer.engine.rundir.history import read_loss_curves
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUPERSEDED_DIR, RunLock, read_run, store_for, write_run
 from tui_trainer.engine.rundir.runs_index import last_logged_step, list_runs
 from tui_trainer.engine.rundir.runs_prune import BEING_TRAINED, plan_runs_prune, prune_runs
@@ -104,11 +103,13 @@ def test_last_logged_step_skips_a_torn_last_line(tmp_path):
 
 
 def test_loss_curves_read_train_and_val(tmp_path):
+    from tui_trainer.engine.rundir.history_index import read_curves
+
     write_history(tmp_path, 100, eval_every=25)
-    curves = read_loss_curves(tmp_path / HISTORY_FILE)
-    assert curves.steps == [float(s) for s in range(1, 101)]
+    curves = read_curves(tmp_path)
+    assert list(curves.steps) == [float(s) for s in range(1, 101)]
     assert curves.losses[-1] == pytest.approx(2.0)
-    assert curves.val_steps == [25.0, 50.0, 75.0, 100.0]
+    assert list(curves.val_steps) == [25.0, 50.0, 75.0, 100.0]
 
 
 def _five(run_dir: Path, pinned: int | None = None) -> Path:

@@ -37,6 +37,7 @@ from tui_trainer.tui.widgets.system_panel import SystemPanel
 
 # Ages in the checkpoint table go stale slowly; re-reading sidecars more often buys nothing.
 CHECKPOINT_REFRESH_S = 15.0
+FIRST_DATA_INTERVAL_S, FIRST_DATA_WITHIN_S = 0.05, 10.0
 
 
 DASHBOARD_ACTIONS = frozenset(
@@ -86,6 +87,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.model = RunModel()
         self.panels = RunPanels(self.model, id="main")  # the chart, the checkpoint table, the log
         self.quitting = False
+        self._first_data: Any = None  # the fast drain timer, until the first of the curve arrives
         self.watcher = RunDirWatcher()  # files changed by anyone refresh the table and the disk panel
 
     def compose(self) -> ComposeResult:
@@ -107,6 +109,10 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.query_one(CheckpointTable).focus()
         self.report_theme_problems()
         self.set_interval(DRAIN_INTERVAL_S, self.drain_events)
+        # Until the first of the run's curve arrives, look ten times as often: a curve read at
+        # once from the history (an attached run) should not wait out a tick on an empty chart.
+        self._first_data = self.set_interval(FIRST_DATA_INTERVAL_S, self.drain_events,
+                                             repeat=int(FIRST_DATA_WITHIN_S / FIRST_DATA_INTERVAL_S))
         self.set_interval(CHECKPOINT_REFRESH_S, self.refresh_checkpoints)
         self.call_after_refresh(gc.enable)  # off for the start-up (see `tui_trainer.tui.run_dashboard`)
         # Start after the first frame: the worker's torch import competes for the GIL.
@@ -133,6 +139,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
 
     def _drain_events(self) -> None:
         changed = self.model.apply(self.runner.buffer.drain())
+        if Changed.CHART in changed and self._first_data is not None:
+            self._first_data.stop()
+            self._first_data = None
         self.panels.show(changed)
         if Changed.CHECKPOINTS in changed:
             self.refresh_checkpoints()

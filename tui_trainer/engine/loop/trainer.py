@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -34,6 +33,7 @@ from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import Job, Retargetable
+from tui_trainer.engine.loop.step import train_step
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
@@ -143,7 +143,7 @@ class Trainer:
                     last_tick = time.perf_counter()
                 if self.step >= self.target:
                     break
-                loss = self._train_step()
+                loss = train_step(self.job)
                 self.step += 1
                 now = time.perf_counter()
                 self._update_speed(now - last_tick)
@@ -175,30 +175,6 @@ class Trainer:
         self._set_state({"target": "finished"}.get(reason, reason))
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
-
-    def _train_step(self) -> torch.Tensor:
-        job = self.job
-        batch = _to_device(job.batches.next_batch(), job.device)
-        loss = job.loss_fn(job.model, batch)
-        job.optimizer.zero_grad(set_to_none=True)
-        scaler = job.grad_scaler
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if job.grad_clip:
-                scaler.unscale_(job.optimizer)
-                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
-            scaler.step(job.optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if job.grad_clip:
-                torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
-            job.optimizer.step()
-        if job.scheduler is not None:
-            job.scheduler.step()
-        if job.ema is not None:
-            job.ema.update(job.model)
-        return loss.detach()
 
     def _update_speed(self, seconds: float) -> None:
         if seconds <= 0:
@@ -395,14 +371,3 @@ class Trainer:
         for note in self.notes[self._notes_journaled:]:
             self.journal.note(note)
         self._notes_journaled = len(self.notes)
-
-
-def _to_device(batch: Any, device: Any) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
-

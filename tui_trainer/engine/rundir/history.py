@@ -14,7 +14,6 @@ import json
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -38,36 +37,9 @@ def iter_history(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-@dataclass
-class LossCurves:
-    """A run's train loss per logged step and its val loss per evaluation, NaN where not finite."""
-
-    steps: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    val_steps: list[float] = field(default_factory=list)
-    val_losses: list[float] = field(default_factory=list)
-
-
-def read_loss_curves(path: str | os.PathLike[str]) -> LossCurves:
-    """Train and val loss from a history file, for charts that compare runs."""
-    curves = LossCurves()
-    for record in iter_history(path):
-        if "loss" in record:
-            curves.steps.append(float(record["step"]))
-            curves.losses.append(_as_float(record["loss"]))
-        elif "val_loss" in record:
-            curves.val_steps.append(float(record["step"]))
-            curves.val_losses.append(_as_float(record["val_loss"]))
-    return curves
-
-
 def dump_record(record: Mapping[str, Any]) -> str:
     # NaN/inf are written as null: a diverged loss must not make the file unreadable elsewhere.
     return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
-
-
-def _as_float(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def __getattr__(name: str) -> Any:

@@ -27,12 +27,11 @@ TRAIN, VAL = "train loss", "val loss"
 
 def load_curves(runs: list[tuple[str, Path]]) -> dict[str, list[Curve]]:
     """Train and val curves of each run, keyed by TRAIN and VAL, in the order given."""
-    from tui_trainer.engine.rundir.history import read_loss_curves
-    from tui_trainer.engine.rundir.layout import HISTORY_FILE
+    from tui_trainer.engine.rundir.history_index import read_curves
 
     curves: dict[str, list[Curve]] = {TRAIN: [], VAL: []}
     for label, run_dir in runs:
-        history = read_loss_curves(run_dir / HISTORY_FILE)
+        history = read_curves(run_dir)  # from the history's index: a long run costs no parse
         pairs = ((TRAIN, history.steps, history.losses), (VAL, history.val_steps, history.val_losses))
         for what, steps, values in pairs:
             x, y = downsample_minmax(steps, values, KEPT_BUCKETS)
