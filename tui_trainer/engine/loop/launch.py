@@ -25,6 +25,7 @@ from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.events import DISK_FULL_STOP
 from tui_trainer.engine.loop.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
 from tui_trainer.engine.loop.trainer import EventCallback, Trainer
+from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.rundir.layout import (
@@ -78,14 +79,26 @@ def start_run(
         info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options),
                        policy=policy, settings=settings)
         write_run(run_dir, info)
-        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, lock=lock,
-                          journal=JournalWriter(run_dir), when_disk_full=when_disk_full)
+        control = control or TrainingControl()
+        trainer = Trainer(built, run_dir, info, on_event=on_event, control=control, when_disk_full=when_disk_full,
+                          **side_channels(run_dir, built, control, lock, HistoryWriter(run_dir)))
     except BaseException:
         lock.release()
         raise
     trainer.notes.append(f"new run {info.run_id} in {run_dir}")
     _check_journal(trainer)
     return trainer
+
+
+def side_channels(run_dir: Path, job: Job, control: TrainingControl, lock: RunLock,
+                  history: HistoryWriter) -> dict[str, Any]:
+    """What the process that owns the run dir hands its trainer: history, control file, lock, journal.
+
+    One process owns them (a later multi-process trainer: rank 0 alone); a trainer given none
+    of them trains without writing to the run dir's shared files.
+    """
+    return {"history": history, "lock": lock, "journal": JournalWriter(run_dir),
+            "control_file": ControlFilePoller(run_dir, control, device=str(job.device))}
 
 
 def _check_journal(trainer: Trainer) -> None:
@@ -210,9 +223,10 @@ def _resume_locked(
     notes.append(f"resuming from {start.path.name} (step {step}, {why}); target {target}")
     history = HistoryWriter(run_dir, resume_step=step, summary_state=training_state.history_summary_of(state))
     try:
+        control = control or TrainingControl()
         trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
-                          resumed_from=str(start.path), history=history, lock=lock, journal=JournalWriter(run_dir),
-                          when_disk_full=when_disk_full)
+                          resumed_from=str(start.path), when_disk_full=when_disk_full,
+                          **side_channels(run_dir, job, control, lock, history))
     except BaseException:
         history.close()
         raise

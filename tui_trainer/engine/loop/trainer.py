@@ -67,11 +67,14 @@ class Trainer:
         on_event: EventCallback | None = None,
         control: TrainingControl | None = None,
         resumed_from: str | None = None,
-        history: HistoryWriter | None = None,
+        history: HistoryWriter,
+        control_file: ControlFilePoller | None = None,
         lock: RunLock | None = None,
         journal: JournalWriter | None = None,
         when_disk_full: str = ev.DISK_FULL_STOP,
     ) -> None:
+        """The side channels (history, control file, lock, journal) are handed in, never built here:
+        whoever launches the run decides which process owns them (`launch.side_channels`)."""
         if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
             raise ValueError(f"when_disk_full must be 'stop' or 'pause', got {when_disk_full!r}")
         self.when_disk_full = when_disk_full
@@ -83,13 +86,13 @@ class Trainer:
         self.target = info.settings.max_iters
         self._requested_target = target
         self.control = control or TrainingControl()
-        # Commands from `tui-trainer watch` in another process arrive through the run dir.
-        self.control_file = ControlFilePoller(self.run_dir, self.control, device=str(job.device))
+        # Commands from dashboards in other processes arrive through the run dir, if it is ours to poll.
+        self.control_file = control_file
         self.on_event = on_event or (lambda event: None)
         self.resumed_from = resumed_from
         self.notes: list[str] = []
         self.checkpoints = Checkpointer(self.run_dir, info.run_id, info.policy, self._emit, self.notes)
-        self.history = history or HistoryWriter(run_dir, resume_step=step if resumed_from else None)
+        self.history = history
         self.notes.extend(self.history.notes)
         self._last_metrics: dict[str, float] = {}
         self._metrics_step: int | None = None
@@ -111,7 +114,8 @@ class Trainer:
         try:
             return self._run()
         finally:
-            self.control_file.close()
+            if self.control_file is not None:
+                self.control_file.close()
             if self.journal is not None:
                 self._journal_notes()
                 self.journal.close()
@@ -135,7 +139,8 @@ class Trainer:
             job.model.train()
             last_tick = time.perf_counter()
             while True:
-                self.control_file.poll()
+                if self.control_file is not None:
+                    self.control_file.poll()
                 if self.control.has_requests():
                     reason = self._apply_requests() or reason
                     if reason != "target":
@@ -240,7 +245,8 @@ class Trainer:
         # A stop that lands before a pause() must still end the wait: stop() wakes a paused
         # trainer, but a pause() right after it puts the wake-up back to sleep.
         while self.control.stop_reason is None and not self.control.wait_while_paused(PAUSE_POLL_S):
-            self.control_file.poll()
+            if self.control_file is not None:
+                self.control_file.poll()
             self._apply_settings(save)
         self._apply_settings(save)
 
