@@ -33,12 +33,19 @@ class Outcome:
     stderr: str
 
 
-def start_training(run_dir: Path) -> subprocess.Popen:
+def start_training(run_dir: Path, terminal: bool = True) -> subprocess.Popen:
+    """A headless run; with `terminal`, its stdin is a terminal's (a pty), as when started from a shell."""
     command = [
         PYTHON, "-m", "tui_trainer", "train", "--headless", "--run-dir", str(run_dir),
         "--max-iters", "100000", "--ckpt-every", "1000", "--job-opt", "size=tiny", "--job-opt", "device=cpu",
     ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    stdin = subprocess.DEVNULL
+    if terminal:
+        import pty
+
+        _, stdin = pty.openpty()
+    return subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env())
 
 
 def steps_logged(run_dir: Path) -> int:
@@ -119,3 +126,23 @@ def test_a_second_ctrl_c_right_after_the_first_corrupts_nothing(signalled, resum
     assert "Traceback" not in outcome.stderr
     step = assert_interrupted_checkpoint(outcome.run_dir)
     assert resume(outcome.run_dir, max_iters=step + 2).run().step == step + 2
+
+
+def test_a_headless_trainer_with_no_terminal_ignores_a_hang_up(tmp_path):
+    child = start_training(tmp_path / "run", terminal=False)  # e.g. started by nohup, cron or a scheduler
+    try:
+        deadline = time.monotonic() + 120
+        while steps_logged(tmp_path / "run") < 3:
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGHUP)
+        steps = steps_logged(tmp_path / "run")
+        while steps_logged(tmp_path / "run") < steps + 50:
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=60) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert_interrupted_checkpoint(tmp_path / "run")

@@ -206,7 +206,11 @@ def _drive_headless(launch: Any, *, detached: bool = False) -> int:
             job_lines.send_to(getattr(trainer, "journal", None))
             for note in trainer.notes:
                 _report(reporter.note, note)
-            with interrupt_saves(trainer.control, hangup=not detached) as caught:
+            # A trainer with no terminal (detached, nohup, a scheduler) has none to lose: it ignores SIGHUP.
+            hangup = not detached and _has_terminal()
+            if not hangup:
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            with interrupt_saves(trainer.control, hangup=hangup) as caught:
                 result = trainer.run()
     except BaseException:
         _report(reporter.close, None)
@@ -221,6 +225,10 @@ def _drive_headless(launch: Any, *, detached: bool = False) -> int:
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0
+
+
+def _has_terminal() -> bool:
+    return any(os.isatty(fd) for fd in (0, 1, 2))
 
 
 def _drive_detached(launch: Any) -> int:
