@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 # The public names a job file or a script uses, and the module each lives in.
 _PUBLIC = {
     "Job": "tui_trainer.engine.loop.job",
+    "job_factory": "tui_trainer.engine.loop.job",
     "EpochBatches": "tui_trainer.engine.loop.batches",
     "WarmupCosine": "tui_trainer.engine.loop.lr_schedule",
     "CheckpointPolicy": "tui_trainer.engine.checkpoints.policy",

@@ -7,9 +7,10 @@ import warnings
 from typing import Any
 
 from tui_trainer.demo.job import make_job
-from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.job import Job, job_factory
 
 
+@job_factory
 def chatty_job(max_iters: int = 30, **options: Any) -> Job:
     print("building the chatty job")
     job = make_job(max_iters=max_iters, **options)

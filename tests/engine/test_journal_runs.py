@@ -118,7 +118,7 @@ def test_a_headless_runs_journal_holds_its_saves_target_change_and_job_prints(fo
     job = [(line.text, line.level) for line in lines if line.source == "job"]
     assert job[:5] == [
         ("building the chatty job", "info"),  # printed while the job was built, before the journal
-        ("UserWarning: lr too high (chatty_job.py:23)", "warning"),
+        ("UserWarning: lr too high (chatty_job.py:24)", "warning"),
         ("chatty: careful now", "warning"),
         ("job says step 5", "info"),
         ("job says step 10", "info"),

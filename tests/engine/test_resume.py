@@ -6,6 +6,7 @@ import torch
 from tiny_runs import checkpoint_kinds, step_records, stop_at, without_time
 
 from tui_trainer.demo.job import make_job
+from tui_trainer.engine.loop.job import job_factory
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import (
@@ -25,6 +26,7 @@ from tui_trainer.engine.rundir.layout import RUN_FILE, SUPERSEDED_DIR, read_run
 TARGET = 74  # "2N": the interruptions below fall mid-epoch, off the every-10 checkpoints
 
 
+@job_factory
 def noisy_tiny_job(**options):
     """The demo job with a draw from the global RNG in every step, as dropout would make.
 

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from tui_trainer.demo.model import GPT, ModelConfig
 from tui_trainer.engine.loop.batches import EpochBatches
-from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.job import Job, job_factory
 from tui_trainer.engine.loop.lr_schedule import WarmupCosine
 
 
@@ -65,6 +65,7 @@ TRAIN_FRACTION = 0.9
 WEIGHT_DECAY = 0.1
 
 
+@job_factory
 def make_job(
     *,
     seed: int = 1337,

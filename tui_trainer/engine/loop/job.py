@@ -76,8 +76,25 @@ def spec_of(factory: JobFactory | str) -> str:
     return f"{factory.__module__}:{factory.__qualname__}"
 
 
+# Set by `job_factory` on the functions that may be called by name. A run dir names the factory
+# that rebuilds its job (`run.json`), and a run dir may come from someone else: a name alone
+# must never be enough to call a function (`subprocess:getoutput` with a `cmd` option would run
+# a shell command on `resume`).
+FACTORY_MARK = "__tui_trainer_job_factory__"
+
+
+def job_factory(factory: JobFactory) -> JobFactory:
+    """Declare `factory` a job factory, so that `--job module:factory` and a run dir may name it."""
+    setattr(factory, FACTORY_MARK, True)
+    return factory
+
+
 def import_factory(spec: JobFactory | str) -> JobFactory:
-    """The factory itself, or the one named by `package.module:factory`; errors become JobLoadError."""
+    """The factory itself, or the one named by `package.module:factory`; errors become JobLoadError.
+
+    A factory named by a string must be declared with `@job_factory`; anything else is refused
+    before it is called.
+    """
     if callable(spec):
         return spec
     module_name, sep, attr = spec.partition(":")
@@ -90,6 +107,11 @@ def import_factory(spec: JobFactory | str) -> JobFactory:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise JobLoadError(f"{module_name!r} has no callable {attr!r}")
+    if getattr(factory, FACTORY_MARK, False) is not True:
+        raise JobLoadError(
+            f"{spec} is not declared a job factory, so it is not called: decorate it with "
+            "@tui_trainer.job_factory (a run dir names the function to call, and only job factories may be called)"
+        )
     return factory
 
 

@@ -1,0 +1,67 @@
+"""A run dir is data, not code: the job it names is called only if it is a declared job factory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ckpt_cli import run
+from tui_trainer.engine.errors import JobLoadError
+from tui_trainer.engine.loop.job import import_factory, job_factory
+
+
+def _forge(run_dir, job: str, options: dict) -> None:
+    """A run made by the demo, then edited by someone else to name another function."""
+    data = json.loads((run_dir / "run.json").read_text())
+    data["job"], data["job_options"] = job, options
+    (run_dir / "run.json").write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from tui_trainer.engine.loop import launch
+    from tui_trainer.engine.rundir.layout import RunSettings
+
+    run_dir = tmp_path_factory.mktemp("hostile") / "run"
+    trainer = launch.start_run(run_dir, job_options={"size": "tiny", "device": "cpu"},
+                               settings=RunSettings(max_iters=5))
+    assert trainer.run().reason == "target"
+    return run_dir
+
+
+@pytest.mark.parametrize("job, options", [
+    ("subprocess:getoutput", {"cmd": "touch {pwned}"}),
+    ("os:system", {"command": "touch {pwned}"}),
+    ("builtins:exec", {"source": "open({pwned!r}, 'w')"}),
+])
+def test_resume_refuses_a_run_dir_naming_any_function_but_a_job_factory(capsys, tmp_path, demo_run, job, options):
+    run_dir = tmp_path / "run"
+    shutil.copytree(demo_run, run_dir)
+    pwned = tmp_path / "pwned"
+    _forge(run_dir, job, {k: v.format(pwned=str(pwned)) for k, v in options.items()})
+    result = run(capsys, "resume", run_dir, "--max-iters", "10", "--headless")
+    assert result.code == 2 and not pwned.exists()
+    assert result.err.count("\n") == 1 and "is not declared a job factory" in result.err
+    assert "@tui_trainer.job_factory" in result.err
+
+
+def test_train_refuses_to_call_a_function_that_is_not_a_job_factory(capsys, tmp_path):
+    pwned = tmp_path / "pwned"
+    result = run(capsys, "train", "--job", "subprocess:getoutput", "--job-opt", f"cmd=touch {pwned}",
+                 "--run-dir", tmp_path / "run", "--headless")
+    assert result.code == 2 and not pwned.exists() and not (tmp_path / "run").exists()
+    assert "is not declared a job factory" in result.err
+
+
+def test_a_declared_factory_is_found_by_name_and_an_undeclared_one_is_told_how_to_declare_itself():
+    assert import_factory("tui_trainer.demo.job:make_job").__name__ == "make_job"
+    with pytest.raises(JobLoadError, match="decorate it with @tui_trainer.job_factory"):
+        import_factory("json:dumps")
+
+    def plain(**options):
+        raise AssertionError("never called")
+
+    assert import_factory(plain) is plain  # a function handed over in Python is the caller's own choice
+    assert job_factory(plain) is plain and import_factory(plain) is plain
