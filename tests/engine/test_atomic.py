@@ -85,3 +85,44 @@ def test_leftovers_of_a_dead_writer_are_found_and_removed(tmp_path, live_pid):
 
 def test_no_leftovers_in_a_missing_directory(tmp_path):
     assert find_temp_files(tmp_path / "missing") == []
+
+
+def test_a_full_disk_at_the_final_flush_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The write fits in the buffer; the disk fills when it is flushed (and again when closing retries)."""
+    import errno
+    import io
+
+    import tui_trainer.engine.atomic as atomic
+
+    class FullDisk(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def open_on_a_full_disk(path, mode="r", *args, **kwargs):
+        real_open(path, mode, *args, **kwargs).close()  # the temporary file exists, as on a real disk
+        return io.BufferedWriter(FullDisk(), buffer_size=1 << 16)
+
+    monkeypatch.setattr(atomic, "open", open_on_a_full_disk, raising=False)
+    target = tmp_path / "step_00000001.meta.json"
+    with pytest.raises(OSError) as caught:
+        atomic_write_bytes(target, b"x" * 1000)
+    assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # no final file, and no temporary one
+
+
+def test_a_link_planted_where_the_temporary_file_goes_is_not_written_through(tmp_path, monkeypatch):
+    import tui_trainer.engine.atomic as atomic
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    planted = tmp_path / ".run.json.tmp-planted"
+    planted.symlink_to(victim)
+    monkeypatch.setattr(atomic, "temp_path_for", lambda path: planted)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(tmp_path / "run.json", b"{}")
+    assert victim.read_text() == "keep me" and not (tmp_path / "run.json").exists()

@@ -40,7 +40,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", durable: bool = 
     """
     final = Path(path)
     temp = temp_path_for(final)
-    f = open(temp, mode)  # noqa: SIM115 - closed below on every path
+    # "x": a new file or an error, never an existing one nor one reached through a planted link.
+    f = open(temp, mode.replace("w", "x"))  # noqa: SIM115 - closed below on every path
     try:
         yield f
         f.flush()
@@ -49,7 +50,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", durable: bool = 
         f.close()
         os.replace(temp, final)
     except BaseException:
-        f.close()
+        # Closing flushes what is still buffered, and on a full disk that fails too: the
+        # temporary file must go whatever closing it says.
+        with contextlib.suppress(OSError):
+            f.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise

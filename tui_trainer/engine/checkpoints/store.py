@@ -201,7 +201,7 @@ class CheckpointStore:
         temp = temp_path_for(final)
         writer: HashingWriter | None = None
         try:
-            with open(temp, "w+b", buffering=0) as f:
+            with open(temp, "x+b", buffering=0) as f:  # new, never through a planted link
                 writer = HashingWriter(f)
                 try:
                     write(writer)

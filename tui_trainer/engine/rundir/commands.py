@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import temp_path_for
+from tui_trainer.engine.atomic import atomic_write_bytes
 from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.loop.control import TrainingControl
 
@@ -179,15 +179,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     No fsync: these files steer a live process and mean nothing after a crash; what matters
     is that a reader never sees half a file.
     """
-    temp = temp_path_for(path)
-    try:
-        with open(temp, "w") as f:
-            f.write(json.dumps(data) + "\n")
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    atomic_write_bytes(path, (json.dumps(data) + "\n").encode(), durable=False)
 
 
 @contextlib.contextmanager
