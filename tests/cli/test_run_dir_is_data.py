@@ -65,3 +65,28 @@ def test_a_declared_factory_is_found_by_name_and_an_undeclared_one_is_told_how_t
 
     assert import_factory(plain) is plain  # a function handed over in Python is the caller's own choice
     assert job_factory(plain) is plain and import_factory(plain) is plain
+
+
+@pytest.mark.parametrize("name", [".lock", "history.jsonl", "history.idx", "journal.jsonl", "run.json"])
+def test_resume_never_writes_through_a_link_planted_in_the_run_dir(capsys, tmp_path, demo_run, name):
+    run_dir = tmp_path / "run"
+    shutil.copytree(demo_run, run_dir)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run_dir / name).unlink(missing_ok=True)
+    (run_dir / name).symlink_to(victim)
+    result = run(capsys, "resume", run_dir, "--max-iters", "10", "--headless")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and f"{run_dir / name} is a symbolic link" in result.err
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_dashboard_command_is_never_written_through_a_linked_control_lock(tmp_path):
+    from tui_trainer.engine.errors import UnsafePath
+    from tui_trainer.engine.rundir.commands import PAUSE, ControlClient
+
+    outside = tmp_path / "outside"
+    (tmp_path / ".control.lock").symlink_to(outside)
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        ControlClient(tmp_path).send(PAUSE)
+    assert not outside.exists()

@@ -26,6 +26,7 @@ This module does not import torch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.atomic import atomic_write_bytes
-from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.errors import TrainerError, UnsafePath
 from tui_trainer.engine.loop.control import TrainingControl
 
 CONTROL_FILE = "control.json"
@@ -184,7 +185,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @contextlib.contextmanager
 def _writer_lock(run_dir: Path) -> Iterator[None]:
-    fd = os.open(run_dir / WRITER_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    path = run_dir / WRITER_LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(f"{path} is a symbolic link; commands are never written through one") from None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -116,8 +116,8 @@ class HistoryWriter:
             raise FileExistsError(f"{self.path} already exists; resume the run instead")
         else:
             create_index(self.path)
-        self._file: IO[bytes] = open(self.path, "ab", buffering=1 << 16)
-        self._index: IO[bytes] = open(index_path(self.path), "ab")
+        self._file: IO[bytes] = open(self.path, "ab", buffering=1 << 16, opener=_no_follow)
+        self._index: IO[bytes] = open(index_path(self.path), "ab", opener=_no_follow)
         self._pending = bytearray()  # index records, written at the next flush, after the jsonl's
         self._last_flush = time.monotonic()
 
@@ -183,3 +183,8 @@ class HistoryWriter:
             self.sync()
             self._file.close()
             self._index.close()
+
+
+def _no_follow(path: str, flags: int) -> int:
+    # A link planted in place of the history must not carry the run's appends outside the run dir.
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)

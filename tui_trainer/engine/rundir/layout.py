@@ -96,6 +96,9 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
     path = Path(run_dir) / RUN_FILE
+    if path.is_symlink():  # what a run is, read from somewhere else: and later written there
+        raise UnsafePath(f"{path} is a symbolic link; tui-trainer never reads or writes a run dir's own "
+                         "files through a link (it could lead outside the run dir): remove it, or use another run dir")
     try:
         return RunInfo.from_json(json.loads(path.read_text()))
     except FileNotFoundError:

@@ -6,17 +6,43 @@ Held with flock, so a killed process never leaves it stale. Small on purpose: a 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tui_trainer.engine.errors import RunDirBusy
+from tui_trainer.engine.errors import RunDirBusy, UnsafePath
 
 LOCK_FILE = ".lock"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# The files a trainer writes in its run dir. Whoever holds the lock writes them, so they are
+# checked when it is taken: a run dir from someone else may hold links in their place, and a
+# write through one would land outside the run dir (a `.lock` link once had its target emptied).
+OWN_FILES = ("run.json", "history.jsonl", "history.idx", "history.cuts", "journal.jsonl", "journal.1.jsonl",
+             "training_history.json", "trainer.log", "control.json", "control_ack.json", ".control.lock")
+
+
+def refuse_links(run_dir: Path) -> None:
+    """UnsafePath if one of the run dir's own files is a link or not a regular file."""
+    for name in OWN_FILES:
+        path = Path(run_dir) / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(_link_message(path) if stat.S_ISLNK(st.st_mode) else
+                             f"{path} is not a regular file; the run dir's own files are never written through it")
+
+
+def _link_message(path: Path) -> str:
+    return (f"{path} is a symbolic link; tui-trainer never writes a run dir's own files through a link "
+            "(it could land outside the run dir): remove it, or use another run dir")
 
 
 def now_iso() -> str:
@@ -34,7 +60,13 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock, or raise RunDirBusy; a run dir whose own files are links is refused (UnsafePath)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise UnsafePath(_link_message(self.path)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,6 +76,12 @@ class RunLock:
                 f"{self.path.parent} is being trained by another process ({holder}); "
                 "watch it, or stop that process first"
             ) from None
+        try:
+            refuse_links(self.path.parent)
+        except UnsafePath:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         # `terminal`: whether the holder has one; a trainer without one runs detached (or from a script).
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(), "terminal": _has_terminal()}
