@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,38 @@ ROTATING_KINDS = frozenset({PERIODIC, FINAL, INTERRUPTED})
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}{CHECKPOINT_SUFFIX}"
+
+
+_NAME_RE = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+def step_of_name(name: str) -> int | None:
+    """The step a checkpoint's file name says (`step_00000300.pt`: 300), or None for another name."""
+    found = _NAME_RE.match(name)
+    return int(found.group(1)) if found else None
+
+
+def file_disagrees(name: str, embedded: Any) -> str | None:
+    """Why a checkpoint file contradicts itself: its name says one step, its own metadata another."""
+    named, inside = step_of_name(name), embedded.get("step") if isinstance(embedded, dict) else None
+    if isinstance(inside, int) and not isinstance(inside, bool) and named is not None and inside != named:
+        return f"its name says step {named} but it holds step {inside} (renamed?)"
+    return None
+
+
+def sidecar_disagrees(sidecar: CheckpointMeta, name: str, embedded: Any = None) -> str | None:
+    """Why a sidecar cannot be believed: it says another step or run than the file it describes.
+
+    The file is the truth: its own metadata (`embedded`, when it has been read) and its name.
+    """
+    inside = embedded if isinstance(embedded, dict) else {}
+    step = inside.get("step") if isinstance(inside.get("step"), int) else step_of_name(name)
+    if step is not None and sidecar.step != step:
+        return f"its sidecar says step {sidecar.step} but the file holds step {step}"
+    run_id = inside.get("run_id")
+    if isinstance(run_id, str) and sidecar.run_id and sidecar.run_id != run_id:
+        return f"its sidecar says run {sidecar.run_id} but the file was written by run {run_id}"
+    return None
 
 
 def sidecar_path(checkpoint: Path) -> Path:

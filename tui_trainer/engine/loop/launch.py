@@ -18,7 +18,8 @@ from typing import Any
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
-from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, file_disagrees, sidecar_disagrees, step_of_name
+from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
@@ -88,6 +89,39 @@ def start_run(
     trainer.notes.append(f"new run {info.run_id} in {run_dir}")
     _check_journal(trainer)
     return trainer
+
+
+def _true_step(stored: StoredCheckpoint) -> int:
+    """The step a checkpoint's file name says: a sidecar may lie, the name orders the files."""
+    named = step_of_name(stored.path.name)
+    return named if named is not None else stored.meta.step
+
+
+def _untrusted(stored: StoredCheckpoint, state: Mapping[str, Any], run_id: str) -> str | None:
+    """Why a checkpoint that loads must still not be resumed from: it contradicts itself, or is another run's."""
+    embedded = state.get("meta")
+    problem = file_disagrees(stored.path.name, embedded)
+    if problem is None and isinstance(embedded, dict) and embedded.get("run_id") not in (None, run_id):
+        problem = f"it was written by run {embedded['run_id']}, not by this run ({run_id})"
+    return problem
+
+
+def _believed(store: CheckpointStore, stored: StoredCheckpoint, state: Mapping[str, Any],
+              notes: list[str]) -> StoredCheckpoint:
+    """The checkpoint as the file says it is; a sidecar that says otherwise is rebuilt from the file."""
+    embedded = state.get("meta")
+    lie = sidecar_disagrees(stored.meta, stored.path.name, embedded)
+    if lie is None or not isinstance(embedded, dict):
+        return stored
+    try:
+        # The checksum was just checked against the file, and a pin is the user's, not the file's.
+        kept = {"sha256": stored.meta.sha256, "size_bytes": stored.meta.size_bytes, "pinned": stored.meta.pinned}
+        truth = CheckpointMeta.from_json({**embedded, **kept})
+    except (ValueError, TypeError):
+        return stored
+    store.write_meta(truth)
+    notes.append(f"rebuilt the metadata of {stored.path.name} from the file: {lie}")
+    return StoredCheckpoint(stored.path, truth)
 
 
 def side_channels(run_dir: Path, job: Job, control: TrainingControl, lock: RunLock,
@@ -179,7 +213,7 @@ def _resume_locked(
         if not candidates:
             raise CheckpointError(f"{chosen_file} is not a checkpoint of run {info.run_id} in {run_dir}")
     else:
-        candidates = sorted(own, key=lambda c: c.meta.step, reverse=True)
+        candidates = sorted(own, key=_true_step, reverse=True)
         if not candidates:
             raise RunDirError(f"{run_dir} has no checkpoint of this run to resume from")
     state, start = None, None
@@ -191,7 +225,9 @@ def _resume_locked(
             except CheckpointError as exc:
                 problem = str(exc)
         if problem is None:
-            start = candidate
+            problem = _untrusted(candidate, state, info.run_id)
+        if problem is None:
+            start = _believed(store, candidate, state, notes)
             break
         if chosen_file is not None:
             raise CheckpointError(f"cannot resume from {candidate.path.name}: {problem}")
@@ -200,7 +236,7 @@ def _resume_locked(
         raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from")
 
     step = start.meta.step
-    newer = [c for c in own if c.meta.step > step or (c.meta.step == step and c.path != start.path)]
+    newer = [c for c in own if _true_step(c) > step or (_true_step(c) == step and c.path != start.path)]
     if newer:
         moved = set_aside(run_dir, [c.path for c in newer])
         notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(run_dir)}/: they are superseded")

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
-from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, read_sidecar, sidecar_path
+from tui_trainer.engine.checkpoints.meta import (
+    CHECKPOINT_SUFFIX,
+    SIDECAR_SUFFIX,
+    CheckpointMeta,
+    read_sidecar,
+    sidecar_disagrees,
+    sidecar_path,
+)
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
@@ -122,7 +129,19 @@ def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
         return VerifyResult(
             path, False, f"checksum mismatch: sha256 {digest[:12]}... != recorded {meta.sha256[:12]}... (damaged)"
         )
+    lie = _file_against_sidecar(path, meta)
+    if lie is not None:
+        return VerifyResult(path, False, lie)
     return VerifyResult(path, True, detail=f"sha256 matches, {human_bytes(size)}")
+
+
+def _file_against_sidecar(path: Path, meta: CheckpointMeta) -> str | None:
+    """A sidecar can match its file's checksum and still lie about what it holds: ask the file's name.
+
+    Its embedded metadata is the other witness; `resume` reads it, as it loads the file anyway,
+    while verify stays a checksum pass that never imports torch for this tool's checkpoints.
+    """
+    return sidecar_disagrees(meta, path.name)
 
 
 def verify_loads(path: Path) -> VerifyResult:
