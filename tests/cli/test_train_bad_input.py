@@ -80,3 +80,16 @@ def test_a_run_dir_busy_with_another_trainer_is_refused(finished_run, capsys, tm
         result = run(capsys, "resume", finished_run, "--max-iters", "20", "--headless")
     assert result.code != 0 and result.err.count("\n") == 1
     assert f"pid {os.getpid()}" in result.err and "another process" in result.err
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps", "xpu", "meta", "npu:3", "nonsense"])
+def test_a_device_this_machine_lacks_is_one_line_before_anything_is_written(capsys, tmp_path, device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run(capsys, "train", "--job-opt", f"device={device}", "--job-opt", "size=tiny",
+                 "--run-dir", tmp_path / "run", "--headless")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert f"device {device!r} cannot train on this machine; it has: cpu" in result.err
+    assert not (tmp_path / "run").exists()

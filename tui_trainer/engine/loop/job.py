@@ -118,6 +118,8 @@ def import_factory(spec: JobFactory | str) -> JobFactory:
 def load_job(spec: JobFactory | str, **options: Any) -> Job:
     """Build the job named by `spec` with `options`; errors become JobLoadError."""
     factory = import_factory(spec)
+    if isinstance(options.get("device"), str):
+        check_device(options["device"])  # before the job is built, and so before anything is written
     try:
         job = factory(**options)
     except (TypeError, ValueError) as exc:
@@ -129,4 +131,38 @@ def load_job(spec: JobFactory | str, **options: Any) -> Job:
             f"{spec_of(spec)}: job.batches needs next_batch(), epoch, state_dict() and load_state_dict() "
             "(tui_trainer.engine.loop.batches.EpochBatches wraps any indexable dataset)"
         )
+    check_device(str(job.device))
     return job
+
+
+def check_device(device: str) -> None:
+    """JobLoadError, naming the devices this machine has, if `device` cannot train here."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError):
+        wanted = None
+    available = available_devices()
+    usable = wanted is not None and wanted.type != "meta" and (
+        wanted.type == "cpu" or str(wanted) in available or (wanted.index is None and any(
+            d.startswith(f"{wanted.type}:") or d == wanted.type for d in available)))
+    if not usable:
+        raise JobLoadError(f"device {device!r} cannot train on this machine; it has: {', '.join(available)}")
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return found
