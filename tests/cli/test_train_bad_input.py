@@ -93,3 +93,11 @@ def test_a_device_this_machine_lacks_is_one_line_before_anything_is_written(caps
     assert result.code == 2 and result.err.count("\n") == 1
     assert f"device {device!r} cannot train on this machine; it has: cpu" in result.err
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_of_a_file_outside_any_run_names_that_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("not a checkpoint\n")
+    result = run(capsys, "resume", "README.md", "--headless")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "README.md is neither a run dir nor a checkpoint in one" in result.err

@@ -174,6 +174,8 @@ def resume_run(
     if not path.exists():
         raise RunDirError(f"{path} does not exist")
     run_dir = path if path.is_dir() else path.parent
+    if not path.is_dir() and not is_run_dir(run_dir):
+        raise RunDirError(f"{path} is neither a run dir nor a checkpoint in one; give a run dir or one of its checkpoints")
     info = read_run(run_dir)
     lock = RunLock(run_dir)
     lock.acquire()
