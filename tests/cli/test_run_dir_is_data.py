@@ -90,3 +90,32 @@ def test_a_dashboard_command_is_never_written_through_a_linked_control_lock(tmp_
     with pytest.raises(UnsafePath, match="symbolic link"):
         ControlClient(tmp_path).send(PAUSE)
     assert not outside.exists()
+
+
+BROKEN_RUN_JSON = {
+    "settings-a-string": {"run_id": "b", "job": "x:y", "settings": "str"},
+    "policy-a-list": {"run_id": "b", "job": "x:y", "policy": [1]},
+    "job-a-list": {"run_id": "b", "job": ["x"]},
+    "target-a-word": {"run_id": "b", "job": "x:y", "settings": {"max_iters": "ten"}},
+    "a-list": [1, 2],
+    "state-an-object": {"run_id": "b", "job": "x:y", "state": {"a": 1}},
+    "no-run-id": {"job": "x:y"},
+    "deep": {"run_id": "b", "job": "x:y", "job_options": {"a": {"b": {"c": {"d": [[[[1]]]]}}}}, "settings": 7},
+}
+
+
+@pytest.mark.parametrize("shape", list(BROKEN_RUN_JSON), ids=list(BROKEN_RUN_JSON))
+def test_a_run_json_of_the_wrong_shape_is_one_line_everywhere_and_the_other_runs_still_list(capsys, tmp_path, shape):
+    good, broken = tmp_path / "good", tmp_path / "broken"
+    from tui_trainer.engine.rundir.layout import RunInfo, write_run
+
+    good.mkdir()
+    write_run(good, RunInfo(run_id="g", job="tui_trainer.demo.job:make_job"))
+    broken.mkdir()
+    (broken / "run.json").write_text(json.dumps(BROKEN_RUN_JSON[shape]))
+    for command in (["ckpt", "list", broken], ["resume", broken, "--headless"], ["ckpt", "prune", broken, "--keep", "1"]):
+        result = run(capsys, *command)
+        assert result.code == 2 and result.err.count("\n") == 1, (command, result.err)
+        assert f"{broken / 'run.json'} is damaged" in result.err and "Traceback" not in result.err
+    listed = run(capsys, "runs", tmp_path)
+    assert listed.code == 0 and "good" in listed.out and "unreadable" in listed.out

@@ -74,16 +74,36 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunInfo:
+        """A run from its JSON; ValueError naming the field when one has the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+
+        def field(name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+            value = data.get(name, default)
+            if value is None:
+                value = default
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+                raise ValueError(f"field {name!r} must be {_KIND_WORDS.get(kind, 'something else')}, "
+                                 f"not {type(value).__name__}")
+            return value
+
+        for required in ("run_id", "job"):
+            if required not in data:
+                raise ValueError(f"field {required!r} is missing")
+        settings = field("settings", dict, {})
         return cls(
-            run_id=str(data["run_id"]),
-            job=str(data["job"]),
-            job_options=dict(data.get("job_options") or {}),
-            policy=CheckpointPolicy.from_dict(dict(data.get("policy") or {})),
-            settings=RunSettings(**{k: v for k, v in (data.get("settings") or {}).items() if k in RunSettings.__dataclass_fields__}),
-            created=str(data.get("created") or ""),
-            state=str(data.get("state") or "new"),
-            format_version=int(data.get("format_version") or FORMAT_VERSION),
+            run_id=str(field("run_id", (str, int), "")),
+            job=field("job", str, ""),
+            job_options=dict(field("job_options", dict, {})),
+            policy=CheckpointPolicy.from_dict(dict(field("policy", dict, {}))),
+            settings=RunSettings(**{k: v for k, v in settings.items() if k in RunSettings.__dataclass_fields__}),
+            created=str(field("created", str, "")),
+            state=field("state", str, "new"),
+            format_version=field("format_version", int, FORMAT_VERSION),
         )
+
+
+_KIND_WORDS = {dict: "an object", str: "a string", int: "an integer", (str, int): "a string"}
 
 
 def new_run_id() -> str:
