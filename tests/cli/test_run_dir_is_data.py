@@ -119,3 +119,21 @@ def test_a_run_json_of_the_wrong_shape_is_one_line_everywhere_and_the_other_runs
         assert f"{broken / 'run.json'} is damaged" in result.err and "Traceback" not in result.err
     listed = run(capsys, "runs", tmp_path)
     assert listed.code == 0 and "good" in listed.out and "unreadable" in listed.out
+
+
+@pytest.mark.parametrize("name", ["run.json", "step_00000005.meta.json", "control.json", "history.jsonl"])
+def test_a_fifo_in_place_of_a_run_file_never_hangs_a_listing(capsys, tmp_path, demo_run, name):
+    import os
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(demo_run, run_dir)
+    (run_dir / name).unlink(missing_ok=True)
+    os.mkfifo(run_dir / name)  # nobody ever writes to it: a blocking read would wait forever
+    for command in (["ckpt", "list", run_dir], ["runs", tmp_path], ["ckpt", "verify", run_dir]):
+        result = run(capsys, *command)  # the test's own timeout catches a hang
+        assert "Traceback" not in result.err and result.err.count("\n") <= 2, (command, result.err)
+    result = run(capsys, "resume", run_dir, "--max-iters", "10", "--headless")
+    if name.endswith(".meta.json"):  # a sidecar is rebuilt from its checkpoint, replacing the FIFO
+        assert result.code == 0 and (run_dir / name).is_file()
+    else:  # the run's own file: refused in one line, nothing written through it
+        assert result.code == 2 and result.err.count("\n") == 1

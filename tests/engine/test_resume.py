@@ -194,7 +194,7 @@ def test_a_checkpoint_whose_sidecar_was_lost_is_resumed_and_its_sidecar_rebuilt(
 
     resumed = resume(first.run_dir, max_iters=40)
     assert resumed.trainer.step == 30
-    assert "rebuilt the missing metadata of step_00000030.pt" in resumed.trainer.notes
+    assert "rebuilt the missing or damaged metadata of step_00000030.pt" in resumed.trainer.notes
     rebuilt = read_sidecar(sidecar_path(newest))
     assert (rebuilt.sha256, rebuilt.size_bytes, rebuilt.run_id) == (recorded.sha256, recorded.size_bytes, recorded.run_id)
 

@@ -1,5 +1,8 @@
 """Atomic file writes: temporary file in the same directory, fsync, rename, fsync the directory.
 
+And `read_regular`, for the small files a run dir holds: a FIFO, a device or a link planted in
+their place is refused at once instead of blocking a listing or the trainer.
+
 A reader, or a crash at any instant, sees either the old file or the complete new one under the
 final name, never a partial one. Temporary files are named `.<final name>.tmp-<pid>-<random>`
 so a later start can find and remove those left by a killed process.
@@ -8,10 +11,12 @@ so a later start can find and remove those left by a killed process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +73,24 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode(), durable)
+
+
+def read_regular(path: str | os.PathLike[str], max_bytes: int = 1 << 20) -> bytes:
+    """Up to `max_bytes` of a regular file; OSError, without blocking, for anything else in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        chunks, left = [], max_bytes
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def find_temp_files(directory: Path) -> list[Path]:

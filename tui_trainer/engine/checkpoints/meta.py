@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tui_trainer.engine.atomic import read_regular
+
 FORMAT_NAME = "tui-trainer"
 FORMAT_VERSION = 1
 CHECKPOINT_SUFFIX = ".pt"
@@ -138,9 +140,8 @@ def read_sidecar(path: str | os.PathLike[str]) -> CheckpointMeta | None:
     rewrite or a load out of the directory.
     """
     try:
-        with open(path, "rb") as f:
-            meta = CheckpointMeta.from_json(json.loads(f.read()))
-    except (OSError, ValueError, TypeError):
+        meta = CheckpointMeta.from_json(json.loads(read_regular(path)))
+    except (OSError, ValueError, TypeError, RecursionError):
         return None
     own_name = os.path.basename(os.fspath(path)).removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
     return meta if meta.name == own_name else None

@@ -262,7 +262,7 @@ class CheckpointStore:
         atomic_write_json(sidecar_path(self._safe_path(meta.name)), meta.to_json())
 
     def repair_sidecars(self) -> list[str]:
-        """Rebuild missing sidecars of this tool's checkpoints; return their names.
+        """Rebuild missing or damaged sidecars of this tool's checkpoints; return their names.
 
         A crash between renaming a checkpoint into place and writing its sidecar leaves a
         complete file (it was fsynced before the rename), so its checksum is taken now.
@@ -270,7 +270,8 @@ class CheckpointStore:
         repaired = []
         for meta in self.scan():
             path = self.directory / meta.name
-            if meta.kind == FOREIGN or sidecar_path(path).exists():
+            # A sidecar that is damaged, unreadable or not a file (a FIFO) is rebuilt, as a missing one is.
+            if meta.kind == FOREIGN or read_sidecar(sidecar_path(path)) is not None:
                 continue
             meta.sha256, meta.size_bytes = sha256_of_file(path), file_size(path)
             self.write_meta(meta)

@@ -204,7 +204,7 @@ def _resume_locked(
 ) -> Trainer:
     store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
     notes = [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
-    notes += [f"rebuilt the missing metadata of {name}" for name in store.repair_sidecars()]
+    notes += [f"rebuilt the missing or damaged metadata of {name}" for name in store.repair_sidecars()]
     notes += [f"ignoring {p.name}: a link to a file outside {run_dir}" for p in store.links_outside()]
     own = [c for c in store.list() if c.meta.run_id == info.run_id]
     others = [c for c in store.list() if c.meta.run_id != info.run_id]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import atomic_write_bytes
+from tui_trainer.engine.atomic import atomic_write_bytes, read_regular
 from tui_trainer.engine.errors import TrainerError, UnsafePath
 from tui_trainer.engine.loop.control import TrainingControl
 
@@ -146,8 +146,7 @@ def parse_ack(data: Any) -> Ack | None:
 
 def _read_json(path: Path) -> Any:
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read(1 << 20))
+        return json.loads(read_regular(path))
     except (OSError, ValueError, RecursionError):
         return None
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import atomic_write_json, fsync_dir
+from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, read_regular
 from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso, sidecar_path
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore
@@ -120,11 +120,13 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
         raise UnsafePath(f"{path} is a symbolic link; tui-trainer never reads or writes a run dir's own "
                          "files through a link (it could lead outside the run dir): remove it, or use another run dir")
     try:
-        return RunInfo.from_json(json.loads(path.read_text()))
+        return RunInfo.from_json(json.loads(read_regular(path)))
     except FileNotFoundError:
         raise RunDirError(f"{run_dir} is not a tui-trainer run dir (no {RUN_FILE})") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise RunDirError(f"{path} is damaged ({exc}); fix or remove it") from None
+    except OSError as exc:  # a FIFO, a device or a directory in its place: refused, never waited on
+        raise RunDirError(f"{path} cannot be read as a run's file ({exc.strerror or exc}); remove it") from None
 
 
 def write_run(run_dir: str | os.PathLike[str], info: RunInfo) -> None:

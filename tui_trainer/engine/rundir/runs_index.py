@@ -11,6 +11,7 @@ This module does not import torch.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,13 +164,19 @@ def read_sidecars(run_dir: Path) -> list[CheckpointMeta]:
 
 def last_logged_step(history: Path) -> int | None:
     """The step of the last complete record in a history file, read from its end."""
-    try:
-        with open(history, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - TAIL_BYTES))
-            tail = f.read()
+    try:  # never blocks on a FIFO planted in its place
+        fd = os.open(history, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        tail = os.pread(fd, TAIL_BYTES, max(0, st.st_size - TAIL_BYTES))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     for line in reversed(tail.splitlines()):
         record = parse_record(line)
         if record is not None:
