@@ -207,10 +207,7 @@ def _drive_headless(launch: Any, *, detached: bool = False) -> int:
             for note in trainer.notes:
                 _report(reporter.note, note)
             # A trainer with no terminal (detached, nohup, a scheduler) has none to lose: it ignores SIGHUP.
-            hangup = not detached and _has_terminal()
-            if not hangup:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            with interrupt_saves(trainer.control, hangup=hangup) as caught:
+            with interrupt_saves(trainer.control, hangup=not detached and _has_terminal()) as caught:
                 result = trainer.run()
     except BaseException:
         _report(reporter.close, None)

@@ -29,7 +29,8 @@ class CaughtSignal:
 def interrupt_saves(control: TrainingControl, hangup: bool = True) -> Iterator[CaughtSignal]:
     """Install the handlers for the duration of the block (main thread only; else a no-op).
 
-    `hangup=False` leaves SIGHUP alone: a trainer with no terminal has nothing to hang up.
+    `hangup=False` ignores SIGHUP for the block instead: a trainer with no terminal has none to
+    lose. Every disposition is put back as it was when the block ends.
     """
     caught = CaughtSignal()
     if threading.current_thread() is not threading.main_thread():
@@ -44,8 +45,8 @@ def interrupt_saves(control: TrainingControl, hangup: bool = True) -> Iterator[C
         else:
             _say("already saving; please wait")
 
-    handled = HANDLED_SIGNALS if hangup else tuple(s for s in HANDLED_SIGNALS if s != signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handle) for sig in handled}
+    previous = {sig: signal.signal(sig, handle if hangup or sig != signal.SIGHUP else signal.SIG_IGN)
+                for sig in HANDLED_SIGNALS}
     try:
         yield caught
     finally:
