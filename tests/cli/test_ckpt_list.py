@@ -107,3 +107,12 @@ def test_real_process(run_dir):
     )
     assert done.returncode == 0 and done.stderr == ""
     assert len(json.loads(done.stdout)) == 5
+
+
+def test_a_folder_whose_checkpoint_files_all_fail_to_load_is_not_reported_empty(capsys, tmp_path):
+    (tmp_path / "a.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "b.pth").write_bytes(b"")
+    result = run(capsys, "ckpt", "list", tmp_path)
+    assert result.code == 1 and result.out == "" and result.err.count("\n") == 1
+    assert "2 file(s) that look like checkpoints do not load (a.pt, b.pth)" in result.err
+    assert "ckpt verify" in result.err

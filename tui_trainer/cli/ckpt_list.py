@@ -14,7 +14,8 @@ from typing import Any
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_dir
 from tui_trainer.engine.checkpoints.meta import file_size
-from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.rundir.layout import is_locked, is_run_dir, store_for
 from tui_trainer.engine.sizes import human_bytes
 
@@ -25,6 +26,12 @@ GAP = "  "
 MARK_STYLE = "cyan"
 
 
+class NoReadableCheckpoints(TrainerError):
+    """Files named like checkpoints, none of which loads: exit 1, as `ckpt verify` would."""
+
+    exit_code = 1
+
+
 def run_list(args: argparse.Namespace) -> int:
     directory = existing_dir(args.dir, "use `tui-trainer ckpt show` for one checkpoint file")
     store = store_for(directory)
@@ -33,6 +40,12 @@ def run_list(args: argparse.Namespace) -> int:
         fmt.print_json([list_record(c) for c in checkpoints])
         return 0
     if not checkpoints:
+        unreadable = _unreadable(directory)
+        if unreadable:  # files that look like checkpoints but none loads: that is not "none here"
+            shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
+            raise NoReadableCheckpoints(
+                f"no readable checkpoints in {directory}: {len(unreadable)} file(s) that look like checkpoints "
+                f"do not load ({shown}); `tui-trainer ckpt verify {directory}` says why")
         print(f"no checkpoints in {directory}{_runs_hint(directory)}")
         return 0
     console = fmt.console()
@@ -40,6 +53,16 @@ def run_list(args: argparse.Namespace) -> int:
     console.print(render_table(rows, fitting_columns(rows, console.width)), end="", crop=False, soft_wrap=True)
     print(list_footer(store, checkpoints))
     return 0
+
+
+def _unreadable(directory: Path) -> list[str]:
+    """Regular files here named like checkpoints (none of which listed)."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if e.name.endswith(FOREIGN_SUFFIXES) and not e.name.startswith(".")
+                          and e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def table_row(c: StoredCheckpoint) -> dict[str, str]:
