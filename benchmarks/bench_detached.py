@@ -45,7 +45,8 @@ def headless(args: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "tui_trainer", *args], stdout=subprocess.DEVNULL, check=True)
 
 
-def detached(args: list[str]) -> None:
+def started(args: list[str]):
+    """A trainer started as the dashboard starts one, once it has said where it trains."""
     from tui_trainer.session.detached import DetachedTrainer
 
     trainer = DetachedTrainer(args)
@@ -53,6 +54,11 @@ def detached(args: list[str]) -> None:
     report = trainer.wait_launched()
     if report.error:
         raise SystemExit(f"the detached trainer did not start: {report.error}")
+    return trainer, report
+
+
+def detached(args: list[str]) -> None:
+    trainer, _ = started(args)
     trainer.process.wait()
 
 
@@ -60,13 +66,7 @@ def detached_and_watched(args: list[str]) -> None:
     """The detached trainer with a dashboard attached to it in a real terminal (tmux, 120x40): what users run."""
     import shlex
 
-    from tui_trainer.session.detached import DetachedTrainer
-
-    trainer = DetachedTrainer(args)
-    trainer.start()
-    report = trainer.wait_launched()
-    if report.error:
-        raise SystemExit(f"the detached trainer did not start: {report.error}")
+    trainer, report = started(args)
     socket = f"bench-detached-{os.getpid()}-{time.monotonic_ns()}"
     command = f"exec {shlex.quote(sys.executable)} -m tui_trainer attach {shlex.quote(str(report.run_dir))}"
     subprocess.run(["tmux", "-L", socket, "-f", os.devnull, "new-session", "-d", "-x", "120", "-y", "40", command],

@@ -99,10 +99,11 @@ def live_runs(root: Path) -> list[LiveRun]:
     """
     import json
 
+    from tui_trainer.engine.rundir.discover import find_run_dirs
     from tui_trainer.engine.rundir.lock import lock_holder
 
     found = []
-    for run_dir in _candidate_dirs(Path(root)):
+    for run_dir in find_run_dirs(Path(root)):
         holder = lock_holder(run_dir)
         if holder is None or not holder.on_this_host:
             continue
@@ -113,23 +114,6 @@ def live_runs(root: Path) -> list[LiveRun]:
         if isinstance(info, dict):
             found.append((str(info.get("created", "")), LiveRun(run_dir, str(info.get("job", "")), holder)))
     return [run for _, run in sorted(found, key=lambda pair: pair[0])]
-
-
-def _candidate_dirs(root: Path) -> list[Path]:
-    """Dirs holding a `run.json`: directly under `root`, or one level further (as the runs screen finds them)."""
-    def subdirs(folder: Path) -> list[Path]:
-        try:
-            return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
-        except OSError:
-            return []
-
-    found = []
-    for child in subdirs(root):
-        if (child / "run.json").is_file():
-            found.append(child)
-        else:
-            found.extend(g for g in subdirs(child) if (g / "run.json").is_file())
-    return found
 
 
 def pick_live_run(root: Path) -> Path:

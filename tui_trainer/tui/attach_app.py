@@ -91,12 +91,12 @@ class AttachApp(TrainerApp):
     # --- the bridge -------------------------------------------------------------------------
 
     def _drain_events(self) -> None:
-        first_failure = self.runner.launch_error is not None and not self.model.worker_done
+        failed = self.runner.launch_error if not self.model.worker_done else None
         super()._drain_events()
-        if first_failure:
+        if failed is not None:
             # The run never started (a busy run dir, a job that does not import): say why on the
             # terminal, as a headless run would, rather than over a dashboard of nothing.
-            self._leave([], self.runner.launch_error.exit_code if self.runner.launch_error else 1)
+            self._leave([], failed.exit_code)
             return
         if self.quitting and (self.model.state in ENDED_STATES or not self.control.listening):
             self._leave(self._stopped_lines(), self.exit_status)

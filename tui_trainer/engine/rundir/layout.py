@@ -30,12 +30,11 @@ from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso, sidecar
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError, UnsafePath
+from tui_trainer.engine.rundir.discover import RUN_FILE, SUPERSEDED_DIR
 from tui_trainer.engine.rundir.lock import LOCK_FILE, LockHolder, RunLock, is_locked, lock_holder  # noqa: F401 (their old home)
 
-RUN_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
 SUMMARY_FILE = "training_history.json"
-SUPERSEDED_DIR = "superseded"
 
 
 @dataclass

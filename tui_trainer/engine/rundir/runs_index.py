@@ -19,8 +19,9 @@ from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError
+from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.history_tail import parse_record
-from tui_trainer.engine.rundir.layout import HISTORY_FILE, SUPERSEDED_DIR, LockHolder, is_run_dir, lock_holder, read_run
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, LockHolder, lock_holder, read_run
 
 # `run.json` states a trainer writes while it lives; without the lock held they mean it died.
 LIVE_STATES = frozenset({"new", "running", "paused"})
@@ -94,28 +95,6 @@ def list_runs(root: str | os.PathLike[str]) -> RunsIndex:
         except (RunDirError, OSError) as exc:
             problems.append(f"{run_dir}: {exc}")
     return RunsIndex(root, tuple(sorted(runs, key=lambda r: r.name)), tuple(problems))
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Run dirs at `root`, directly under it, or under a plain folder directly under it."""
-    if is_run_dir(root):
-        return [root]
-    found = []
-    for child in _subdirs(root):
-        if is_run_dir(child):
-            found.append(child)
-        else:
-            found.extend(grandchild for grandchild in _subdirs(child) if is_run_dir(grandchild))
-    return found
-
-
-def _subdirs(folder: Path) -> list[Path]:
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(Path(e.path) for e in entries
-                          if not e.name.startswith(".") and e.name != SUPERSEDED_DIR and e.is_dir())
-    except OSError:
-        return []
 
 
 def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> RunSummary:
