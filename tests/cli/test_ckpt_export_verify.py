@@ -2,11 +2,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from tests.cli.ckpt_cli import child_env, run
 from tests.factories import make_run, tied_checkpoint
+from tests.full_disk import FullDisk
 from tui_trainer.engine.sizes import human_bytes
 
 
@@ -77,3 +79,17 @@ def test_verify_in_a_real_process(tmp_path):
     argv = [sys.executable, "-m", "tui_trainer", "ckpt", "verify", str(run_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, env=child_env())
     assert done.returncode == 1 and "size 64 != recorded" in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["demo.safetensors", "demo.pt"])
+def test_export_onto_a_full_disk_is_one_line_exit_4_and_leaves_nothing(capsys, tmp_path, monkeypatch, name):
+    source = make_run(tmp_path / "run", steps=(300,)) / "step_00000300.pt"
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    FullDisk(monkeypatch).refuse(name)
+    result = run(capsys, "ckpt", "export", source, out_dir / name)
+    assert result.code == 4
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert result.err.startswith(f"tui-trainer: error: the disk is full: {out_dir / name} could not be written")
+    assert "make room" in result.err or "room" in result.err
+    assert list(out_dir.iterdir()) == []  # neither the export nor its temporary file

@@ -8,6 +8,7 @@ Mounting needs root; elsewhere these tests are skipped, saying why.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -111,3 +112,54 @@ def test_when_the_disk_fills_the_earlier_checkpoints_stay_intact(disk_full):
         path = outcome.run_dir / checkpoint_name(step)
         assert read_sidecar(sidecar_path(path)).size_bytes == path.stat().st_size
     assert f"checkpoint at step {steps[-1] + 2} FAILED: {message}" in outcome.output
+
+
+def fill(mount_point: Path, leave_bytes: int) -> Path:
+    """A file taking all but about `leave_bytes` of the filesystem's free space."""
+    filler = mount_point / "filler"
+    free = shutil.disk_usage(mount_point).free
+    with open(filler, "wb") as f:
+        f.truncate(0)
+        f.write(b"\0" * max(0, free - leave_bytes))
+    return filler
+
+
+def history_steps(run_dir: Path) -> list[int]:
+    lines = (run_dir / "history.jsonl").read_bytes().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if "loss" in r]  # a torn line fails here
+
+
+def test_a_disk_that_fills_between_saves_stops_the_run_whole_and_a_resume_carries_on(tmp_path, forkserver):
+    """The history (not a save) meets the full disk: exit 4, one line, nothing torn, run.json says
+    so; a resume needs no room the size of the history, and the curve stays continuous."""
+    mount_point = tmp_path / "between-saves"
+    mount_tmpfs(mount_point, "2m")
+    try:
+        run_dir = mount_point / "run"
+        common = ["--job-opt", "size=tiny", "--job-opt", "device=cpu"]
+        first = forkserver.run(["train", "--headless", "--run-dir", str(run_dir), "--max-iters", "10",
+                                "--keep-last", "0", *common], tmp_path / "first.log")
+        assert first == 0, (tmp_path / "first.log").read_text()
+        filler = fill(mount_point, 64 * 1024)
+
+        code = forkserver.run(["resume", "--headless", "--max-iters", "10000000", "--ckpt-every", "0",
+                               "--log-every", "1", str(run_dir)], tmp_path / "full.log")
+        output = (tmp_path / "full.log").read_text()
+        assert code == EXIT_DISK_FULL, output
+        assert "Traceback" not in output
+        line = next(line for line in output.splitlines() if "could not be written" in line)
+        assert line.startswith("the disk is full: ") and str(run_dir / "history.") in line
+        assert "last checkpoint is step_00000010.pt" in line and f"tui-trainer resume {run_dir}" in line
+        assert not [p.name for p in run_dir.iterdir() if ".tmp-" in p.name]
+        assert [r for r in verify_path(run_dir) if not r.ok] == []
+        assert read_run(run_dir).state == "disk_full"
+        steps = history_steps(run_dir)
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 10
+
+        filler.unlink()
+        again = forkserver.run(["resume", "--headless", "--max-iters", "60", str(run_dir)], tmp_path / "again.log")
+        assert again == 0, (tmp_path / "again.log").read_text()
+        assert history_steps(run_dir) == list(range(1, 61))
+        assert read_run(run_dir).state == "finished"
+    finally:
+        unmount(mount_point)

@@ -141,3 +141,29 @@ def test_watch_shows_a_headless_run_that_ended_on_a_full_disk(tmp_path):
     model.apply(events)
     assert model.state == "failed" and model.end_reason == "disk_full"
     assert any(line.level == "error" and "disk is full" in line.text for line in model.log)
+
+
+def test_a_history_write_that_does_not_fit_pauses_with_the_alert_and_p_writes_it_all(tiny_launch, disk):
+    launch_fn = tiny_launch(max_iters=300)
+    app = make_app(launch_fn)
+    run_dir = launch_fn.run_dir
+
+    async def scenario():
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 20, what="training under way")
+            disk.refuse(HISTORY_FILE)
+            await wait_for(pilot, lambda: isinstance(app.screen, DiskFullScreen), what="the disk-full alert")
+            shown = _alert_text(app.screen)
+            assert "ERROR: disk full" in shown and "history.jsonl could not be written" in shown
+            assert "Nothing is lost" in shown
+            assert _header(app) == "PAUSED: DISK FULL"
+            assert any(line.level == "error" and "history.jsonl could not be written" in line.text
+                       for line in app.model.log)
+            disk.make_room()
+            await pilot.press("escape")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.state == "finished", what="the run to finish", timeout=60)
+
+    run_async(scenario)
+    records = [json.loads(line) for line in (run_dir / HISTORY_FILE).read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 301))  # every step once, none torn

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from tui_trainer import __version__
 from tui_trainer.cli import attach_command, ckpt_commands, runs_command, serve_command, train_commands
-from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.errors import TrainerError, WriteDidNotFit, is_disk_full
+from tui_trainer.engine.loop.signals import release_interrupts
 
 PROG = "tui-trainer"
 
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # a dashboard starts the same command again, headless, in the background
     handler = getattr(args, "handler", None) or train_commands.run_default
     try:
+        if not train_commands.trains_here(args):
+            release_interrupts()  # `python -m` held a Ctrl+C for a run; anything else stops at once
         return int(handler(args) or 0)
     except TrainerError as exc:
         _fail(str(exc))
@@ -60,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
+        if is_disk_full(exc):
+            # Wherever it struck (an export, a lock, run.json), the write left nothing partial behind.
+            _fail(f"{WriteDidNotFit(exc.filename, exc) if exc.filename else exc.strerror}; make room, then run it again")
+            return WriteDidNotFit.exit_code
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         return 1
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+
+from tui_trainer.engine.sizes import human_bytes
+
 
 class TrainerError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -66,6 +72,34 @@ class NotEnoughDiskSpace(TrainerError):
         self.needed_bytes = needed_bytes
         self.free_bytes = free_bytes
         self.directory = directory
+
+
+class WriteDidNotFit(NotEnoughDiskSpace):
+    """A write other than a checkpoint's (the history, `run.json`, a sidecar, an export) hit a full disk.
+
+    Whoever raises it has left nothing partial behind; `path` is the file that was not written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cause: OSError | None = None, advice: str = "") -> None:
+        path = os.fspath(path)
+        directory = os.path.dirname(path) or "."
+        try:
+            free: int | None = shutil.disk_usage(directory).free
+        except OSError:
+            free = None
+        room = f"{human_bytes(free)} free" if free is not None else "no room"
+        why = "the disk quota is used up" if cause is not None and cause.errno == errno.EDQUOT else "the disk is full"
+        super().__init__(f"{why}: {path} could not be written ({room} on its filesystem){advice}",
+                         needed_bytes=None, free_bytes=free, directory=directory)
+        self.path = path
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is a write refused for lack of room (ENOSPC, or EDQUOT: the same case to a user)."""
+    return isinstance(exc, NotEnoughDiskSpace) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS)
 
 
 class UnsafePath(TrainerError):

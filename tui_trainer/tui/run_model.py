@@ -192,9 +192,14 @@ class RunModel:
         if isinstance(event, ev.DiskFull):
             self.state, self.step = "paused", event.step
             self.disk_full = self._disk_full_alert = event
-            self.note(f"disk full: the {event.kind} save at step {event.step} needs about "
-                      f"{human_bytes(event.needed_bytes)}, {human_bytes(event.free_bytes)} is free; "
-                      "paused with nothing written: make room, then resume (p) to retry", "error", at)
+            if event.kind == ev.DISK_FULL_WRITE:
+                self.note(f"disk full: {event.name} could not be written at step {event.step}, "
+                          f"{human_bytes(event.free_bytes)} is free; paused with its records in memory: "
+                          "make room, then resume (p) to write them", "error", at)
+            else:
+                self.note(f"disk full: the {event.kind} save at step {event.step} needs about "
+                          f"{human_bytes(event.needed_bytes)}, {human_bytes(event.free_bytes)} is free; "
+                          "paused with nothing written: make room, then resume (p) to retry", "error", at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Resumed):
             self.disk_full = self._disk_full_alert = None

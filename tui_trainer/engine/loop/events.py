@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# What a trainer does when a save does not fit (its `when_disk_full`): end the run, or pause.
+# What a trainer does when a write does not fit (its `when_disk_full`): end the run, or pause.
 DISK_FULL_STOP, DISK_FULL_PAUSE = "stop", "pause"
+# DiskFull.kind when what did not fit is a record of the run (history, run.json), not a checkpoint.
+DISK_FULL_WRITE = "write"
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,15 @@ class CheckpointFailed(Event):
 
 @dataclass(frozen=True)
 class DiskFull(Event):
-    """A save did not fit, so training is paused with nothing written; `resume()` retries it.
+    """A write did not fit, so training is paused with nothing torn on disk; `resume()` retries it.
 
     Only a trainer asked to pause on a full disk (`when_disk_full="pause"`) reports this; by
     default a full disk ends the run instead.
     """
 
     step: int
-    kind: str  # the save that did not fit: periodic, manual, final
-    name: str
+    kind: str  # the save that did not fit (periodic, manual, final), or DISK_FULL_WRITE
+    name: str  # the checkpoint's name, or the file's (history.jsonl, run.json)
     needed_bytes: int | None
     free_bytes: int | None
     directory: str

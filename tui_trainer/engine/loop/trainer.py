@@ -8,10 +8,11 @@ worker). Commands arrive through `trainer.control` from any thread and are appli
 steps; events leave through `on_event`, called on the training thread, so a UI must hand them
 over to its own thread without blocking.
 
-A save that does not fit on the disk writes nothing. By default (`when_disk_full="stop"`, for
-headless runs) the run then ends with reason `disk_full`; with `"pause"` (the dashboard) the
-trainer reports `DiskFull`, pauses with everything still in memory, and retries the save when
-resumed.
+A full disk loses nothing, whichever write it refuses. A save that does not fit writes nothing;
+a history record or `run.json` that does not fit is held in memory, with nothing torn on disk.
+By default (`when_disk_full="stop"`, for headless runs) the run then ends with reason
+`disk_full`; with `"pause"` (the dashboard, a detached trainer) the trainer reports `DiskFull`,
+pauses with everything still in memory, and retries the write when resumed.
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ import torch
 from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
-from tui_trainer.engine.errors import NotEnoughDiskSpace
+from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit, is_disk_full
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import Job, Retargetable
 from tui_trainer.engine.loop.step import train_step
 from tui_trainer.engine.rundir.commands import ControlFilePoller
-from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.rundir.history_writer import HistoryWriter, truncate_history
 from tui_trainer.engine.rundir.journal import JournalWriter
-from tui_trainer.engine.rundir.layout import RunInfo, RunLock, write_run
+from tui_trainer.engine.rundir.layout import RUN_FILE, RunInfo, RunLock, write_run
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1
@@ -102,6 +103,7 @@ class Trainer:
         # Every event but step summaries, and the notes, for viewers in other processes.
         self.journal = journal
         self._notes_journaled = 0
+        self._info_unwritten: WriteDidNotFit | None = None  # run.json, on a full disk
 
     @property
     def policy(self) -> CheckpointPolicy:
@@ -139,6 +141,11 @@ class Trainer:
             job.model.train()
             last_tick = time.perf_counter()
             while True:
+                if self._unwritten() is not None:
+                    reason = self._wait_for_writes() or reason
+                    if reason != "target":
+                        break
+                    last_tick = time.perf_counter()
                 if self.control_file is not None:
                     self.control_file.poll()
                 if self.control.has_requests():
@@ -161,23 +168,27 @@ class Trainer:
                     self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
-            self.notes.append(str(exc))
+            self.notes.append(self._disk_full_note(exc))
         except BaseException as exc:
             self._emit(ev.Failed(self.step, f"{type(exc).__name__}: {exc}"))
             self._set_state("failed")
             self.history.close()
             raise
         try:
-            if reason == "target" and self.policy.save_final:
+            if reason == "disk_full":
+                pass  # nothing more is written: a save now would not fit, or would outrun its history
+            elif reason == "target" and self.policy.save_final:
                 if self._save(FINAL, evaluate=True) is None and self.control.stop_reason is not None:
                     reason = self.control.stop_reason  # stopped while paused on a full disk
             if reason == "interrupted":
                 self._checkpoint(INTERRUPTED, evaluate=False)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
-            self.notes.append(str(exc))
+            self.notes.append(self._disk_full_note(exc))
         self.history.close()
         self._set_state({"target": "finished"}.get(reason, reason))
+        if reason == "disk_full" and self._info_unwritten is not None:
+            self._make_room_for_the_end()
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
@@ -233,7 +244,8 @@ class Trainer:
         self._apply_settings()
         if self.control.paused and self.control.stop_reason is None:
             self._emit(ev.Paused(self.step))
-            self.history.sync()
+            with contextlib.suppress(WriteDidNotFit):  # held, and retried before the next step
+                self.history.sync()
             self._set_state("paused")
             self._hold_while_paused()
             self._set_state("running")
@@ -256,7 +268,7 @@ class Trainer:
             self.retarget(new_target)
         if new_keep_last is not None and new_keep_last != self.policy.keep_last:
             self.info.policy = self.policy.with_overrides(keep_last=new_keep_last)
-            write_run(self.run_dir, self.info)
+            self._write_info()
             self._emit(ev.PolicyChanged(new_keep_last))
             self.checkpoints.set_keep_last(new_keep_last)
         if saves and save:
@@ -273,7 +285,7 @@ class Trainer:
             note = "the job's LR scheduler cannot be re-anchored; it continues on its original schedule"
         self.target = max(new_target, self.step)
         self.info.settings.max_iters = self.target
-        write_run(self.run_dir, self.info)
+        self._write_info()
         self._emit(ev.TargetChanged(self.step, old, self.target, note))
 
     # --- checkpoints --------------------------------------------------------------------------
@@ -315,7 +327,12 @@ class Trainer:
         """
         while True:
             try:
-                return self._checkpoint(kind, evaluate)
+                try:
+                    return self._checkpoint(kind, evaluate)
+                except OSError as exc:  # a sidecar amended in place: the store leaves nothing torn
+                    if not is_disk_full(exc):
+                        raise
+                    raise WriteDidNotFit(exc.filename or self.run_dir, exc) from None
             except NotEnoughDiskSpace as exc:
                 if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
                     raise
@@ -329,11 +346,11 @@ class Trainer:
             ev.DiskFull(self.step, kind, checkpoint_name(self.step), exc.needed_bytes, exc.free_bytes,
                         exc.directory or str(self.run_dir), str(exc))
         )
-        self._set_state_if_room("paused")
+        self._set_state("paused")
         self._hold_while_paused(save=False)  # a save-now while waiting: the retry is that save
         if self.control.stop_reason is not None:
             return False
-        self._set_state_if_room("running")
+        self._set_state("running")
         self._emit(ev.Resumed(self.step))
         return True
 
@@ -357,13 +374,77 @@ class Trainer:
 
     def _set_state(self, state: str) -> None:
         self.info.state = state
-        write_run(self.run_dir, self.info)
+        self._write_info()
 
-    def _set_state_if_room(self, state: str) -> None:
-        # run.json is tiny, but a disk full to the last block may refuse even that; the pause
-        # holds regardless, and the end state is written once there is room again.
+    def _write_info(self) -> None:
+        """Write run.json; on a full disk, hold it for `_retry_writes` (the loop pauses or stops for it)."""
+        try:
+            write_run(self.run_dir, self.info)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self._info_unwritten = WriteDidNotFit(self.run_dir / RUN_FILE, exc)
+        else:
+            self._info_unwritten = None
+
+    # --- a full disk at a write other than a save ------------------------------------------------
+
+    def _unwritten(self) -> WriteDidNotFit | None:
+        return self.history.unwritten or self._info_unwritten
+
+    def _retry_writes(self) -> None:
+        """Write what a full disk held back; WriteDidNotFit if it still does not fit."""
+        self.history.flush()
+        if self._info_unwritten is not None:
+            self._write_info()
+            if self._info_unwritten is not None:
+                raise self._info_unwritten
+
+    def _last_saved_step(self) -> int:
+        return max((m.step for m in self.checkpoints.store.scan() if m.step <= self.step), default=0)
+
+    def _make_room_for_the_end(self) -> None:
+        """run.json must not say `running` once a full disk has ended the run: the history's records
+        past the last checkpoint, which a resume cuts anyway, give back the room it needs."""
+        keep = self._last_saved_step()
         with contextlib.suppress(OSError):
-            self._set_state(state)
+            truncate_history(self.history.path, keep)
+        self._write_info()
+        if self._info_unwritten is None:
+            self.notes.append(f"{self.history.path.name} was cut back to step {keep}, the last checkpoint, "
+                              f"to make room for {RUN_FILE}: a resume starts there")
+
+    def _disk_full_note(self, problem: NotEnoughDiskSpace) -> str:
+        """The line a run ended by a full disk leaves: a save's says what to do; another write's, where it stopped."""
+        if not isinstance(problem, WriteDidNotFit):
+            return str(problem)
+        last = self._last_saved_step()
+        since = f"the last checkpoint is {checkpoint_name(last)}" if last else "no checkpoint was saved"
+        return (f"{problem}; training stopped at step {self.step} with nothing torn on disk ({since}): "
+                f"make room, then `tui-trainer resume {self.run_dir}`")
+
+    def _wait_for_writes(self) -> str | None:
+        """A history record or run.json did not fit: pause until it does, or end the run.
+
+        Returns None once everything is written (training goes on), else the reason to stop:
+        `disk_full` headless, or the stop asked for while paused.
+        """
+        while True:
+            try:
+                self._retry_writes()
+                return None
+            except WriteDidNotFit as exc:
+                problem = exc
+            if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
+                self.notes.append(self._disk_full_note(problem))
+                return "disk_full"
+            self.control.pause()
+            self._emit(ev.DiskFull(self.step, ev.DISK_FULL_WRITE, Path(problem.path).name, None,
+                                   problem.free_bytes, problem.directory or str(self.run_dir), str(problem)))
+            self._hold_while_paused(save=False)
+            if self.control.stop_reason is not None:
+                return self.control.stop_reason
+            self._emit(ev.Resumed(self.step))
 
     def _emit(self, event: ev.Event) -> None:
         object.__setattr__(event, "time", time.time())

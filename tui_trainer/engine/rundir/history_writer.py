@@ -5,6 +5,7 @@ See `history` for the file's records and `history_index` for the index.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
@@ -12,11 +13,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from tui_trainer.engine.atomic import atomic_write_json
+from tui_trainer.engine.errors import WriteDidNotFit, is_disk_full
 from tui_trainer.engine.rundir.history import dump_record
 from tui_trainer.engine.rundir.history_cuts import cut_offset, log_cut, step_of
 from tui_trainer.engine.rundir.history_epochs import EpochSummary
@@ -24,6 +26,7 @@ from tui_trainer.engine.rundir.history_index import build_index, create_index, i
 from tui_trainer.engine.rundir.history_scan import KIND_OTHER, KIND_TRAIN, KIND_VAL, RECORD, scan_records
 
 FLUSH_INTERVAL_S = 1.0
+BUFFER_BYTES = 1 << 16
 _PACK = struct.Struct("<qqdii").pack
 assert struct.calcsize("<qqdii") == RECORD.itemsize
 
@@ -95,6 +98,11 @@ class HistoryWriter:
     On resume the history is cut in place (see `truncate_history`) and the per-epoch summary is
     taken from `summary_state` (what the checkpoint carried) when given. Not thread-safe: the
     training thread owns it.
+
+    A full disk loses nothing and tears nothing: a write that does not fit is cut back to the
+    last whole record on disk, the records stay in memory, and `unwritten` says so (a
+    `WriteDidNotFit`) until a later `flush` writes them all. `flush` and `sync` raise it; the
+    appends made every step do not, so the trainer decides when to stop for it.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], resume_step: int | None = None,
@@ -106,6 +114,7 @@ class HistoryWriter:
         self.summary = EpochSummary()
         self.dropped = 0
         self.notes: list[str] = []
+        self.unwritten: WriteDidNotFit | None = None
         self._end = 0  # bytes of history.jsonl written, buffered ones included
         self._last_step = -1
         if resume_step is not None:
@@ -116,9 +125,8 @@ class HistoryWriter:
             raise FileExistsError(f"{self.path} already exists; resume the run instead")
         else:
             create_index(self.path)
-        self._file: IO[bytes] = open(self.path, "ab", buffering=1 << 16, opener=_no_follow)
-        self._index: IO[bytes] = open(index_path(self.path), "ab", opener=_no_follow)
-        self._pending = bytearray()  # index records, written at the next flush, after the jsonl's
+        self._file = _Appender(self.path)
+        self._index = _Appender(index_path(self.path))
         self._last_flush = time.monotonic()
 
     def _restore_summary(self, state: Mapping[str, Any] | None, count: int) -> EpochSummary:
@@ -156,33 +164,76 @@ class HistoryWriter:
         self.summary.add_eval(epoch, metrics)
 
     def _append(self, line: bytes, step: int, value: float, epoch: int, kind: int) -> None:
-        self._file.write(line)
+        self._file.held += line
         self._end += len(line)
         self._last_step = step
-        self._pending += _PACK(step, self._end, value, epoch, kind)
-        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
-            self.flush()
+        self._index.held += _PACK(step, self._end, value, epoch, kind)
+        if (len(self._file.held) >= BUFFER_BYTES or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S) \
+                and self.unwritten is None:  # on a full disk, held until the trainer retries
+            with contextlib.suppress(WriteDidNotFit):
+                self.flush()
 
     def flush(self) -> None:
-        self._file.flush()
-        if self._pending:  # after the jsonl: the index never points past it
-            self._index.write(self._pending)
-            self._index.flush()
-            self._pending.clear()
+        """Write every record held; WriteDidNotFit (recorded in `unwritten`) if the disk is full."""
         self._last_flush = time.monotonic()
+        try:
+            self._file.write_held()
+            self._index.write_held()  # after the jsonl: the index never points past it
+        except WriteDidNotFit as exc:
+            self.unwritten = exc
+            raise
+        self.unwritten = None
 
     def sync(self) -> None:
         """Flush to disk and rewrite the summary; called at checkpoints and at the end."""
         self.flush()
-        os.fsync(self._file.fileno())
-        os.fsync(self._index.fileno())
-        atomic_write_json(self.summary_path, self.summary.to_json(), durable=False)  # derived from the history
+        os.fsync(self._file.fd)
+        os.fsync(self._index.fd)
+        try:
+            atomic_write_json(self.summary_path, self.summary.to_json(), durable=False)  # derived from the history
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise WriteDidNotFit(self.summary_path, exc) from None
 
     def close(self) -> None:
-        if not self._file.closed:
+        """Sync and close. On a full disk the records still held are dropped: the file ends at the
+        last whole record that fit, and none of them is covered by a checkpoint (a save syncs first)."""
+        if self._file.fd < 0:
+            return
+        with contextlib.suppress(WriteDidNotFit):
             self.sync()
-            self._file.close()
-            self._index.close()
+        self._file.close()
+        self._index.close()
+
+
+class _Appender:
+    """One append-only file and the bytes held for it; a write that does not fit is undone whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = _no_follow(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC)
+        self.held = bytearray()
+
+    def write_held(self) -> None:
+        if not self.held:
+            return
+        start = os.fstat(self.fd).st_size
+        data = bytes(self.held)  # not a view: `held` grows while the exception is kept
+        try:
+            done = os.write(self.fd, data)
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            os.ftruncate(self.fd, start)  # a torn record would corrupt the next one appended
+            raise WriteDidNotFit(self.path, exc) from None
+        self.held.clear()
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.fd = -1
 
 
 def _no_follow(path: str, flags: int) -> int:

@@ -6,6 +6,7 @@ Held with flock, so a killed process never leaves it stale. Small on purpose: a 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -82,11 +83,18 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
         # `terminal`: whether the holder has one; a trainer without one runs detached (or from a script).
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso(), "terminal": _has_terminal()}
-        os.write(fd, json.dumps(holder).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(holder).encode())
+            os.fsync(fd)
+        except OSError:  # a full disk: not held, and nothing left half-said
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:

@@ -18,7 +18,7 @@ import torch
 from tui_trainer.engine.atomic import atomic_open
 from tui_trainer.engine.checkpoints.file import is_own_format, load_checkpoint, model_state_of
 from tui_trainer.engine.checkpoints.meta import sidecar_path
-from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.errors import TrainerError, WriteDidNotFit, is_disk_full
 from tui_trainer.engine.tools.tensor_summary import summarize_tensors
 
 FORMATS = ("safetensors", "pt")
@@ -111,6 +111,8 @@ def export_weights(
                 torch.save(pt_ready(state), f)
             written = summary.tensors
     except OSError as exc:
+        if is_disk_full(exc):  # exit 4, as every full disk is; the temporary file is gone
+            raise WriteDidNotFit(out, exc, "; nothing was written: make room, or export to another disk") from None
         raise ExportError(f"could not write {out}: {exc.strerror or exc}") from None
     return ExportResult(
         out_path=out,

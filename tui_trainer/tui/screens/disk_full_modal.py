@@ -1,7 +1,7 @@
-"""The alert for a save that did not fit: how much room it needs, what is free, and what to do.
+"""The alert for a write that did not fit (a save, or the run's history): what is free, and what to do.
 
-Training is paused while it shows, with nothing written and its progress in memory. The choices:
-prune, export, resume (which retries the save), or dismiss (the run stays paused).
+Training is paused while it shows, with nothing torn on disk and its progress in memory. The
+choices: prune, export, resume (which retries the write), or dismiss (the run stays paused).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from tui_trainer.engine.loop.events import DISK_FULL_WRITE
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
@@ -29,8 +30,16 @@ def alert_title(event: DiskFull) -> str:
 
 
 def alert_lines(event: DiskFull) -> list[str]:
-    needed = f"about {human_bytes(event.needed_bytes)}" if event.needed_bytes else "more room than there is"
     free = human_bytes(event.free_bytes) if event.free_bytes is not None else "too little"
+    if event.kind == DISK_FULL_WRITE:
+        return [
+            f"{event.name} could not be written: {free} is free on the filesystem of {event.directory}.",
+            "Nothing is lost and nothing half-written was left: the records wait in memory.",
+            "Make room (prune old checkpoints, export one and delete it, or free space elsewhere), "
+            "then resume: they are written first. If they still do not fit, this alert comes back.",
+            "Dismiss keeps the run paused; p resumes it later.",
+        ]
+    needed = f"about {human_bytes(event.needed_bytes)}" if event.needed_bytes else "more room than there is"
     return [
         f"The {event.kind} checkpoint {event.name} needs {needed}; {free} is free on the filesystem of "
         f"{event.directory}.",
