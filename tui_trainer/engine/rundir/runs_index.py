@@ -18,7 +18,7 @@ from pathlib import Path
 from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.errors import RunDirError
+from tui_trainer.engine.errors import RunDirError, UnsafePath
 from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.history_tail import parse_record
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, LockHolder, lock_holder, read_run
@@ -92,7 +92,7 @@ def list_runs(root: str | os.PathLike[str]) -> RunsIndex:
     for run_dir in find_run_dirs(root):
         try:
             runs.append(summarize_run(run_dir, os.path.relpath(run_dir, root) if run_dir != root else root.name))
-        except (RunDirError, OSError) as exc:
+        except (RunDirError, UnsafePath, OSError) as exc:  # one bad run dir never hides the others
             problems.append(f"{run_dir}: {exc}")
     return RunsIndex(root, tuple(sorted(runs, key=lambda r: r.name)), tuple(problems))
 
