@@ -17,6 +17,7 @@ from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
+from tui_trainer.engine.checkpoints.store_lock import store_lock
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.layout import set_aside
@@ -85,7 +86,11 @@ class Checkpointer:
     def amend(self, meta: CheckpointMeta, announce: bool) -> Path:
         """Rewrite the sidecar of an existing checkpoint (a new kind or fresh metrics), then prune."""
         path = self.run_dir / meta.name
-        self.store.write_meta(meta)
+        try:
+            self.store.write_meta(meta)
+        except CheckpointNotFound:  # deleted (`ckpt delete --force`) since `saved_at` read it
+            self._notes.append(f"{meta.name} was deleted meanwhile; its metadata was not rewritten")
+            return path
         self.prune()
         if announce:
             self._emit(ev.CheckpointSaved(str(path), meta.step, meta.kind, meta.size_bytes or 0, 0.0))
@@ -101,10 +106,11 @@ class Checkpointer:
         try:
             return self.store.save(meta, serialize, expected_bytes=self._last_size)
         except NotEnoughDiskSpace:
-            doomed = self._prunable([*self.store.scan(), meta])
-            if not doomed:
-                raise
-            self._delete(doomed)
+            with store_lock(self.run_dir):  # planned and deleted with no pin in between
+                doomed = self._prunable([*self.store.scan(), meta])
+                if not doomed:
+                    raise
+                self._delete(doomed)
             return self.store.save(meta, serialize, expected_bytes=self._last_size)
 
     def set_keep_last(self, keep_last: int) -> None:
@@ -112,8 +118,10 @@ class Checkpointer:
         self.prune()
 
     def prune(self) -> None:
+        """Delete what retention lets go, planned under the store lock so a pin from elsewhere is seen."""
         if self.policy.keep_last:
-            self._delete(self._prunable(self.store.scan()))
+            with store_lock(self.run_dir):
+                self._delete(self._prunable(self.store.scan()))
 
     def _prunable(self, checkpoints: list[CheckpointMeta]) -> list[CheckpointMeta]:
         p = self.policy

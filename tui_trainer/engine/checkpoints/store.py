@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -30,6 +30,7 @@ from tui_trainer.engine.checkpoints.meta import (
     read_sidecar,
     sidecar_path,
 )
+from tui_trainer.engine.checkpoints.store_lock import store_lock
 from tui_trainer.engine.errors import (
     CheckpointError,
     CheckpointNotFound,
@@ -191,8 +192,9 @@ class CheckpointStore:
         """Write a checkpoint atomically, then its sidecar; return it.
 
         The checkpoint goes to a temporary file in the same directory, is fsynced, renamed into
-        place, its sidecar is renamed beside it, and the directory is fsynced. A failure at any point, ENOSPC included, removes the
-        temporary file and leaves every existing checkpoint as it was.
+        place, its sidecar is renamed beside it, and the directory is fsynced. A failure at any
+        point, ENOSPC included, removes the temporary file and leaves every existing checkpoint as
+        it was. The two renames happen under the store lock, so a pin never sees the file alone.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         if expected_bytes:
@@ -211,10 +213,11 @@ class CheckpointStore:
                 size = writer.bytes_written
             meta.sha256, meta.size_bytes = digest, size
             meta.created = meta.created or now_iso()
-            os.replace(temp, final)
-            # The sidecar can be rebuilt from the checkpoint (resume does), so it skips its own
-            # fsyncs; one directory fsync makes both renames durable.
-            atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
+            with store_lock(self.directory):
+                os.replace(temp, final)
+                # The sidecar can be rebuilt from the checkpoint (resume does), so it skips its own
+                # fsyncs; one directory fsync makes both renames durable.
+                atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
             fsync_dir(self.directory)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
@@ -250,16 +253,36 @@ class CheckpointStore:
         )
 
     def set_pinned(self, name: str, pinned: bool) -> StoredCheckpoint:
-        stored = self.get(name)
-        if stored.meta.kind == FOREIGN:
-            raise CheckpointError(f"{name} was not written by tui-trainer; only its own checkpoints can be pinned")
-        stored.meta.pinned = pinned
-        atomic_write_json(sidecar_path(stored.path), stored.meta.to_json())
-        return self.get(name)
+        """Pin or unpin a checkpoint; CheckpointNotFound if it is gone, also if a prune took it just now.
+
+        Under the store lock: retention either sees the pin or has already deleted the file, and
+        a sidecar is never written for a file that is gone.
+        """
+        with store_lock(self.directory):
+            stored = self.get(name)
+            if stored.meta.kind == FOREIGN:
+                raise CheckpointError(f"{name} was not written by tui-trainer; only its own checkpoints can be pinned")
+            stored.meta.pinned = pinned
+            self._write_sidecar(stored.meta)
+            return self.get(name)
 
     def write_meta(self, meta: CheckpointMeta) -> None:
-        """Rewrite a checkpoint's sidecar after its kind or metrics changed; the file itself stays."""
-        atomic_write_json(sidecar_path(self._safe_path(meta.name)), meta.to_json())
+        """Rewrite a checkpoint's sidecar after its kind or metrics changed; the file itself stays.
+
+        The pin is the user's, so the one on disk is kept. CheckpointNotFound if the file is gone.
+        """
+        with store_lock(self.directory):
+            current = read_sidecar(sidecar_path(self._safe_path(meta.name)))
+            if current is not None:
+                meta.pinned = current.pinned
+            self._write_sidecar(meta)
+
+    def _write_sidecar(self, meta: CheckpointMeta) -> None:
+        """Write a sidecar beside its checkpoint, never beside nothing. Hold the store lock."""
+        path = self._safe_path(meta.name)
+        if not os.path.isfile(path):  # a sidecar describing a deleted file would be an orphan
+            raise CheckpointNotFound(f"no checkpoint named {meta.name!r} in {self.directory}")
+        atomic_write_json(sidecar_path(path), meta.to_json())
 
     def repair_sidecars(self) -> list[str]:
         """Rebuild missing or damaged sidecars of this tool's checkpoints; return their names.
@@ -273,10 +296,38 @@ class CheckpointStore:
             # A sidecar that is damaged, unreadable or not a file (a FIFO) is rebuilt, as a missing one is.
             if meta.kind == FOREIGN or read_sidecar(sidecar_path(path)) is not None:
                 continue
-            meta.sha256, meta.size_bytes = sha256_of_file(path), file_size(path)
-            self.write_meta(meta)
-            repaired.append(meta.name)
+            try:
+                meta.sha256, meta.size_bytes = sha256_of_file(path), file_size(path)
+                with store_lock(self.directory):
+                    if read_sidecar(sidecar_path(path)) is None:  # nobody wrote one meanwhile
+                        self._write_sidecar(meta)
+                        repaired.append(meta.name)
+            except (FileNotFoundError, CheckpointNotFound):
+                continue  # deleted meanwhile: nothing to describe
         return repaired
+
+    def orphan_sidecars(self) -> list[Path]:
+        """Sidecars whose checkpoint is not beside them: left by a crash or an older version's race."""
+        try:
+            with os.scandir(self.directory) as entries:
+                names = {e.name for e in entries}
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [
+            self.directory / name for name in sorted(names)
+            if name.endswith(SIDECAR_SUFFIX) and name[0] != "."
+            and name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX not in names
+        ]
+
+    def remove_orphan_sidecars(self) -> list[Path]:
+        """Remove sidecars whose checkpoint is gone; return their paths."""
+        removed = []
+        with store_lock(self.directory):
+            for path in self.orphan_sidecars():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+        return removed
 
     def delete(self, name: str) -> int:
         """Delete one checkpoint and its sidecar; return the bytes freed.
@@ -286,17 +337,18 @@ class CheckpointStore:
         """
         path = self._safe_path(name)
         gone = CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
-        size = file_size(path)
-        if size is None:
-            raise gone
-        # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
-        # rebuilds, never a sidecar describing a file that is gone.
-        with contextlib.suppress(FileNotFoundError):
-            sidecar_path(path).unlink()
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            raise gone from None
+        with store_lock(self.directory):
+            size = file_size(path)
+            if size is None:
+                raise gone
+            # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
+            # rebuilds, never a sidecar describing a file that is gone.
+            with contextlib.suppress(FileNotFoundError):
+                sidecar_path(path).unlink()
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise gone from None
         fsync_dir(self.directory)
         return size
 
@@ -310,11 +362,23 @@ class CheckpointStore:
         doomed = {m.name for m in retention.checkpoints_to_prune(metas, keep_last, self.run_id, self.monitor, self.mode)}
         return [c for c in self.list() if c.meta.name in doomed]
 
-    def prune(self, keep_last: int) -> list[StoredCheckpoint]:
-        doomed = self.plan_prune(keep_last)
-        for stored in doomed:
-            self.delete(stored.meta.name)
-        return doomed
+    def prune(self, keep_last: int, only: Iterable[str] | None = None) -> list[tuple[StoredCheckpoint, int]]:
+        """Delete what `plan_prune(keep_last)` names now, of `only` if given; return each with its bytes.
+
+        Planned and deleted under the store lock: a pin that lands meanwhile either keeps its
+        checkpoint or finds it gone, and a preview shown earlier deletes only what is still due.
+        """
+        chosen = None if only is None else set(only)
+        deleted = []
+        with store_lock(self.directory):
+            for stored in self.plan_prune(keep_last):
+                if chosen is not None and stored.meta.name not in chosen:
+                    continue
+                try:
+                    deleted.append((stored, self.delete(stored.meta.name)))
+                except CheckpointNotFound:
+                    continue  # taken by a pruner that does not lock (another filesystem's)
+        return deleted
 
     def remove_temp_files(self) -> list[Path]:
         """Remove temporary files left by a killed writer; return their paths."""
