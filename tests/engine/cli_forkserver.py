@@ -4,6 +4,7 @@ Starting a fresh interpreter costs seconds of torch import; a fork costs millise
 can kill many real training processes. Protocol, one JSON line each way:
 
     stdin:  {"argv": [...], "log": "path"}     run `tui-trainer argv`, stdout and stderr to `log`
+            optional "crash": [trace, n, "before"|"after"]: SIGKILL at its nth file operation (crash_points.py)
     stdout: {"pid": N}                         the child started
     stdout: {"pid": N, "status": S}            it ended: its exit code, or -signal if killed
 
@@ -29,13 +30,17 @@ from tui_trainer.engine.loop.job import DEMO_JOB
 from tui_trainer.engine.loop.launch import build_job
 
 
-def run_child(argv: list[str], log: str) -> None:
+def run_child(argv: list[str], log: str, crash: list | None = None) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     code = 1
     try:
+        if crash:
+            import crash_points  # beside this file, which runs as a script
+
+            crash_points.install(*crash)
         code = main(argv)
     finally:
         sys.stdout.flush()
@@ -51,7 +56,7 @@ def serve() -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            run_child(request["argv"], request["log"])
+            run_child(request["argv"], request["log"], request.get("crash"))
         print(json.dumps({"pid": pid}), flush=True)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -68,10 +73,16 @@ class Forkserver:
         assert self._reply() == {"ready": True}
         self.child: int | None = None
 
-    def start(self, argv: list[str], log: Path) -> int:
-        """Start `tui-trainer argv` with its output to `log`; return its pid."""
+    def start(self, argv: list[str], log: Path, crash: tuple[Path, int, str] | None = None) -> int:
+        """Start `tui-trainer argv` with its output to `log`; return its pid.
+
+        `crash`: (trace, n, "before" or "after"): trace its file operations, SIGKILL at the nth.
+        """
         assert self.child is None, "one child at a time"
-        self.process.stdin.write(json.dumps({"argv": argv, "log": str(log)}) + "\n")
+        request = {"argv": argv, "log": str(log)}
+        if crash is not None:
+            request["crash"] = [str(crash[0]), crash[1], crash[2]]
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         self.child = self._reply()["pid"]
         return self.child
@@ -83,8 +94,8 @@ class Forkserver:
         self.child = None
         return reply["status"]
 
-    def run(self, argv: list[str], log: Path) -> int:
-        self.start(argv, log)
+    def run(self, argv: list[str], log: Path, crash: tuple[Path, int, str] | None = None) -> int:
+        self.start(argv, log, crash)
         return self.wait()
 
     def kill_child(self) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 from cli_forkserver import Forkserver
 from tiny_runs import PYTHON, child_env, wait_until
 
-from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, CheckpointMeta, checkpoint_name
-from tui_trainer.engine.checkpoints.store import CheckpointStore
+from tests.factories import add_checkpoint
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, checkpoint_name
 from tui_trainer.engine.rundir.layout import read_run
 from tui_trainer.engine.tools.verify import VerifyResult, verify_path
 
@@ -110,13 +110,12 @@ def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, 
 
 
 def test_the_check_catches_a_truncated_checkpoint_under_its_final_name(tmp_path):
-    store = CheckpointStore(tmp_path, run_id="r")
     for step in (2, 4):
-        store.save(CheckpointMeta(checkpoint_name(step), step, run_id="r"), lambda f: f.write(b"x" * 50_000))
+        add_checkpoint(tmp_path, step, run_id="r")
     (tmp_path / f".{checkpoint_name(6)}.tmp-999999999-abcd").write_bytes(b"partial")  # a killed writer's
     assert broken_checkpoints(tmp_path) == []
 
     path = tmp_path / checkpoint_name(4)
-    path.write_bytes(path.read_bytes()[:20_000])
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     assert [r.path for r in broken_checkpoints(tmp_path)] == [path]
     assert path.name.endswith(CHECKPOINT_SUFFIX)

@@ -18,7 +18,8 @@ from typing import Any
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
-from tui_trainer.engine.checkpoints.meta import CheckpointMeta, file_disagrees, sidecar_disagrees, step_of_name
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_disagrees, step_of_name
+from tui_trainer.engine.checkpoints.resumable import resume_problem
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.loop import training_state
@@ -29,6 +30,7 @@ from tui_trainer.engine.loop.trainer import EventCallback, Trainer
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
+from tui_trainer.engine.rundir.superseded import recover
 from tui_trainer.engine.rundir.layout import (
     RunInfo,
     RunLock,
@@ -98,12 +100,8 @@ def _true_step(stored: StoredCheckpoint) -> int:
 
 
 def _untrusted(stored: StoredCheckpoint, state: Mapping[str, Any], run_id: str) -> str | None:
-    """Why a checkpoint that loads must still not be resumed from: it contradicts itself, or is another run's."""
-    embedded = state.get("meta")
-    problem = file_disagrees(stored.path.name, embedded)
-    if problem is None and isinstance(embedded, dict) and embedded.get("run_id") not in (None, run_id):
-        problem = f"it was written by run {embedded['run_id']}, not by this run ({run_id})"
-    return problem
+    """Why a checkpoint that loads must still not be resumed from (`ckpt verify` asks the same)."""
+    return resume_problem(state, stored.path.name, run_id)
 
 
 def _believed(store: CheckpointStore, stored: StoredCheckpoint, state: Mapping[str, Any],
@@ -203,7 +201,8 @@ def _resume_locked(
     when_disk_full: str,
 ) -> Trainer:
     store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
-    notes = [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
+    notes = recover(run_dir)  # what a kill left mid set-aside, delete or pin, before anything is listed
+    notes += [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
     notes += [f"rebuilt the missing or damaged metadata of {name}" for name in store.repair_sidecars()]
     notes += [f"ignoring {p.name}: a link to a file outside {run_dir}" for p in store.links_outside()]
     own = [c for c in store.list() if c.meta.run_id == info.run_id]

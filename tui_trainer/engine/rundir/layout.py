@@ -8,7 +8,7 @@ Layout::
     <run dir>/training_history.json
     <run dir>/step_00000300.pt     checkpoints, each with step_00000300.meta.json beside it
     <run dir>/.lock                held (flock) by the one process training here
-    <run dir>/superseded/<time>/   checkpoints set aside: newer than a resume point, or not this run's
+    <run dir>/superseded/<time>/   checkpoints set aside: newer than a resume point, or not this run's (superseded.py)
 
 This module does not import torch.
 """
@@ -18,20 +18,19 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, read_regular
-from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso, sidecar_path
+from tui_trainer.engine.atomic import atomic_write_json, read_regular
+from tui_trainer.engine.checkpoints.meta import FORMAT_VERSION, now_iso
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import RunDirError, UnsafePath
-from tui_trainer.engine.rundir.discover import RUN_FILE, SUPERSEDED_DIR
+from tui_trainer.engine.rundir.discover import RUN_FILE, SUPERSEDED_DIR  # noqa: F401 (imported from here)
 from tui_trainer.engine.rundir.lock import LOCK_FILE, LockHolder, RunLock, is_locked, lock_holder  # noqa: F401 (their old home)
+from tui_trainer.engine.rundir.superseded import set_aside  # noqa: F401 (its old home)
 
 HISTORY_FILE = "history.jsonl"
 SUMMARY_FILE = "training_history.json"
@@ -130,27 +129,6 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
 
 def write_run(run_dir: str | os.PathLike[str], info: RunInfo) -> None:
     atomic_write_json(Path(run_dir) / RUN_FILE, info.to_json())
-
-
-def set_aside(run_dir: str | os.PathLike[str], checkpoints: Iterable[Path]) -> Path:
-    """Move checkpoints and their sidecars into a new `superseded/<time>/` folder; return it.
-
-    Nothing is deleted: the files stay for inspection, out of the listing and out of the way of
-    new saves under the same names.
-    """
-    folder = Path(run_dir) / SUPERSEDED_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if not folder.resolve().is_relative_to(Path(run_dir).resolve()):
-        raise UnsafePath(
-            f"{folder} leads outside {run_dir} through a symbolic link; checkpoints are only moved within "
-            f"the run dir. Replace {Path(run_dir) / SUPERSEDED_DIR} with a plain directory."
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    for checkpoint in checkpoints:
-        for path in (checkpoint, sidecar_path(checkpoint)):
-            if path.exists():
-                shutil.move(path, folder / path.name)
-    fsync_dir(Path(run_dir))
-    return folder
 
 
 def store_for(run_dir: str | os.PathLike[str]) -> CheckpointStore:

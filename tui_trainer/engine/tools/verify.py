@@ -1,7 +1,8 @@
 """Checking checkpoint files on disk: complete, matching their recorded checksum, safe to load.
 
-Our checkpoints are checked against their sidecar (size, then SHA-256) without importing torch.
-Files without a sidecar are opened, lazily and safely, through `checkpoint_file`.
+Our checkpoints are checked against their sidecar (size, then SHA-256), then their skeleton is
+asked what `resume` asks of them (format, training state, step, run), all without importing
+torch. Files without a sidecar are opened, lazily and safely, through `checkpoint_file`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from tui_trainer.engine.checkpoints.meta import (
     sidecar_disagrees,
     sidecar_path,
 )
+from tui_trainer.engine.checkpoints.resumable import read_skeleton, resume_problem
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
     CheckpointError,
     CheckpointNotFound,
     NotACheckpoint,
+    TrainerError,
     UnsafeCheckpoint,
 )
+from tui_trainer.engine.rundir.discover import RUN_FILE
+from tui_trainer.engine.rundir.superseded import INTENT_FILE
 from tui_trainer.engine.sizes import human_bytes
 
 _REASON_RE = re.compile(r"\(([^()]*)\)")
@@ -55,7 +60,7 @@ def verify_path(path: str | os.PathLike[str]) -> list[VerifyResult]:
         if not checkpoint.exists():
             return [VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint.name} is missing")]
         path = checkpoint
-    return [verify_file(path)]
+    return [verify_file(path, run_id_of(path.parent))]
 
 
 def verify_tree(root: Path) -> list[VerifyResult]:
@@ -70,6 +75,10 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
     """The checkpoints, orphaned sidecars and leftover temporary files of one directory."""
     present = set(names)
     results = []
+    if INTENT_FILE in present:
+        problem = "a set-aside into this folder was interrupted; `tui-trainer resume` of the run finishes it"
+        results.append(VerifyResult(directory / INTENT_FILE, False, problem))
+    run_id = run_id_of(directory) if RUN_FILE in present else None
     outside = CheckpointStore(directory).links_outside()
     for path in outside:
         results.append(VerifyResult(path, False, f"a link to {os.path.realpath(path)}, outside {directory}; not read"))
@@ -82,7 +91,7 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
             if checkpoint not in present:
                 results.append(VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint} is missing"))
         elif name.endswith(FOREIGN_SUFFIXES) and not (directory / name).is_dir():
-            results.append(verify_file(path))
+            results.append(verify_file(path, run_id))
     for temp in find_temp_files(directory):
         size = temp.stat().st_size if temp.exists() else 0
         problem = f"leftover temporary file from an interrupted write ({human_bytes(size)}); safe to delete"
@@ -90,7 +99,20 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
     return results
 
 
-def verify_file(path: Path) -> VerifyResult:
+def run_id_of(directory: Path) -> str | None:
+    """The run a run dir holds, whose checkpoints alone `resume` continues from; None for a plain folder."""
+    from tui_trainer.engine.rundir.layout import is_run_dir, read_run
+
+    if not is_run_dir(directory):
+        return None
+    try:
+        return read_run(directory).run_id
+    except TrainerError:
+        return None  # a damaged run.json is every command's one-line error, not a checkpoint's
+
+
+def verify_file(path: Path, run_id: str | None = None) -> VerifyResult:
+    """One file; `run_id`: the run of the run dir it is in, whose checkpoints resume accepts."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -98,13 +120,13 @@ def verify_file(path: Path) -> VerifyResult:
     if not path.is_file():
         return VerifyResult(path, False, "not a regular file")
     if path.name.endswith(CHECKPOINT_SUFFIX) and sidecar_path(path).exists():
-        return verify_against_sidecar(path, size)
+        return verify_against_sidecar(path, size, run_id)
     if size == 0:
         return VerifyResult(path, False, "empty file (0 bytes)")
     return verify_loads(path)
 
 
-def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
+def verify_against_sidecar(path: Path, size: int, run_id: str | None = None) -> VerifyResult:
     meta = read_sidecar(sidecar_path(path))
     if meta is None:
         problem = f"sidecar {sidecar_path(path).name} is unreadable, damaged or describes another file"
@@ -129,19 +151,33 @@ def verify_against_sidecar(path: Path, size: int) -> VerifyResult:
         return VerifyResult(
             path, False, f"checksum mismatch: sha256 {digest[:12]}... != recorded {meta.sha256[:12]}... (damaged)"
         )
-    lie = _file_against_sidecar(path, meta)
-    if lie is not None:
-        return VerifyResult(path, False, lie)
+    problem = _resume_would_refuse(path, meta, run_id)
+    if problem is not None:
+        return VerifyResult(path, False, problem)
     return VerifyResult(path, True, detail=f"sha256 matches, {human_bytes(size)}")
 
 
-def _file_against_sidecar(path: Path, meta: CheckpointMeta) -> str | None:
-    """A sidecar can match its file's checksum and still lie about what it holds: ask the file's name.
+def _resume_would_refuse(path: Path, meta: CheckpointMeta, run_id: str | None) -> str | None:
+    """What `resume` would refuse in a file whose checksum matches: verify says OK only where resume agrees.
 
-    Its embedded metadata is the other witness; `resume` reads it, as it loads the file anyway,
-    while verify stays a checksum pass that never imports torch for this tool's checkpoints.
+    A sidecar can match its file's checksum and still lie about what it holds, so the file's
+    name and its own embedded metadata are the witnesses, read from its skeleton (no torch).
     """
-    return sidecar_disagrees(meta, path.name)
+    lie = sidecar_disagrees(meta, path.name)
+    if lie is not None:
+        return lie
+    try:
+        skeleton = read_skeleton(path)
+    except ValueError as exc:
+        return f"resume cannot load it: {exc}"
+    embedded = skeleton.get("meta") if isinstance(skeleton, dict) else None
+    lie = sidecar_disagrees(meta, path.name, embedded)
+    if lie is not None:
+        return lie
+    refused = resume_problem(skeleton, path.name, run_id)
+    if refused is None and run_id is not None and meta.run_id not in (None, run_id):
+        refused = f"its sidecar says run {meta.run_id}, not this run dir's ({run_id})"
+    return None if refused is None else f"resume refuses it: {refused}"
 
 
 def verify_loads(path: Path) -> VerifyResult:
