@@ -93,3 +93,15 @@ def test_export_onto_a_full_disk_is_one_line_exit_4_and_leaves_nothing(capsys, t
     assert result.err.startswith(f"tui-trainer: error: the disk is full: {out_dir / name} could not be written")
     assert "make room" in result.err or "room" in result.err
     assert list(out_dir.iterdir()) == []  # neither the export nor its temporary file
+
+
+def test_pin_on_a_full_disk_is_one_line_exit_4_and_the_sidecar_stays_whole(capsys, tmp_path, monkeypatch):
+    run_dir = make_run(tmp_path / "run", steps=(100, 200))
+    sidecar = run_dir / "step_00000100.meta.json"
+    before = sidecar.read_bytes()
+    FullDisk(monkeypatch).refuse(sidecar.name)
+    result = run(capsys, "ckpt", "pin", run_dir / "step_00000100.pt")
+    assert result.code == 4 and result.err.count("\n") == 1, result
+    assert "the disk is full" in result.err and "make room" in result.err
+    assert sidecar.read_bytes() == before
+    assert sorted(p.name for p in run_dir.iterdir() if ".tmp-" in p.name) == []

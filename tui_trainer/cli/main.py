@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if is_disk_full(exc):
             # Wherever it struck (an export, a lock, run.json), the write left nothing partial behind.
-            _fail(f"{WriteDidNotFit(exc.filename, exc) if exc.filename else exc.strerror}; make room, then run it again")
+            said = WriteDidNotFit(exc.filename, exc) if exc.filename else f"the disk is full ({exc.strerror})"
+            _fail(f"{said}; make room, then run it again")
             return WriteDidNotFit.exit_code
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         return 1
