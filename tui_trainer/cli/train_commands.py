@@ -166,6 +166,14 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
     return _drive_headless(launch)
 
 
+def trains_here(args: argparse.Namespace) -> bool:
+    """`train`, `resume` or no command, training in this process: headless, or the trainer a dashboard started."""
+    from tui_trainer.session.detached import launch_fd
+
+    return getattr(args, "command", None) in (None, "train", "resume") and (
+        launch_fd() is not None or args.headless or not on_a_screen())
+
+
 def on_a_screen() -> bool:
     """A terminal, or a browser tab: `tui-trainer serve` runs us with Textual's web driver and pipes."""
     web = os.environ.get("TEXTUAL_DRIVER", "").endswith((":WebDriver", ":TabDriver"))
@@ -173,6 +181,13 @@ def on_a_screen() -> bool:
 
 
 def _drive_headless(launch: Any, *, detached: bool = False) -> int:
+    from tui_trainer.engine.loop.signals import holding_interrupts
+
+    with holding_interrupts():  # a Ctrl+C before the trainer's own handlers is held for them, never lost
+        return _train_headless(launch, detached=detached)
+
+
+def _train_headless(launch: Any, *, detached: bool) -> int:
     """Start the trainer with a console reporter and signal-triggered saves; return the exit code.
 
     What the job prints, logs or warns still reaches the terminal (or, detached, the run's
