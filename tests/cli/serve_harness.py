@@ -57,12 +57,12 @@ class Served:
         return "\n".join(self.lines)
 
 
-def start_serve(cwd: Path, *args: str) -> Served:
+def start_serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Served:
     """Start serve and wait until it prints its URL (the trainer, if any, has started by then)."""
     port = free_loopback_port()
     argv = [sys.executable, "-P", "-m", "tui_trainer", "serve", "--port", str(port), *args]
-    process = subprocess.Popen(argv, cwd=cwd, env=serve_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, cwd=cwd, env={**serve_env(), **(env or {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     served = Served(process, port, cwd)
     found = threading.Event()
 
@@ -131,6 +131,22 @@ def processes_running(*words: str) -> list[int]:
         except OSError:
             continue
         if all(word in cmdline for word in words) and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (serve starts each tab's process itself)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(entry))
     return found
 
@@ -206,3 +222,36 @@ async def _status(served: Served, path: str, cookies: dict[str, str] | None, hea
 def status_of(served: Served, path: str, cookies: dict[str, str] | None = None,
               headers: dict[str, str] | None = None, websocket: bool = False) -> int:
     return asyncio.run(_status(served, path, cookies, headers, websocket))
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def raw_request(served: Served, head: str, timeout: float = 10.0) -> RawResponse:
+    """Send `head` (request line and headers, `\r\n` between them) byte for byte, as no client library would.
+
+    The path goes out exactly as written (`/static/../x`, `*`), which aiohttp's client would tidy up.
+    """
+    with socket.create_connection(("127.0.0.1", served.port), timeout=timeout) as connection:
+        connection.sendall(head.rstrip("\r\n").encode() + b"\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        top, _, body = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        status = int(lines[0].split()[1])
+        want = 0 if head.startswith("HEAD ") or status == 101 else int(headers.get("Content-Length", "0"))
+        while len(body) < want:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return RawResponse(status, headers, body)

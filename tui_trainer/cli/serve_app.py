@@ -159,7 +159,8 @@ class GuardedServer(Server):
     async def guard(self, request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         """The token (or its cookie), a loopback Host and, for a websocket, this page's Origin; else 403."""
-        if not is_loopback_host(request.host):
+        # No Host at all (HTTP/1.0) would make aiohttp fall back to this machine's name.
+        if not is_loopback_host(request.headers.get("Host", "")):
             return forbidden()
         given = request.query.get("token")
         if given is not None:
