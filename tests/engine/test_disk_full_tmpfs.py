@@ -137,10 +137,12 @@ def test_a_disk_that_fills_between_saves_stops_the_run_whole_and_a_resume_carrie
     try:
         run_dir = mount_point / "run"
         common = ["--job-opt", "size=tiny", "--job-opt", "device=cpu"]
-        first = forkserver.run(["train", "--headless", "--run-dir", str(run_dir), "--max-iters", "10",
+        first = forkserver.run(["train", "--headless", "--run-dir", str(run_dir), "--max-iters", "800", "--ckpt-every", "0",
                                 "--keep-last", "0", *common], tmp_path / "first.log")
         assert first == 0, (tmp_path / "first.log").read_text()
-        filler = fill(mount_point, 64 * 1024)
+        free = 32 * 1024
+        assert (run_dir / "history.jsonl").stat().st_size > 2 * free  # a resume must not copy it
+        filler = fill(mount_point, free)
 
         code = forkserver.run(["resume", "--headless", "--max-iters", "10000000", "--ckpt-every", "0",
                                "--log-every", "1", str(run_dir)], tmp_path / "full.log")
@@ -149,17 +151,35 @@ def test_a_disk_that_fills_between_saves_stops_the_run_whole_and_a_resume_carrie
         assert "Traceback" not in output
         line = next(line for line in output.splitlines() if "could not be written" in line)
         assert line.startswith("the disk is full: ") and str(run_dir / "history.") in line
-        assert "last checkpoint is step_00000010.pt" in line and f"tui-trainer resume {run_dir}" in line
+        assert "last checkpoint is step_00000800.pt" in line and f"tui-trainer resume {run_dir}" in line
         assert not [p.name for p in run_dir.iterdir() if ".tmp-" in p.name]
         assert [r for r in verify_path(run_dir) if not r.ok] == []
         assert read_run(run_dir).state == "disk_full"
         steps = history_steps(run_dir)
-        assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 10
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 800
 
         filler.unlink()
-        again = forkserver.run(["resume", "--headless", "--max-iters", "60", str(run_dir)], tmp_path / "again.log")
+        again = forkserver.run(["resume", "--headless", "--max-iters", "860", str(run_dir)], tmp_path / "again.log")
         assert again == 0, (tmp_path / "again.log").read_text()
-        assert history_steps(run_dir) == list(range(1, 61))
+        assert history_steps(run_dir) == list(range(1, 861))
         assert read_run(run_dir).state == "finished"
+    finally:
+        unmount(mount_point)
+
+
+def test_a_run_that_cannot_start_on_a_full_disk_leaves_no_half_made_run_dir(tmp_path, forkserver):
+    mount_point = tmp_path / "full-from-the-start"
+    mount_tmpfs(mount_point, "256k")
+    try:
+        fill(mount_point, 4096)
+        run_dir = mount_point / "run"
+        log = tmp_path / "start.log"
+        code = forkserver.run(["train", "--headless", "--run-dir", str(run_dir), "--max-iters", "10",
+                               "--job-opt", "size=tiny", "--job-opt", "device=cpu"], log)
+        lines = log.read_text().strip().splitlines()
+        assert code == EXIT_DISK_FULL, lines
+        assert len(lines) == 1 and lines[0].startswith("tui-trainer: error: the disk is full")
+        assert lines[0].endswith("make room, then run it again")
+        assert not run_dir.exists()  # so the same command works once there is room
     finally:
         unmount(mount_point)

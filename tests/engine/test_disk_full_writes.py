@@ -8,12 +8,13 @@ pauses with the alert and writes everything once there is room; a headless run e
 import json
 
 import pytest
-from tiny_runs import Gate, at_step, wait_until
+from tiny_runs import TINY, Gate, at_step, wait_until
 
 from tests.full_disk import FullDisk
 from tui_trainer.engine.checkpoints.meta import MANUAL, PERIODIC, checkpoint_name, sidecar_path
 from tui_trainer.engine.errors import WriteDidNotFit
 from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop import launch
 from tui_trainer.engine.rundir.history_index import index_path, load_index
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RUN_FILE, SUMMARY_FILE, read_run
@@ -176,3 +177,22 @@ def test_a_sidecar_amended_on_a_full_disk_pauses_like_a_save(tiny_run, disk):
     assert run.join().reason == "target"
     assert run.checkpoints() == {10: MANUAL, 20: PERIODIC, 30: PERIODIC}
     assert [r for r in verify_path(run.run_dir) if not r.ok] == []
+
+
+@pytest.mark.parametrize("made_by_user", [False, True])
+def test_a_run_that_cannot_start_takes_back_what_it_made_and_nothing_else(tmp_path, disk, made_by_user):
+    run_dir = tmp_path / "run"
+    if made_by_user:
+        run_dir.mkdir()
+        (run_dir / "notes.txt").write_text("mine")
+    disk.refuse(RUN_FILE)
+    with pytest.raises(OSError):
+        launch.start_run(run_dir, job_options=TINY)
+    if made_by_user:
+        assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == ["notes.txt"]
+    else:
+        assert not run_dir.exists()
+    disk.make_room()
+    trainer = launch.start_run(run_dir, job_options=TINY)  # the same run dir now starts
+    trainer.control.stop()
+    assert trainer.run().reason == "stopped"

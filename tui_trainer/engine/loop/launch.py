@@ -9,6 +9,7 @@ run dir's journal, so every run, headless or not, can be followed from other pro
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_disagrees, step_of_name
 from tui_trainer.engine.checkpoints.resumable import resume_problem
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
-from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.errors import CheckpointError, RunDirError, is_disk_full
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.events import DISK_FULL_STOP
@@ -30,6 +31,7 @@ from tui_trainer.engine.loop.trainer import EventCallback, Trainer
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
+from tui_trainer.engine.rundir.lock import LOCK_FILE, OWN_FILES
 from tui_trainer.engine.rundir.superseded import recover
 from tui_trainer.engine.rundir.layout import (
     RunInfo,
@@ -74,9 +76,16 @@ def start_run(
     policy = policy or CheckpointPolicy()
     options = dict(job_options or {})
     built = build_job(job, options, settings.max_iters)
+    fresh = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if fresh and is_disk_full(exc):  # no lock was taken: the folder this call made goes
+            _undo_new_run(run_dir, frozenset(), fresh)
+        raise
+    theirs = frozenset(name for name in OWN_FILES if os.path.lexists(run_dir / name))  # before the lock was ours
     try:
         _check_free_for_a_run(run_dir)  # another process may have started one meanwhile
         info = RunInfo(run_id=new_run_id(), job=spec_of(job), job_options=_stored_options(built, options),
@@ -87,10 +96,27 @@ def start_run(
                           **side_channels(run_dir, built, control, lock, HistoryWriter(run_dir)))
     except BaseException:
         lock.release()
+        _undo_new_run(run_dir, theirs, fresh)
         raise
     trainer.notes.append(f"new run {info.run_id} in {run_dir}")
     _check_journal(trainer)
     return trainer
+
+
+def _undo_new_run(run_dir: Path, theirs: frozenset[str], fresh: bool) -> None:
+    """A run that could not start (a full disk, say) leaves no half-made run dir that `train` would
+    refuse and `resume` could not use: the files this call made go, and the folder if it made that.
+
+    `theirs`: the files there before the lock was taken, never removed (a run started meanwhile).
+    """
+    for name in OWN_FILES:
+        if name not in theirs and name != "trainer.log":  # a detached trainer's, open before the run starts
+            with contextlib.suppress(OSError):
+                (run_dir / name).unlink()
+    if fresh:
+        with contextlib.suppress(OSError):
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
 
 
 def _true_step(stored: StoredCheckpoint) -> int:
