@@ -70,10 +70,31 @@ def test_empty_dir(capsys, tmp_path):
     assert json.loads(run(capsys, "ckpt", "list", tmp_path, "--json").out) == []
 
 
-def test_a_root_of_runs_points_to_them(capsys, tmp_path):
-    make_run_dir(tmp_path / "run-a")
+def test_a_folder_of_runs_lists_each_runs_checkpoints_under_its_name(capsys, tmp_path):
+    make_run(tmp_path / "run-a", steps=(100, 200))
+    make_run_dir(tmp_path / "run-b")  # started, nothing saved yet
+    make_run(tmp_path / "group" / "run-c", steps=(300,))  # one folder further down, as `tui-trainer runs` finds it
+    (tmp_path / "run-d").mkdir()
+    (tmp_path / "run-d" / "run.json").write_text("[]")  # damaged: named, and the others still list
     result = run(capsys, "ckpt", "list", tmp_path)
-    assert result.code == 0 and "1 run dir: run-a" in result.out
+    assert result.code == 0 and result.err == ""
+    *blocks, end = result.out.split("\n\n")
+    c, a, b = (block.splitlines() for block in blocks)  # in path order, as `tui-trainer runs` lists them
+    assert a[0] == str(tmp_path / "run-a") and a[1].split()[:2] == ["name", "step"]
+    assert [line.split()[0] for line in a[2:-1]] == ["step_00000100.pt", "step_00000200.pt"]
+    assert a[-1].startswith("2 checkpoints, ") and "latest step_00000200.pt" in a[-1]
+    assert b == [str(tmp_path / "run-b"), "no checkpoints yet"]
+    assert c[0] == str(tmp_path / "group" / "run-c") and c[2].split()[0] == "step_00000300.pt"
+    last = end.splitlines()
+    assert last[0].startswith(f"unreadable: {tmp_path / 'run-d'}: ")
+    assert last[1].startswith(f"4 runs in {tmp_path}: 3 checkpoints, ")
+
+    records = json.loads(run(capsys, "ckpt", "list", tmp_path, "--json").out)
+    assert [(r["path"], r["step"]) for r in records] == [
+        (str(tmp_path / "group" / "run-c" / "step_00000300.pt"), 300),
+        (str(tmp_path / "run-a" / "step_00000100.pt"), 100),
+        (str(tmp_path / "run-a" / "step_00000200.pt"), 200),
+    ]
 
 
 def test_narrow_terminal_drops_columns_not_rows(capsys, run_dir, monkeypatch):

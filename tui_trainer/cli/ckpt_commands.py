@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
     commands = ckpt.add_subparsers(dest="ckpt_command", metavar="SUBCOMMAND", required=True, parser_class=type(ckpt))
 
     p = commands.add_parser("list", help="one row per checkpoint of a run dir or folder")
-    p.add_argument("dir", metavar="DIR", help="a run dir, or a folder of checkpoint files")
+    p.add_argument("dir", metavar="DIR", help="a run dir, a folder of runs (such as checkpoints/: each run's "
+                   "checkpoints in turn), or a folder of checkpoint files")
     p.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     p.set_defaults(handler=lazy_handler("ckpt_list", "run_list"))
 

@@ -1,4 +1,4 @@
-"""`ckpt list`: one row per checkpoint, read from sidecars alone.
+"""`ckpt list`: one row per checkpoint, read from sidecars alone; a folder of runs, run by run.
 
 For a run dir of our checkpoints neither torch nor (with `--json`) Rich is imported, so listing
 a thousand checkpoints takes a fraction of a second.
@@ -16,6 +16,7 @@ from tui_trainer.cli.ckpt_paths import existing_dir
 from tui_trainer.engine.checkpoints.meta import file_size
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.layout import is_locked, is_run_dir, store_for
 from tui_trainer.engine.sizes import human_bytes
 
@@ -36,6 +37,9 @@ def run_list(args: argparse.Namespace) -> int:
     directory = existing_dir(args.dir, "use `tui-trainer ckpt show` for one checkpoint file")
     store = store_for(directory)
     checkpoints = store.list()
+    runs = [] if checkpoints or is_run_dir(directory) else find_run_dirs(directory)
+    if runs:
+        return list_runs(directory, runs, as_json=args.json)
     if args.json:
         fmt.print_json([list_record(c) for c in checkpoints])
         return 0
@@ -46,12 +50,52 @@ def run_list(args: argparse.Namespace) -> int:
             raise NoReadableCheckpoints(
                 f"no readable checkpoints in {directory}: {len(unreadable)} file(s) that look like checkpoints "
                 f"do not load ({shown}); `tui-trainer ckpt verify {directory}` says why")
-        print(f"no checkpoints in {directory}{_runs_hint(directory)}")
+        print(f"no checkpoints in {directory}")
         return 0
+    print_table(store, checkpoints)
+    return 0
+
+
+def print_table(store: CheckpointStore, checkpoints: list[StoredCheckpoint]) -> None:
     console = fmt.console()
     rows = [table_row(c) for c in checkpoints]
     console.print(render_table(rows, fitting_columns(rows, console.width)), end="", crop=False, soft_wrap=True)
     print(list_footer(store, checkpoints))
+
+
+def list_runs(folder: Path, runs: list[Path], *, as_json: bool) -> int:
+    """A folder of runs (`checkpoints/`): each run's checkpoints under its name, then the total.
+
+    With `--json`, one flat array as for a run dir: each record has its path and run id.
+    """
+    records: list[dict[str, Any]] = []
+    count = total = 0
+    unreadable = []
+    for run_dir in runs:
+        try:
+            store = store_for(run_dir)
+            checkpoints = store.list()
+        except (TrainerError, OSError) as exc:  # a damaged run.json: the runs beside it still list
+            unreadable.append(f"{run_dir}: {exc}")
+            continue
+        count += len(checkpoints)
+        total += sum(_size_of(c) or 0 for c in checkpoints)
+        if as_json:
+            records.extend(list_record(c) for c in checkpoints)
+            continue
+        print(f"{run_dir}")
+        if checkpoints:
+            print_table(store, checkpoints)
+        else:
+            print("no checkpoints yet")
+        print()
+    if as_json:
+        fmt.print_json(records)
+        return 0
+    for line in unreadable:
+        print(f"unreadable: {line}")
+    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} in {folder}: {count} checkpoint{'s' if count != 1 else ''}, "
+          f"{human_bytes(total)}")
     return 0
 
 
@@ -157,17 +201,6 @@ def list_footer(store: CheckpointStore, checkpoints: list[StoredCheckpoint]) -> 
     if is_locked(store.directory):
         footer += " (a trainer is running in this dir)"
     return footer
-
-
-def _runs_hint(directory: Path) -> str:
-    try:
-        runs = sorted(e.name for e in os.scandir(directory) if e.is_dir() and is_run_dir(e.path))
-    except OSError:
-        return ""
-    if not runs:
-        return ""
-    shown = ", ".join(runs[:5]) + (", ..." if len(runs) > 5 else "")
-    return f" (it holds {len(runs)} run dir{'s' if len(runs) != 1 else ''}: {shown}; list one of them)"
 
 
 def _size_of(c: StoredCheckpoint) -> int | None:
