@@ -31,7 +31,7 @@ from tui_trainer.engine.loop.trainer import EventCallback, Trainer
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
-from tui_trainer.engine.rundir.lock import LOCK_FILE, OWN_FILES
+from tui_trainer.engine.rundir.lock import LOCK_FILE, OWN_FILES, PRIVATE_DIR, shared_with_others
 from tui_trainer.engine.rundir.superseded import recover
 from tui_trainer.engine.rundir.layout import (
     RunInfo,
@@ -77,7 +77,7 @@ def start_run(
     options = dict(job_options or {})
     built = build_job(job, options, settings.max_iters)
     fresh = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)  # another user can neither read nor lock it
     lock = RunLock(run_dir)
     try:
         lock.acquire()
@@ -228,6 +228,9 @@ def _resume_locked(
 ) -> Trainer:
     store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
     notes = recover(run_dir)  # what a kill left mid set-aside, delete or pin, before anything is listed
+    shared = shared_with_others(run_dir)
+    if shared:
+        notes.append(shared)
     notes += [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
     notes += [f"rebuilt the missing or damaged metadata of {name}" for name in store.repair_sidecars()]
     notes += [f"ignoring {p.name}: a link to a file outside {run_dir}" for p in store.links_outside()]

@@ -161,6 +161,13 @@ def read_ack(run_dir: str | os.PathLike[str]) -> Ack | None:
     return parse_ack(_read_json(Path(run_dir) / ACK_FILE))
 
 
+def _written_by_us(path: Path) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def file_key(path: Path) -> tuple[int, int, int] | None:
     """Changes whenever the file is replaced or rewritten: inode, size and mtime."""
     try:
@@ -186,7 +193,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def _writer_lock(run_dir: Path) -> Iterator[None]:
     path = run_dir / WRITER_LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePath(f"{path} is a symbolic link; commands are never written through one") from None
@@ -301,6 +308,8 @@ class ControlFilePoller:
         if key is None or key == self._seen:
             return []
         self._seen = key
+        if not _written_by_us(path):
+            return []  # a run dir others may write to (chmod-ed open): their commands do not steer our run
         current = read_control(self.run_dir)
         if current is None or current.trainer != self.trainer_id:
             return []  # garbled, or left for an earlier trainer

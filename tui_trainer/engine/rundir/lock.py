@@ -28,6 +28,23 @@ OWN_FILES = ("run.json", "history.jsonl", "history.idx", "history.cuts", "journa
              "training_history.json", "trainer.log", "control.json", "control_ack.json", ".control.lock")
 
 
+# A run dir is its user's: another local user can neither read its checkpoints nor take its locks
+# (a flock needs only a file or folder one can open, and would stall the trainer).
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def shared_with_others(run_dir: Path) -> str | None:
+    """A note when other users can open the run dir (an older run, or one chmod-ed open); else None."""
+    try:
+        mode = os.stat(run_dir).st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (f"{run_dir} is open to other users ({stat.filemode(mode)}): they can read its checkpoints and hold "
+            f"its locks, stalling the run; `chmod 700 {run_dir}` makes it private, as new runs are")
+
+
 def refuse_links(run_dir: Path) -> None:
     """UnsafePath if one of the run dir's own files is a link or not a regular file."""
     for name in OWN_FILES:
@@ -63,7 +80,7 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, or raise RunDirBusy; a run dir whose own files are links is refused (UnsafePath)."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, PRIVATE_FILE)
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
@@ -95,6 +112,8 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             raise
+        with contextlib.suppress(OSError):  # an older run's lock: nobody else may hold it from now on
+            os.fchmod(fd, PRIVATE_FILE)
         self._fd = fd
 
     def release(self) -> None:
