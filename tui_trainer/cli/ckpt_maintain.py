@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from tui_trainer.cli.ckpt_paths import existing_dir, existing_file, stored_checkpoint
+from tui_trainer.engine.checkpoints.previewed_prune import prune_previewed
 from tui_trainer.engine.checkpoints.store import StoredCheckpoint
-from tui_trainer.engine.errors import CheckpointNotFound, TrainerError
+from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.rundir.layout import is_locked, store_for
 from tui_trainer.engine.sizes import human_bytes
 
@@ -58,17 +59,14 @@ def run_prune(args: argparse.Namespace) -> int:
     if not confirm(f"Delete these {len(doomed)} checkpoints ({human_bytes(total)})?", args.yes):
         print("cancelled; nothing deleted")
         return 1
-    still_doomed = {c.meta.name for c in store.plan_prune(args.keep)}  # the run may have moved on
-    freed = 0
-    for c in doomed:
-        if c.meta.name not in still_doomed:
-            continue
-        try:
-            freed += store.delete(c.meta.name)
-        except (CheckpointNotFound, FileNotFoundError):
-            continue  # the trainer pruned it first
-        print(f"deleted {c.meta.name} (step {c.meta.step}, {human_bytes(c.meta.size_bytes)})")
-    print(f"freed {human_bytes(freed)}")
+    # Only what was listed, and only what keep-last still deletes under the store lock: a pin,
+    # a save or the trainer's retention since the listing changes what goes, and the output says so.
+    outcome = prune_previewed(store, args.keep, [c.meta.name for c in doomed])
+    for stored, size in outcome.deleted:
+        print(f"deleted {stored.meta.name} (step {stored.meta.step}, {human_bytes(size)})")
+    for note in outcome.notes():
+        print(note)
+    print(f"freed {human_bytes(outcome.freed_bytes)}")
     return 0
 
 

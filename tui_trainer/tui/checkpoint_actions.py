@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from textual.binding import Binding
 from textual.worker import get_current_worker
 
-from tui_trainer.engine.errors import CheckpointNotFound
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.session.rollback import RollbackPlan, RollbackRefused, plan_rollback
@@ -27,6 +26,7 @@ from tui_trainer.tui.widgets.status_header import StatusHeader
 if TYPE_CHECKING:
     from textual.app import App
 
+    from tui_trainer.engine.checkpoints.previewed_prune import PrunedPreview
     from tui_trainer.engine.checkpoints.store import StoredCheckpoint
     from tui_trainer.tui.run_model import RunModel
     from tui_trainer.tui.screens.prune_modal import PruneRequest
@@ -184,25 +184,21 @@ class CheckpointActions(_App):
             self.control.set_keep_last(request.keep_last)
             self._note(f"keep-last {request.keep_last} applies to the running trainer from now on")
 
-        def prune() -> tuple[list[str], int]:
-            store = self._store(run_dir)
-            # Only what the preview showed, and only if a prune would still delete it now.
-            still = {c.meta.name for c in store.plan_prune(request.keep_last)}
-            deleted, freed = [], 0
-            for name in request.names:
-                if name not in still:
-                    continue
-                try:
-                    freed += store.delete(name)
-                except CheckpointNotFound:
-                    continue  # the trainer pruned it first
-                deleted.append(name)
-            return deleted, freed
+        def prune() -> PrunedPreview:
+            from tui_trainer.engine.checkpoints.previewed_prune import prune_previewed
 
-        def pruned(result: tuple[list[str], int]) -> None:
-            deleted, freed = result
+            # Only what the preview showed, and only what keep-last still deletes under the store
+            # lock: a checkpoint pinned since the preview stays, and the log says so.
+            return prune_previewed(self._store(run_dir), request.keep_last, request.names)
+
+        def pruned(outcome: PrunedPreview) -> None:
+            for note in outcome.notes():
+                self._note(note, "warning")
+                self.notify(note, severity="warning", timeout=6)
+            deleted = outcome.deleted_names
             if deleted:
-                self._done(f"pruned {len(deleted)} checkpoint(s): {', '.join(deleted)}; freed {human_bytes(freed)}")
+                self._done(f"pruned {len(deleted)} checkpoint(s): {', '.join(deleted)}; "
+                           f"freed {human_bytes(outcome.freed_bytes)}")
             else:
                 self._done("prune: nothing left to delete")
 

@@ -5,7 +5,8 @@ never the best, the latest, pinned or manual checkpoints). A run being trained i
 trainer holds the run's lock and keeps its own retention, and files deleted under it would
 race its saves. Deleting takes each run's lock for the moment it works there, so a trainer that
 starts meanwhile either waits for the lock to be released or makes that run be skipped; and
-only files that were previewed and that a prune would still delete then are removed.
+only files that were previewed and that a prune still deletes under the store lock are removed,
+so a `ckpt pin` since the preview keeps its checkpoint, and the result says so.
 
 This module does not import torch.
 """
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_trainer.engine.checkpoints import retention
-from tui_trainer.engine.checkpoints.store import CheckpointStore
-from tui_trainer.engine.errors import CheckpointNotFound, RunDirBusy, RunDirError
-from tui_trainer.engine.rundir.layout import RunLock, read_run
+from tui_trainer.engine.checkpoints.previewed_prune import prune_previewed
+from tui_trainer.engine.errors import RunDirBusy, RunDirError
+from tui_trainer.engine.rundir.layout import RunLock, read_run, store_for
 from tui_trainer.engine.rundir.runs_index import RunsIndex, read_sidecars
 
 BEING_TRAINED = "being trained right now; prune it from its own dashboard"
@@ -59,6 +60,7 @@ class RunsPruneResult:
     deleted: tuple[str, ...]  # keys, "run/checkpoint"
     freed_bytes: int
     skipped: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...] = ()  # previewed checkpoints not deleted, and why: "kept a/step_...: pinned since ..."
 
 
 def doomed_in_run(run_dir: Path, keep_last: int) -> list[tuple[str, int, int]]:
@@ -87,29 +89,33 @@ def plan_runs_prune(index: RunsIndex, keep_last: int) -> RunsPrunePlan:
 
 
 def prune_runs(index: RunsIndex, keep_last: int, keys: tuple[str, ...]) -> RunsPruneResult:
-    """Delete the previewed `keys` ("run/checkpoint") that keep-last would still delete now."""
+    """Delete the previewed `keys` ("run/checkpoint") that keep-last would still delete now.
+
+    In each run, under its run lock, what is still due is decided and deleted under one hold of
+    the store lock (`prune_previewed`), so a checkpoint pinned since the preview stays.
+    """
     by_run: dict[str, set[str]] = {}
     for key in keys:
         run, _, name = key.rpartition("/")
         by_run.setdefault(run, set()).add(name)
-    deleted, freed, skipped = [], 0, []
+    deleted, freed, skipped, notes = [], 0, [], []
     for run in index.runs:
         chosen = by_run.get(run.name)
         if not chosen:
             continue
+        locked = False
         try:
             with RunLock(run.path):
-                still = {name for name, _, _ in doomed_in_run(run.path, keep_last)}
-                store = CheckpointStore(run.path)
-                for name in sorted(chosen & still):
-                    try:
-                        freed += store.delete(name)
-                    except CheckpointNotFound:
-                        continue  # pruned meanwhile by someone else
-                    deleted.append(f"{run.name}/{name}")
-        except RunDirBusy:
-            skipped.append((run.name, "a trainer started on it since the preview; left alone"))
+                locked = True
+                outcome = prune_previewed(store_for(run.path), keep_last, sorted(chosen))
+        except RunDirBusy as exc:  # the run's lock (a trainer), or its store lock held too long
+            skipped.append((run.name, str(exc) if locked else "a trainer started on it since the preview; left alone"))
+            continue
         except (RunDirError, OSError) as exc:
             skipped.append((run.name, str(exc)))
-    return RunsPruneResult(tuple(deleted), freed, tuple(skipped))
+            continue
+        deleted += [f"{run.name}/{name}" for name in outcome.deleted_names]
+        freed += outcome.freed_bytes
+        notes += outcome.notes(prefix=f"{run.name}/")
+    return RunsPruneResult(tuple(deleted), freed, tuple(skipped), tuple(notes))
 

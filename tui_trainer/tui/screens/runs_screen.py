@@ -179,6 +179,8 @@ class RunsScreen(Screen[None]):
             self.notify("prune: nothing left to delete", timeout=4)
         for run, why in result.skipped if result is not None else ():
             self.notify(f"{run} left alone: {why}", severity="warning", timeout=6)
+        for note in result.notes if result is not None else ():
+            self.notify(note, severity="warning", timeout=6)
         if self.is_mounted:
             self.rescan()
 
