@@ -31,6 +31,7 @@ from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.rundir.journal_tail import JournalTail
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RUN_FILE, RunInfo, read_run
+from tui_trainer.engine.rundir.runs_index import last_logged_step
 from tui_trainer.session.runner import CurveLoaded, Launched
 from tui_trainer.session.watch_control import WatchControl
 
@@ -159,6 +160,10 @@ class RunFollower:
                                 time=self._first_step_time() or time.time()))
         for item in backlog:
             self._journaled(item)
+        # The true state (stopped, finished, a trainer that is gone) from the first frame, not
+        # after the whole curve and the history's tail have been replayed as if it were running.
+        self.step = max(self.step, last_logged_step(self.run_dir / HISTORY_FILE) or 0)
+        self._follow_state()
         self._load_curve()
         self.put(Launched((self._describe_trainer(),), time=time.time()))
 
