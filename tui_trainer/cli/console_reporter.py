@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Any
@@ -18,6 +19,7 @@ class PlainReporter:
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stdout
         self._last_step_line = 0.0
+        self._held: ev.Started | None = None  # until the next event: a resume's new target comes right after
 
     def start(self) -> None:
         """Take the terminal; before the job's output is captured, so it passes through us."""
@@ -26,6 +28,14 @@ class PlainReporter:
         self._print(message)
 
     def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Started):
+            self._held = event
+            return
+        if self._held is not None:
+            started, self._held = self._held, None
+            self._print(describe_start(started, event))
+            if retargets(started, event):
+                return
         line = describe(event)
         if isinstance(event, ev.StepCompleted):
             now = time.monotonic()
@@ -36,6 +46,9 @@ class PlainReporter:
             self._print(line)
 
     def close(self, result: Any) -> None:
+        if self._held is not None:
+            self._print(describe(self._held))
+            self._held = None
         self.stream.flush()
 
     def _print(self, line: str) -> None:
@@ -78,6 +91,12 @@ class RichReporter(PlainReporter):
             self.task = self.progress.add_task(
                 "training", total=event.target, completed=event.step, speed="", loss="-"
             )
+            self._held = event
+            return
+        started, self._held = self._held, None
+        if started is not None and retargets(started, event) and self.task is not None:
+            self.progress.update(self.task, total=event.new_target)
+            self.note(describe_start(started, event))
         elif isinstance(event, ev.StepCompleted) and self.task is not None:
             self.progress.update(
                 self.task, completed=event.step, total=event.target,
@@ -92,11 +111,27 @@ class RichReporter(PlainReporter):
                 self.note(line)
 
     def close(self, result: Any) -> None:
+        self._held = None
         self.progress.stop()
 
 
 def make_reporter() -> PlainReporter:
     return RichReporter() if sys.stdout.isatty() else PlainReporter()
+
+
+def retargets(started: ev.Started, event: ev.Event) -> bool:
+    """`event` is the new target a resume asked for, applied as training starts."""
+    return isinstance(event, ev.TargetChanged) and event.step == started.step and event.old_target == started.target
+
+
+def describe_start(started: ev.Started, event: ev.Event) -> str:
+    """The start's line; with a resume's new target, that target only (the stored one was never trained to)."""
+    if not retargets(started, event):
+        return describe(started) or ""
+    assert isinstance(event, ev.TargetChanged)
+    line = describe(dataclasses.replace(started, target=event.new_target)) or ""
+    plain = f"target {event.old_target} -> {event.new_target}"  # the trainer's note when there is no more to say
+    return line if event.note == plain else f"{line}; {event.note}"
 
 
 def describe(event: ev.Event) -> str | None:
