@@ -15,7 +15,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
-from tui_trainer.engine.loop.events import DISK_FULL_WRITE
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
@@ -30,6 +29,8 @@ def alert_title(event: DiskFull) -> str:
 
 
 def alert_lines(event: DiskFull) -> list[str]:
+    from tui_trainer.engine.loop.events import DISK_FULL_WRITE  # here: not on the first frame's path
+
     free = human_bytes(event.free_bytes) if event.free_bytes is not None else "too little"
     if event.kind == DISK_FULL_WRITE:
         return [
