@@ -119,7 +119,7 @@ def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> R
         best_value=best.metric(info.policy.monitor) if best is not None else None,
         best_checkpoint=best.name if best is not None else None,
         checkpoints=len(metas),
-        disk_bytes=disk_usage(run_dir),
+        disk_bytes=run_disk_bytes(run_dir),
         created=info.created,
         holder=holder,
     )
@@ -163,8 +163,9 @@ def last_logged_step(history: Path) -> int | None:
     return None
 
 
-def disk_usage(folder: Path) -> int:
-    """Bytes in the files under `folder`, links not followed."""
+def run_disk_bytes(folder: str | os.PathLike[str]) -> int:
+    """A run's size: the bytes of every file under it (checkpoints, exports, history, journal), links
+    not followed. The one measure `runs`, the runs screen and the dashboard's disk panel all show."""
     total = 0
     for dirpath, _, files in os.walk(folder):
         for name in files:

@@ -1,6 +1,8 @@
-"""The run's checkpoints on disk: their size, the free space, and whether the run will fit.
+"""The run on disk: its size, its checkpoints', the free space, and whether the run will fit.
 
-Reading the run dir (sidecars, run.json, `disk_usage`) happens on a worker thread when the
+The run's size is `run_disk_bytes`, the measure `tui-trainer runs` and the runs screen show
+(exports and the history included), so the two never disagree; the forecast is about checkpoints.
+Reading the run dir (sidecars, run.json, its files' sizes) happens on a worker thread when the
 checkpoints change and every `DISK_REFRESH_S` (other programs fill disks too); the forecast is
 re-done from that reading as the run advances, which is arithmetic only.
 """
@@ -23,16 +25,18 @@ if TYPE_CHECKING:
 DISK_REFRESH_S = 10.0
 
 
-def describe_disk(result: DiskForecast | None, problem: str | None = None) -> tuple[str, bool]:
+def describe_disk(result: DiskForecast | None, problem: str | None = None,
+                  run_bytes: int | None = None) -> tuple[str, bool]:
     """The panel's text, and whether it is a warning. The warning is in words, not only colour."""
     if problem:
         return f"disk: {problem}", False
     if result is None:
         return "disk: waiting for the run", False
     free = human_bytes(result.free_bytes)
+    run = f"run {human_bytes(run_bytes)}, " if run_bytes is not None else ""
     if result.save_bytes is None:
-        return f"disk: no checkpoints yet · {free} free", False
-    now = f"{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
+        return f"disk: {run}no checkpoints yet · {free} free", False
+    now = f"{run}{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
     if result.fill_step is not None:
         return (
             f"DISK FULL AT STEP {result.fill_step:,}: needs ~{human_bytes(result.end_bytes)}, room "
@@ -75,6 +79,7 @@ class DiskPanel(Static):
         self.run_dir: str | None = None
         self.state: DiskState | None = None
         self.forecast: DiskForecast | None = None
+        self.run_bytes: int | None = None
         self.reads = 0
         self._problem: str | None = None
         self._step = 0
@@ -103,18 +108,20 @@ class DiskPanel(Static):
     def _read(self, run_dir: str) -> None:
         from tui_trainer.engine.checkpoints.disk_forecast import read_disk_state
         from tui_trainer.engine.errors import TrainerError
+        from tui_trainer.engine.rundir.runs_index import run_disk_bytes
 
         try:
             state, problem = read_disk_state(run_dir), None
         except (TrainerError, OSError) as exc:
             state, problem = None, " ".join(str(exc).split())
+        run_bytes = run_disk_bytes(run_dir) if state is not None else None
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._got, state, problem)
+            self.app.call_from_thread(self._got, state, problem, run_bytes)
 
-    def _got(self, state: DiskState | None, problem: str | None) -> None:
+    def _got(self, state: DiskState | None, problem: str | None, run_bytes: int | None = None) -> None:
         self.reads += 1
         if state is not None or self.state is None:
-            self.state = state
+            self.state, self.run_bytes = state, run_bytes
         self._problem = problem if state is None and self.state is None else None
         self._render_forecast()
 
@@ -124,7 +131,7 @@ class DiskPanel(Static):
             from tui_trainer.engine.checkpoints.disk_forecast import forecast
 
             self.forecast = forecast(state, self._step, self._target or state.target, self._steps_per_sec)
-        text, warning = describe_disk(self.forecast, self._problem)
+        text, warning = describe_disk(self.forecast, self._problem, self.run_bytes)
         if (text, warning) != self._shown:  # repaint (and send bytes over SSH) only on a change
             self._shown = (text, warning)
             show_text(self, text)
