@@ -41,7 +41,7 @@ def test_a_ctrl_c_at_any_instant_of_the_start_stops_the_run_with_130(tmp_path):
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    for delay, (code, out, err) in outcomes.items():
+    for delay, (code, _out, err) in outcomes.items():
         if code != 130:  # Python's own start, before tui-trainer's first line could hold it: still no run
             assert code != 0 and "KeyboardInterrupt" in err and "tui_trainer/cli" not in err, (delay, code, err)
             assert not (tmp_path / f"run-{delay}").exists()
