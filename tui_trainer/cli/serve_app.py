@@ -137,6 +137,9 @@ async def end_process(process: Any, grace: Sequence[float] = (QUIT_GRACE_S, TERM
             continue
 
 
+LISTEN_WAIT_S = 10.0
+
+
 class GuardedServer(Server):
     """Serves `tab_args` (a `tui-trainer` command) to browser tabs that hold the launch's token."""
 
@@ -227,7 +230,24 @@ class GuardedServer(Server):
 
     async def on_startup(self, app: web.Application) -> None:
         if self.on_started is not None:
-            self.on_started()
+            self._announcing = asyncio.get_running_loop().create_task(self._announce_when_listening())
+
+    async def _announce_when_listening(self) -> None:
+        """aiohttp starts the app before its socket listens: the URL is printed once it does, so that
+        opening it at once never meets a refused connection."""
+        assert self.on_started is not None
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LISTEN_WAIT_S
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.open_connection(host, self.port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            break
+        self.on_started()
 
     async def on_shutdown(self, app: web.Application) -> None:
         """Close every tab, so that each ends its process and the server does not wait on them."""
