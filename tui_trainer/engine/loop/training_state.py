@@ -14,6 +14,7 @@ import torch
 
 from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
 from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
+from tui_trainer.engine.checkpoints.plain_keys import model_state, renamed_for, unwrapped
 from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
@@ -29,7 +30,7 @@ def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[st
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "meta": meta.to_json(),
-        "model": job.model.state_dict(),
+        "model": model_state(job.model),
         "optimizer": job.optimizer.state_dict(),
         "data": job.batches.state_dict(),
         "rng": capture_rng_state(),
@@ -64,9 +65,10 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
     """Load a full training state into `job`, exactly as it was saved."""
     if not is_own_format(state):
         raise CheckpointCorrupt(f"{source} was not written by tui-trainer; it cannot be resumed exactly")
-    weights = model_state_of(state, source)
-    check_model_fits(job.model, weights, source)
-    job.model.load_state_dict(weights)
+    model = unwrapped(job.model)  # checkpoints hold plain keys, whether or not either run compiled
+    weights = renamed_for(model.state_dict(), model_state_of(state, source))
+    check_model_fits(model, weights, source)
+    model.load_state_dict(weights)
     job.optimizer.load_state_dict(state["optimizer"])
     for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
         if part is not None and key in state:

@@ -1,8 +1,9 @@
 """Exporting a checkpoint's model weights alone, as safetensors or as a plain PyTorch state dict.
 
 Works on our checkpoints and on foreign ones, always onto the CPU, so a checkpoint saved on a
-GPU exports on a machine without one. The output is written atomically: a failed export leaves
-no file behind and never a partial one.
+GPU exports on a machine without one. Names lose the prefixes of torch.compile (`_orig_mod.`)
+and DataParallel/DDP (`module.`), so the export loads into the plain model. The output is
+written atomically: a failed export leaves no file behind and never a partial one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from tui_trainer.engine.atomic import atomic_open
 from tui_trainer.engine.checkpoints.file import is_own_format, load_checkpoint, model_state_of
 from tui_trainer.engine.checkpoints.meta import sidecar_path
+from tui_trainer.engine.checkpoints.plain_keys import plain_state
 from tui_trainer.engine.errors import TrainerError, WriteDidNotFit, is_disk_full
 from tui_trainer.engine.tools.tensor_summary import summarize_tensors
 
@@ -98,7 +100,7 @@ def export_weights(
     fmt = resolve_format(out, fmt)
     check_out_path(source, out, overwrite)
     obj = load_checkpoint(source, map_location="cpu", mmap=True)
-    state = model_state_of(obj, source)
+    state = plain_state(model_state_of(obj, source))  # loads into the bare model, however it was wrapped
     summary = summarize_tensors(state)
     skipped: tuple[str, ...] = ()
     try:
