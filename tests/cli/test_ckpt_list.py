@@ -10,7 +10,7 @@ from tests.factories import add_checkpoint, bare_state_dict, make_run, make_run_
 
 LIST_KEYS = {
     "path", "step", "epoch", "train_loss", "val_loss", "size_bytes", "created",
-    "best", "latest", "pinned", "name", "kind", "run_id",
+    "best", "latest", "pinned", "name", "kind", "run_id", "metrics",
 }  # fmt: skip
 
 
@@ -45,6 +45,7 @@ def test_json_keys_and_values(capsys, run_dir):
     assert all(set(r) == LIST_KEYS for r in records)
     by_step = {r["step"]: r for r in records}
     assert by_step[200]["best"] and not by_step[200]["latest"] and by_step[200]["val_loss"] == 1.0
+    assert by_step[200]["metrics"] == {"val_loss": 1.0}
     assert by_step[300]["latest"] and by_step[150]["pinned"]
     manual = by_step[250]
     assert manual["kind"] == "manual" and manual["val_loss"] is None and manual["epoch"] is None

@@ -13,9 +13,9 @@ from typing import Any
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_file
 from tui_trainer.engine.checkpoints.meta import read_sidecar, sidecar_path
-from tui_trainer.engine.errors import CheckpointError, RunDirError
+from tui_trainer.engine.errors import CheckpointError, RunDirError, TrainerError
 from tui_trainer.engine.rundir.history import iter_history
-from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir
+from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir, read_run
 from tui_trainer.engine.tools.history_summary import (
     HistorySummary,
     downsample,
@@ -41,21 +41,30 @@ def run_history(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     spans = len(shown) < table_data.total
+    monitored = table_data.summary.monitored
+    with_val = monitored is None or table_data.summary.best_val_loss is not None or any(
+        r.val_loss is not None for r in shown)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("steps" if spans else "step", justify="right", no_wrap=True)
     table.add_column("loss (mean)" if spans else "loss", justify="right")
-    table.add_column("val_loss", justify="right")
+    if monitored is not None:
+        table.add_column(monitored.name, justify="right")
+    if with_val:
+        table.add_column("val_loss", justify="right")
     table.add_column("lr", justify="right")
     for r in shown:
         step = f"{r.first_step}-{r.step}" if spans and r.first_step != r.step else str(r.step)
         lr = "-" if r.lr is None else f"{r.lr:.3g}"
-        table.add_row(step, fmt.format_loss(r.loss), fmt.format_loss(r.val_loss), lr)
+        metric = [fmt.format_loss(r.metrics.get(monitored.name))] if monitored is not None else []
+        val = [fmt.format_loss(r.val_loss)] if with_val else []
+        table.add_row(step, fmt.format_loss(r.loss), *metric, *val, lr)
     print(f"history of {source.name}")
     fmt.console().print(table)
     if spans:
+        evaluated = "the metrics" if monitored is not None else "val_loss"
         print(
             f"{table_data.total} steps shown as {len(shown)} rows: loss is the mean over each row's steps, "
-            "val_loss the last evaluation among them (--json prints every record)"
+            f"{evaluated} the last evaluation among them (--json prints every record)"
         )
     for note in notes:
         print(f"note: {note}")
@@ -74,6 +83,8 @@ class HistorySource:
     path: Path | None = None
     up_to_step: int | None = None
     embedded: list[dict[str, Any]] | None = None
+    monitor: str = "val_loss"
+    mode: str = "min"
 
     def records(self) -> Iterator[dict[str, Any]]:
         if self.embedded is not None:
@@ -87,7 +98,7 @@ class HistorySource:
         if self.embedded is not None:
             rows = merge_records(self.embedded)
             return HistoryTable(downsample(rows, HISTORY_ROWS), len(rows), summarize(rows))
-        return history_table(self.path, HISTORY_ROWS, self.up_to_step)
+        return history_table(self.path, HISTORY_ROWS, self.up_to_step, self.monitor, self.mode)
 
 
 def print_json_stream(records: Iterable[dict[str, Any]]) -> None:
@@ -105,7 +116,7 @@ def history_source(path: Path) -> HistorySource:
         if not (path / HISTORY_FILE).exists():
             what = "" if is_run_dir(path) else " (it is not a tui-trainer run dir)"
             raise RunDirError(f"{path} has no {HISTORY_FILE}{what}; pass a run dir or a checkpoint file")
-        return HistorySource(str(path), [], path / HISTORY_FILE)
+        return HistorySource(str(path), [], path / HISTORY_FILE, **monitored_by(path))
     file = existing_file(path, "pass a run dir or a checkpoint file")
     meta = read_sidecar(sidecar_path(file))
     if meta is None:
@@ -127,7 +138,16 @@ def history_source(path: Path) -> HistorySource:
     if not run_history_file.exists():
         raise RunDirError(f"{file.parent} has no {HISTORY_FILE} for {file.name}")
     note = f"the run's history up to step {meta.step}, where {file.name} was saved"
-    return HistorySource(str(file), [note], run_history_file, up_to_step=meta.step)
+    return HistorySource(str(file), [note], run_history_file, up_to_step=meta.step, **monitored_by(file.parent))
+
+
+def monitored_by(run_dir: Path) -> dict[str, str]:
+    """The run's monitored metric and mode, from run.json; val_loss (min) for a plain folder."""
+    try:
+        policy = read_run(run_dir).policy
+    except (TrainerError, OSError):  # not a run dir, or a damaged run.json: the history still shows
+        return {}
+    return {"monitor": policy.monitor, "mode": policy.mode}
 
 
 def history_summary_lines(s: HistorySummary) -> list[str]:
@@ -140,6 +160,10 @@ def history_summary_lines(s: HistorySummary) -> list[str]:
             f"loss {fmt.format_loss(s.first_loss)} -> {fmt.format_loss(s.last_loss)}, "
             f"lowest {fmt.format_loss(s.min_loss)} at step {fmt.or_dash(s.min_loss_step)}"
         )
+    m = s.monitored
+    if m is not None and m.last is not None:
+        best = f"best {fmt.format_loss(m.best)} at step {m.best_step}" if m.best is not None else "no finite value"
+        lines.append(f"{m.name} {best} ({m.mode}), last {fmt.format_loss(m.last)}")
     if s.best_val_loss is not None:
         lines.append(
             f"val_loss best {fmt.format_loss(s.best_val_loss)} at step {s.best_val_step}, "

@@ -20,8 +20,10 @@ from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.layout import is_locked, is_run_dir, store_for
 from tui_trainer.engine.sizes import human_bytes
 
-COLUMNS = ("name", "step", "epoch", "train loss", "val loss", "size", "created", "marks")
-RIGHT_ALIGNED = frozenset({"step", "epoch", "train loss", "val loss", "size"})
+LEADING = ("name", "step", "epoch", "train loss")
+TRAILING = ("size", "created", "marks")
+VAL_LOSS = "val_loss"
+LEFT_ALIGNED = frozenset({"name", "created", "marks"})  # the rest are numbers
 DROPPED_FIRST = ("created", "epoch", "train loss")  # on a narrow terminal
 GAP = "  "
 MARK_STYLE = "cyan"
@@ -58,8 +60,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 def print_table(store: CheckpointStore, checkpoints: list[StoredCheckpoint]) -> None:
     console = fmt.console()
-    rows = [table_row(c) for c in checkpoints]
-    console.print(render_table(rows, fitting_columns(rows, console.width)), end="", crop=False, soft_wrap=True)
+    metrics = metric_columns(store.monitor, checkpoints)
+    rows = [table_row(c, metrics) for c in checkpoints]
+    columns = [*LEADING, *(column_name(m) for m in metrics), *TRAILING]
+    console.print(render_table(rows, fitting_columns(rows, columns, console.width)), end="", crop=False,
+                  soft_wrap=True)
     print(list_footer(store, checkpoints))
 
 
@@ -109,23 +114,35 @@ def _unreadable(directory: Path) -> list[str]:
         return []
 
 
-def table_row(c: StoredCheckpoint) -> dict[str, str]:
+def metric_columns(monitor: str, checkpoints: list[StoredCheckpoint]) -> list[str]:
+    """The metrics given a column: the monitored one, then val_loss if any checkpoint has it."""
+    shown = [] if monitor == "train_loss" else [monitor]  # train loss has its own column
+    if monitor != VAL_LOSS and any(c.meta.metric(VAL_LOSS) is not None for c in checkpoints):
+        shown.append(VAL_LOSS)
+    return shown
+
+
+def column_name(metric: str) -> str:
+    return "val loss" if metric == VAL_LOSS else metric
+
+
+def table_row(c: StoredCheckpoint, metrics: list[str]) -> dict[str, str]:
     m = c.meta
     return {
         "name": m.name,
         "step": fmt.or_dash(m.step if m.step >= 0 else None),
         "epoch": fmt.or_dash(m.epoch),
         "train loss": fmt.format_loss(m.train_loss),
-        "val loss": fmt.format_loss(m.metric("val_loss")),
+        **{column_name(metric): fmt.format_loss(m.metric(metric)) for metric in metrics},
         "size": human_bytes(_size_of(c)),
         "created": fmt.format_created(m.created),
         "marks": ", ".join(marks_of(c)),
     }
 
 
-def fitting_columns(rows: list[dict[str, str]], width: int) -> list[str]:
-    """All columns if they fit in `width`, else without the least needed ones."""
-    columns = list(COLUMNS)
+def fitting_columns(rows: list[dict[str, str]], columns: list[str], width: int) -> list[str]:
+    """All `columns` if they fit in `width`, else without the least needed ones."""
+    columns = list(columns)
     for optional in DROPPED_FIRST:
         if sum(column_widths(rows, columns).values()) + len(GAP) * (len(columns) - 1) <= width:
             break
@@ -144,7 +161,7 @@ def render_table(rows: list[dict[str, str]], columns: list[str]) -> Any:
     widths = column_widths(rows, columns)
 
     def cells(row: dict[str, str]) -> list[str]:
-        return [row[c].rjust(widths[c]) if c in RIGHT_ALIGNED else row[c].ljust(widths[c]) for c in columns]
+        return [row[c].ljust(widths[c]) if c in LEFT_ALIGNED else row[c].rjust(widths[c]) for c in columns]
 
     text = Text(no_wrap=True)
     text.append(GAP.join(cells({c: c for c in columns})).rstrip() + "\n", style="bold")
@@ -169,7 +186,8 @@ def list_record(c: StoredCheckpoint) -> dict[str, Any]:
         "step": m.step if m.step >= 0 else None,
         "epoch": m.epoch,
         "train_loss": fmt.finite_or_none(m.train_loss),
-        "val_loss": fmt.finite_or_none(m.metric("val_loss")),
+        "val_loss": fmt.finite_or_none(m.metric(VAL_LOSS)),
+        "metrics": {name: fmt.finite_or_none(m.metric(name)) for name in m.metrics},  # null: stale or NaN
         "size_bytes": _size_of(c),
         "created": fmt.iso_or_none(m.created),
         "best": c.best,

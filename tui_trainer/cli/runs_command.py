@@ -1,4 +1,4 @@
-"""`tui-trainer runs [ROOT]`: every run under a folder with its state, last step, best val loss and size.
+"""`tui-trainer runs [ROOT]`: every run under a folder: state, last step, best monitored metric, size.
 
 The same listing as the dashboard's runs screen, from small files only: no torch, no Rich.
 """
@@ -16,18 +16,18 @@ from tui_trainer.engine.sizes import human_bytes
 if TYPE_CHECKING:
     from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
 
-COLUMNS = ("run", "state", "step", "best val", "ckpts", "size", "job")
-RIGHT_ALIGNED = frozenset({"step", "best val", "ckpts", "size"})
+COLUMNS = ("run", "state", "step", "best", "ckpts", "size", "job")
+RIGHT_ALIGNED = frozenset({"step", "best", "ckpts", "size"})
 GAP = "  "
 
 
 def add_parser(commands: Any) -> None:
     runs = commands.add_parser(
         "runs",
-        help="list every run under a folder: state, last step, best val loss, size, and the total",
+        help="list every run under a folder: state, last step, best monitored metric, size, and the total",
         description="List the run dirs under ROOT (default: checkpoints/), and those one folder further down, "
-        "with each run's state (running means a live process holds its lock), last step / target, best "
-        "val loss, number of checkpoints and size on disk, then the total. Reads only small files.",
+        "with each run's state (running means a live process holds its lock), last step / target, the best "
+        "value of its monitored metric (val_loss unless --monitor named another), number of checkpoints and size on disk, then the total. Reads only small files.",
     )
     runs.add_argument("root", type=Path, nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
                       help="the folder holding the run dirs (default: checkpoints)")
@@ -51,12 +51,22 @@ def run_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def row(run: RunSummary) -> dict[str, str]:
+def best_header(runs: list[RunSummary]) -> str:
+    """'best val' for val_loss, 'best accuracy' when every run monitors accuracy; else 'best',
+    and each value says its metric."""
+    monitors = {run.monitor for run in runs}
+    if len(monitors) != 1:
+        return "best"
+    return "best val" if monitors == {"val_loss"} else f"best {monitors.pop()}"
+
+
+def row(run: RunSummary, named: bool = False) -> dict[str, str]:
+    best = fmt.format_loss(run.best_value)
     return {
         "run": run.name,
         "state": run.state + (f" ({run.live})" if run.live else ""),
         "step": f"{fmt.or_dash(run.last_step)}/{run.target}",
-        "best val": fmt.format_loss(run.best_value),
+        "best": f"{best} {run.monitor}" if named and run.best_value is not None else best,
         "ckpts": str(run.checkpoints),
         "size": human_bytes(run.disk_bytes),
         "job": run.job,
@@ -64,8 +74,10 @@ def row(run: RunSummary) -> dict[str, str]:
 
 
 def render(index: RunsIndex) -> str:
-    rows = [row(run) for run in index.runs]
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS}
+    header = best_header(index.runs)
+    rows = [row(run, named=header == "best") for run in index.runs]
+    titles = {c: header if c == "best" else c for c in COLUMNS}
+    widths = {c: max(len(titles[c]), *(len(r[c]) for r in rows)) for c in COLUMNS}
 
     def line(cells: dict[str, str]) -> str:
         return GAP.join(cells[c].rjust(widths[c]) if c in RIGHT_ALIGNED else cells[c].ljust(widths[c])
@@ -73,7 +85,7 @@ def render(index: RunsIndex) -> str:
 
     count = len(rows)
     total = f"{count} run{'s' if count != 1 else ''}, {index.checkpoints} checkpoints, {human_bytes(index.disk_bytes)}"
-    return "\n".join([line({c: c for c in COLUMNS}), *(line(r) for r in rows), total])
+    return "\n".join([line(titles), *(line(r) for r in rows), total])
 
 
 def index_record(index: RunsIndex) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 STEP_KEYS = ("step", "steps", "iteration", "iterations", "iter", "iters", "global_step")
@@ -18,6 +18,7 @@ VAL_KEYS = ("val_loss", "val_losses", "valid_loss", "eval_loss", "validation_los
 LR_KEYS = ("lr", "learning_rate", "lrs", "learning_rates")
 EPOCH_KEYS = ("epoch", "epochs")
 DEFAULT_ROWS = 30
+NOT_METRICS = frozenset({"step", "epoch", "loss", "lr", "time"})  # the rest of a record are eval metrics
 
 
 @dataclass
@@ -31,6 +32,18 @@ class HistoryRow:
     epoch: int | None = None
     time: float | None = None
     first_step: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # every metric evaluated at this step
+
+
+@dataclass(frozen=True)
+class MetricTrend:
+    """One evaluation metric over a history: its best (by `mode`), where, and its last value."""
+
+    name: str
+    mode: str
+    best: float | None
+    best_step: int | None
+    last: float | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class HistorySummary:
     non_finite_losses: int
     last_epoch: int | None
     elapsed_s: float | None
+    monitored: MetricTrend | None = None  # the run's monitored metric, if not val_loss or train loss
 
 
 def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
@@ -67,6 +81,9 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
             row.epoch = int(record["epoch"])
         if "val_loss" in record:
             row.val_loss = _number(record["val_loss"], missing=math.nan)
+        if "loss" not in record:  # an evaluation: every number it holds is a metric
+            row.metrics.update((k, _number(v, missing=math.nan)) for k, v in record.items()
+                               if k not in NOT_METRICS and (v is None or _number(v) is not None))
         time = _number(record.get("time"))
         row.time = time if time is not None else row.time
     return [rows[step] for step in sorted(rows)]
@@ -82,6 +99,7 @@ def downsample(rows: Sequence[HistoryRow], max_rows: int = DEFAULT_ROWS) -> list
         span = rows[i * len(rows) // max_rows : (i + 1) * len(rows) // max_rows]
         losses = [r.loss for r in span if r.loss is not None]
         vals = [r.val_loss for r in span if r.val_loss is not None]
+        evaluated = [r.metrics for r in span if r.metrics]
         lrs = [r.lr for r in span if r.lr is not None]
         last = span[-1]
         merged.append(
@@ -93,12 +111,14 @@ def downsample(rows: Sequence[HistoryRow], max_rows: int = DEFAULT_ROWS) -> list
                 epoch=last.epoch,
                 time=last.time,
                 first_step=span[0].step,
+                metrics=dict(evaluated[-1]) if evaluated else {},
             )
         )
     return merged
 
 
-def summarize(rows: Sequence[HistoryRow]) -> HistorySummary:
+def summarize(rows: Sequence[HistoryRow], monitor: str = "val_loss", mode: str = "min") -> HistorySummary:
+    """The summary; `monitor` (with `mode`) names the metric to trend besides the losses."""
     logged = [r for r in rows if r.loss is not None]
     finite = [r for r in logged if math.isfinite(r.loss)]  # type: ignore[arg-type]
     evals = [r for r in rows if r.val_loss is not None]
@@ -109,7 +129,7 @@ def summarize(rows: Sequence[HistoryRow]) -> HistorySummary:
     epochs = [r.epoch for r in rows if r.epoch is not None]
     return HistorySummary(
         steps_logged=len(logged),
-        evaluations=len(evals),
+        evaluations=sum(1 for r in rows if r.val_loss is not None or r.metrics),
         first_step=rows[0].step if rows else None,
         last_step=rows[-1].step if rows else None,
         first_loss=logged[0].loss if logged else None,
@@ -122,7 +142,18 @@ def summarize(rows: Sequence[HistoryRow]) -> HistorySummary:
         non_finite_losses=len(logged) - len(finite),
         last_epoch=epochs[-1] if epochs else None,
         elapsed_s=times[-1] - times[0] if len(times) > 1 else None,
+        monitored=None if monitor in ("val_loss", "train_loss", "loss") else trend_of(
+            monitor, mode, [(r.step, r.metrics[monitor]) for r in rows if monitor in r.metrics]),
     )
+
+
+def trend_of(name: str, mode: str, values: Sequence[tuple[int, float]]) -> MetricTrend:
+    """Best (the first, on a tie) and last of (step, value) pairs; NaN is never best."""
+    finite = [(step, value) for step, value in values if math.isfinite(value)]
+    pick = max if mode == "max" else min
+    best = pick(finite, key=lambda sv: sv[1]) if finite else None  # max/min keep the first of equals
+    return MetricTrend(name, mode, best[1] if best else None, best[0] if best else None,
+                       values[-1][1] if values else None)
 
 
 def records_from_embedded(history: Any) -> tuple[list[dict[str, Any]], list[str]]:

@@ -8,6 +8,7 @@ history.jsonl. Memory is about the index's size, never a dict per line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -15,10 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from tui_trainer.engine.rundir.history_evals import is_evaluation, metric_curve
 from tui_trainer.engine.rundir.history_index import load_index
 from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL, scan_records
 from tui_trainer.engine.rundir.history_tail import parse_record
-from tui_trainer.engine.tools.history_summary import DEFAULT_ROWS, HistoryRow, HistorySummary, merge_records, summarize
+from tui_trainer.engine.tools.history_summary import (
+    DEFAULT_ROWS,
+    HistoryRow,
+    HistorySummary,
+    merge_records,
+    summarize,
+    trend_of,
+)
+
+PLAIN_LOSSES = ("val_loss", "train_loss", "loss")  # monitored metrics the summary already trends
 
 
 @dataclass
@@ -30,8 +41,9 @@ class HistoryTable:
 
 
 def history_table(path: str | os.PathLike[str], max_rows: int = DEFAULT_ROWS,
-                  up_to_step: int | None = None) -> HistoryTable:
-    """Rows and summary of a history file, through `up_to_step` if given."""
+                  up_to_step: int | None = None, monitor: str = "val_loss", mode: str = "min") -> HistoryTable:
+    """Rows and summary of a history file, through `up_to_step` if given; the rows and summary
+    carry `monitor`, the run's monitored metric, whatever `evaluate()` named it."""
     path = Path(path)
     notes = []
     records = load_index(path)
@@ -47,18 +59,21 @@ def history_table(path: str | os.PathLike[str], max_rows: int = DEFAULT_ROWS,
     if len(steps) <= max_rows:
         rows = merge_records([r for r in _records_at(path, records, 0, len(records))
                               if up_to_step is None or r["step"] <= up_to_step])
-        return HistoryTable(rows, len(rows), summarize(rows), notes)
-    return _large_table(path, records, steps, max_rows, notes)
+        return HistoryTable(rows, len(rows), summarize(rows, monitor, mode), notes)
+    return _large_table(path, records, steps, max_rows, notes, monitor, mode)
 
 
-def _large_table(path: Path, records: np.ndarray, steps: np.ndarray, max_rows: int, notes: list[str]) -> HistoryTable:
+def _large_table(path: Path, records: np.ndarray, steps: np.ndarray, max_rows: int, notes: list[str],
+                 monitor: str, mode: str) -> HistoryTable:
     train_steps, losses = _last_per_step(records, KIND_TRAIN)
     val_steps, vals = _last_per_step(records, KIND_VAL)
+    eval_steps = np.unique(records["step"][is_evaluation(records)])
     rows = []
     for i in range(max_rows):
         first, last = int(steps[i * len(steps) // max_rows]), int(steps[(i + 1) * len(steps) // max_rows - 1])
         ta, tb = np.searchsorted(train_steps, [first, last + 1])
         va, vb = np.searchsorted(val_steps, [first, last + 1])
+        ea, eb = np.searchsorted(eval_steps, [first, last + 1])
         end_row = _row_at(path, records, last)
         lr_row = end_row if tb > ta and train_steps[tb - 1] == last else (
             _row_at(path, records, int(train_steps[tb - 1])) if tb > ta else None)
@@ -70,12 +85,18 @@ def _large_table(path: Path, records: np.ndarray, steps: np.ndarray, max_rows: i
             epoch=end_row.epoch,
             time=end_row.time,
             first_step=first,
+            metrics=_row_at(path, records, int(eval_steps[eb - 1])).metrics if eb > ea else {},
         ))
-    return HistoryTable(rows, len(steps), _summary(path, records, steps, train_steps, losses, val_steps, vals), notes)
+    summary = _summary(path, records, steps, train_steps, losses, val_steps, vals, len(eval_steps))
+    if monitor not in PLAIN_LOSSES:  # its curve: the evaluation lines alone are read
+        metric_steps, values = metric_curve(path, records, monitor)
+        monitored = trend_of(monitor, mode, list(zip(metric_steps.astype(int).tolist(), values.tolist())))
+        summary = dataclasses.replace(summary, monitored=monitored)
+    return HistoryTable(rows, len(steps), summary, notes)
 
 
 def _summary(path: Path, records: np.ndarray, steps: np.ndarray, train_steps: np.ndarray, losses: np.ndarray,
-             val_steps: np.ndarray, vals: np.ndarray) -> HistorySummary:
+             val_steps: np.ndarray, vals: np.ndarray, evaluations: int) -> HistorySummary:
     finite, finite_vals = np.isfinite(losses), np.isfinite(vals)
     lowest = int(np.flatnonzero(finite)[np.argmin(losses[finite])]) if finite.any() else None
     best = int(np.flatnonzero(finite_vals)[np.argmin(vals[finite_vals])]) if finite_vals.any() else None
@@ -83,7 +104,7 @@ def _summary(path: Path, records: np.ndarray, steps: np.ndarray, train_steps: np
     last_logged = _row_at(path, records, int(train_steps[-1])) if len(train_steps) else None
     return HistorySummary(
         steps_logged=len(train_steps),
-        evaluations=len(val_steps),
+        evaluations=evaluations,
         first_step=int(steps[0]),
         last_step=int(steps[-1]),
         first_loss=float(losses[0]) if len(losses) else None,
