@@ -18,6 +18,7 @@ class TrainingControl:
         self._running.set()
         self._stop_reason: str | None = None
         self._new_target: int | None = None
+        self._new_rewarm: object | None = None  # an lr_takeover.Rewarm, to go with the new target
         self._new_keep_last: int | None = None
         self._save_requests = 0
         self._dirty = False
@@ -50,11 +51,13 @@ class TrainingControl:
             self._dirty = True
             self._running.set()  # a paused trainer must wake up to stop
 
-    def set_target(self, max_iters: int) -> None:
+    def set_target(self, max_iters: int, rewarm: object | None = None) -> None:
+        """Aim at `max_iters`; with `rewarm` (an `lr_takeover.Rewarm`), warm the LR back up first."""
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ValueError(f"iteration target must be a positive integer, got {max_iters!r}")
         with self._lock:
             self._new_target = max_iters
+            self._new_rewarm = rewarm
             self._dirty = True
 
     def save_now(self) -> None:
@@ -92,6 +95,12 @@ class TrainingControl:
             self._save_requests = 0
             self._dirty = self._stop_reason is not None or not self._running.is_set()
             return requests
+
+    def take_rewarm(self) -> object | None:
+        """Return and clear the re-warm asked for with the last new target."""
+        with self._lock:
+            rewarm, self._new_rewarm = self._new_rewarm, None
+            return rewarm
 
     def wait_while_paused(self, timeout: float) -> bool:
         """Block up to `timeout` seconds while paused; return True once running again."""

@@ -42,7 +42,8 @@ class WarmupCosine:
     """A per-step LR schedule used like a torch scheduler: call `step()` after each optimizer step.
 
     `current_step` is the optimizer step whose LR is set right now (0 after construction).
-    Every group of the optimizer gets the same LR. The state is plain Python numbers, and
+    Each group's LR is the schedule's LR scaled by that group's starting LR over the first
+    group's, so groups set up with different LRs keep their ratios. The state is plain Python numbers, and
     `load_state_dict` restores it whole, retargets included, overriding the constructor's values.
     """
 
@@ -59,6 +60,9 @@ class WarmupCosine:
             peak_lr=peak_lr, min_lr=min_lr, warmup_steps=warmup_steps, total_steps=total_steps
         )
         self.optimizer = optimizer
+        # Ratios of the groups' starting LRs (kept in `initial_lr`, as torch's schedulers do).
+        starts = [float(group.setdefault("initial_lr", group["lr"])) for group in optimizer.param_groups]
+        self.group_scales = [start / starts[0] if starts[0] > 0 else 1.0 for start in starts]
         self.peak_lr = float(peak_lr)
         self.min_lr = float(min_lr)
         self.warmup_steps = warmup_steps
@@ -99,35 +103,35 @@ class WarmupCosine:
 
     def retarget(self, step: int, new_total: int) -> str:
         """Make the LR reach min_lr at `new_total`, continuing from its value at `step`."""
+        self.anchors, self.total_steps, note = self._plan(step, new_total)
+        self._apply()
+        return note
+
+    def preview(self, step: int, new_total: int) -> str:
+        """What `retarget(step, new_total)` would do, in words; changes nothing."""
+        return self._plan(step, new_total)[2]
+
+    def _plan(self, step: int, new_total: int) -> tuple[list[Anchor], int, str]:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step must be an int >= 0, got {step!r}")
         if isinstance(new_total, bool) or not isinstance(new_total, int) or new_total <= step:
             raise ValueError(f"the new target must be an int after step {step}, got {new_total!r}")
         if new_total == self.target:
-            return (
-                f"LR schedule unchanged: it already reaches {self.min_lr:.1e} at step {new_total}"
-            )
-        already_done = step >= self.target
+            note = f"LR schedule unchanged: it already reaches {self.min_lr:.1e} at step {new_total}"
+            return self.anchors, self.total_steps, note
         lr_now = self.lr_at(step)
         earlier = [anchor for anchor in self.anchors if anchor.step < step]
         if not earlier and step < self.warmup_steps < new_total:
-            self.anchors = []
-            self.total_steps = new_total
             note = (
                 f"LR warms up to {self.peak_lr:.1e} at step {self.warmup_steps} "
                 f"and decays to {self.min_lr:.1e} at step {new_total}"
             )
+            return [], new_total, note
+        if step >= self.target:
+            note = f"LR stays at its floor {self.min_lr:.1e} until step {new_total}"
         else:
-            self.anchors = [*earlier, Anchor(step, lr_now, new_total)]
-            if already_done:
-                note = f"LR stays at its floor {self.min_lr:.1e} until step {new_total}"
-            else:
-                note = (
-                    f"LR continues from {lr_now:.1e} "
-                    f"and decays to {self.min_lr:.1e} at step {new_total}"
-                )
-        self._apply()
-        return note
+            note = f"LR continues from {lr_now:.1e} and decays to {self.min_lr:.1e} at step {new_total}"
+        return [*earlier, Anchor(step, lr_now, new_total)], self.total_steps, note
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -166,8 +170,8 @@ class WarmupCosine:
 
     def _apply(self) -> None:
         lr = self.lr_at(self.current_step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group, scale in zip(self.optimizer.param_groups, self.group_scales, strict=True):
+            group["lr"] = lr * scale
 
 
 def _check_settings(*, peak_lr: float, min_lr: float, warmup_steps: int, total_steps: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.lr_takeover import steps_on_metric
 
 
 def train_step(job: Job) -> torch.Tensor:
@@ -27,7 +28,7 @@ def train_step(job: Job) -> torch.Tensor:
         if job.grad_clip:
             torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
         job.optimizer.step()
-    if job.scheduler is not None:
+    if job.scheduler is not None and not steps_on_metric(job.scheduler):  # those step at evaluations
         job.scheduler.step()
     if job.ema is not None:
         job.ema.update(job.model)

@@ -18,7 +18,6 @@ pauses with everything still in memory, and retries the write when resumed.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,9 +30,10 @@ from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERI
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit, is_disk_full
 from tui_trainer.engine.loop import events as ev
-from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.loop import lr_takeover, training_state
 from tui_trainer.engine.loop.control import TrainingControl
-from tui_trainer.engine.loop.job import Job, Retargetable
+from tui_trainer.engine.loop.evaluation import evaluate_apart
+from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.step import train_step
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter, truncate_history
@@ -86,6 +86,7 @@ class Trainer:
         self.step = step
         self.target = info.settings.max_iters
         self._requested_target = target
+        self._requested_rewarm: lr_takeover.Rewarm | None = None
         self.control = control or TrainingControl()
         # Commands from dashboards in other processes arrive through the run dir, if it is ours to poll.
         self.control_file = control_file
@@ -116,13 +117,31 @@ class Trainer:
         try:
             return self._run()
         finally:
-            if self.control_file is not None:
-                self.control_file.close()
-            if self.journal is not None:
-                self._journal_notes()
-                self.journal.close()
-            if self._lock is not None:
-                self._lock.release()
+            self._close_side_channels()
+
+    def rewarm_at_start(self, rewarm: lr_takeover.Rewarm) -> None:
+        """Re-warm at the new target this trainer was built to go to (`resume --max-iters N --rewarm F`).
+
+        RewarmRefused, with the run dir released and nothing trained, if that re-warm cannot be.
+        """
+        try:
+            if self._requested_target is None or self._requested_target == self.target:
+                raise lr_takeover.RewarmRefused("a re-warm comes with a new target: add --max-iters N")
+            lr_takeover.preview_retarget(self.job, self.step, self.target, self._requested_target, rewarm)
+        except lr_takeover.RewarmRefused:
+            self.history.close()
+            self._close_side_channels()
+            raise
+        self._requested_rewarm = rewarm
+
+    def _close_side_channels(self) -> None:
+        if self.control_file is not None:
+            self.control_file.close()
+        if self.journal is not None:
+            self._journal_notes()
+            self.journal.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def _run(self) -> RunResult:
         job = self.job
@@ -135,7 +154,7 @@ class Trainer:
         )
         self._set_state("running")
         if self._requested_target is not None and self._requested_target != self.target:
-            self.retarget(self._requested_target)
+            self.retarget(self._requested_target, self._requested_rewarm)
         reason = "target"
         try:
             job.model.train()
@@ -163,7 +182,7 @@ class Trainer:
                 if self.step % self.settings.log_every == 0 or self.step == self.target:
                     self._log_step(loss)
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
-                    self._evaluate()
+                    self._scheduled_evaluation()
                 if self.checkpoints.periodic_due(self.step):
                     self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
@@ -221,21 +240,18 @@ class Trainer:
             return {}
         if self._metrics_step == self.step:
             return self._last_metrics
-        model = self.job.model
-        devices = [torch.device(self.job.device).index or 0] if str(self.job.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            python_state = random.getstate()
-            model.eval()
-            try:
-                raw = self.job.evaluate(model)
-            finally:
-                model.train()
-                random.setstate(python_state)
-        metrics = {str(k): float(v) for k, v in raw.items()}
+        metrics = evaluate_apart(self.job)
         self._last_metrics, self._metrics_step = metrics, self.step
         self.history.log_eval(self.step, self.job.batches.epoch, metrics, time.time())
         self._emit(ev.Evaluated(self.step, metrics))
         return metrics
+
+    def _scheduled_evaluation(self) -> None:
+        """An evaluation on the run's schedule: the only kind that steps a metric-driven LR scheduler,
+        so the LR never depends on how often someone saved."""
+        problem = lr_takeover.step_on_metric(self.job.scheduler, self._evaluate(), self.policy.monitor)
+        if problem is not None and problem not in self.notes:
+            self.notes.append(problem)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -264,8 +280,9 @@ class Trainer:
 
     def _apply_settings(self, save: bool = True) -> None:
         new_target, new_keep_last, saves = self.control.take_requests()
+        rewarm = self.control.take_rewarm()
         if new_target is not None and new_target != self.target:
-            self.retarget(new_target)
+            self.retarget(new_target, rewarm)
         if new_keep_last is not None and new_keep_last != self.policy.keep_last:
             self.info.policy = self.policy.with_overrides(keep_last=new_keep_last)
             self._write_info()
@@ -274,15 +291,13 @@ class Trainer:
         if saves and save:
             self._save(MANUAL, evaluate=True)
 
-    def retarget(self, new_target: int) -> None:
+    def retarget(self, new_target: int, rewarm: lr_takeover.Rewarm | None = None) -> None:
+        """Aim at `new_target`: the LR goes on from its value now to its floor there (or re-warms first)."""
         old = self.target
-        note = f"target {old} -> {new_target}"
-        if new_target <= self.step:
-            note = f"already at step {self.step}; the run ends here"
-        elif isinstance(self.job.scheduler, Retargetable):
-            note = self.job.scheduler.retarget(self.step, new_target)
-        elif self.job.scheduler is not None:
-            note = "the job's LR scheduler cannot be re-anchored; it continues on its original schedule"
+        try:
+            note = lr_takeover.retarget_schedule(self.job, self.step, old, new_target, rewarm)
+        except lr_takeover.RewarmRefused as exc:  # a dashboard previews it; a command from elsewhere may not
+            note = f"{exc}; without re-warm: {lr_takeover.retarget_schedule(self.job, self.step, old, new_target)}"
         self.target = max(new_target, self.step)
         self.info.settings.max_iters = self.target
         self._write_info()

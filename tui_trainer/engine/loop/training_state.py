@@ -16,6 +16,7 @@ from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
 from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
 from tui_trainer.engine.checkpoints.plain_keys import model_state, renamed_for, unwrapped
 from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
+from tui_trainer.engine.loop import lr_takeover
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
 
@@ -37,9 +38,13 @@ def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[st
         "config": job.config,
         **extra,
     }
-    for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
+    for key, part in (("scheduler", lr_takeover.original_of(job.scheduler)), ("grad_scaler", job.grad_scaler),
+                      ("ema", job.ema)):
         if part is not None:
             state[key] = part.state_dict()
+    takeover = lr_takeover.takeover_state(job.scheduler)  # the engine's continuation of a scheduler past its end
+    if takeover is not None:
+        state[lr_takeover.STATE_KEY] = takeover
     return state
 
 
@@ -70,9 +75,11 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
     check_model_fits(model, weights, source)
     model.load_state_dict(weights)
     job.optimizer.load_state_dict(state["optimizer"])
+    job.scheduler = lr_takeover.original_of(job.scheduler)
     for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
         if part is not None and key in state:
             part.load_state_dict(state[key])
+    job.scheduler = lr_takeover.resume_takeover(job.scheduler, job.optimizer, state.get(lr_takeover.STATE_KEY))
     job.batches.load_state_dict(state["data"])
     restore_rng_state(state["rng"])
 
