@@ -43,6 +43,9 @@ def add_parsers(commands: Any) -> None:
     )
     resume.add_argument("path", type=Path, metavar="PATH")
     resume.add_argument("--max-iters", type=_positive_int, help="new total iteration target")
+    resume.add_argument("--rewarm", type=_rewarm, metavar="FRACTION[:STEPS]",
+                        help="with --max-iters, for a run that has decayed: warm the LR back up to FRACTION of its "
+                        "peak over STEPS (default: 1/20 of the added steps), then decay to the new target")
     _add_policy_flags(resume, defaults=False)
     _add_ui_flags(resume)
     resume.set_defaults(handler=run_resume)
@@ -134,11 +137,19 @@ def run_resume(args: argparse.Namespace) -> int:
               "monitor": args.monitor, "mode": args.mode}
     settings = {"eval_every": args.eval_every, "log_every": args.log_every}
 
+    if args.rewarm is not None and args.max_iters is None:
+        from tui_trainer.engine.loop.rewarm import RewarmRefused
+
+        raise RewarmRefused("--rewarm comes with a new target: add --max-iters N")
+
     def launch(**kw: Any) -> Any:
         from tui_trainer.engine.loop.launch import resume_run
 
-        return resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
-                          settings_overrides=settings, **kw)
+        trainer = resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
+                             settings_overrides=settings, **kw)
+        if args.rewarm is not None:
+            trainer.rewarm_at_start(args.rewarm)  # refused in one line, before any step, if it cannot be
+        return trainer
 
     return _drive(launch, args)
 
@@ -283,6 +294,15 @@ def _int_at_least(text: str, low: int) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _rewarm(text: str) -> Any:
+    from tui_trainer.engine.loop.rewarm import parse_rewarm  # no torch: --help stays fast
+
+    try:
+        return parse_rewarm(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _nonneg_float(text: str) -> float:

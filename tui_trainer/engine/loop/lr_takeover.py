@@ -174,7 +174,7 @@ def describe(plan: Continuation, lr_now: float) -> str:
     else:
         line = f"LR continues from {lr_now:.1e} and decays ({plan.shape}) to {floor:.1e} at step {plan.end}"
     if lr_now == 0 and not plan.warm_steps:
-        line += " (the schedule has ended at 0: re-warm to train on)"
+        return f"LR stays at 0 until step {plan.end}: {plan.source} has ended at 0 (re-warm to train on)"
     groups = len(plan.start_lrs)
     tail = f"; all {groups} param groups keep their ratios" if groups > 1 else ""
     return f"{line}, taken over from {plan.source}{tail}"
