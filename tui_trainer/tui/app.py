@@ -25,7 +25,7 @@ from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
-from tui_trainer.tui.screens.target_modal import TargetScreen
+from tui_trainer.tui.screens.target_modal import NewTarget, TargetScreen
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable
 from tui_trainer.tui.widgets.disk_panel import DiskPanel
@@ -187,30 +187,47 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
     def action_new_target(self) -> None:
         if self._can_continue():
             note = "The run has ended; it continues from its newest checkpoint to the new target."
-            self.push_screen(TargetScreen(self.model.target or 0, self.model.step, note), self._continue_run)
+            self.push_screen(TargetScreen(self.model.target or 0, self.model.step, note, self._lr_planner()),
+                             self._continue_run)
         elif self._can_steer("change the target"):
-            self.push_screen(TargetScreen(self.model.target or 0, self.model.step), self._set_target)
+            self.push_screen(TargetScreen(self.model.target or 0, self.model.step, plan_lr=self._lr_planner()),
+                             self._set_target)
 
-    def _set_target(self, target: int | None) -> None:
-        if target is None or not self.model.training:
+    def _lr_planner(self) -> Any:
+        """What the LR will do on a new target, told by the trainer of this process (None for a followed run)."""
+        trainer = getattr(self.runner, "trainer", None)
+        if getattr(trainer, "job", None) is None:
+            return None
+        from tui_trainer.engine.loop.lr_takeover import preview_retarget  # torch is loaded by now
+
+        return lambda target, rewarm: preview_retarget(trainer.job, trainer.step, trainer.target, target, rewarm)
+
+    def _set_target(self, choice: NewTarget | None) -> None:
+        if choice is None or not self.model.training:
             return
-        self.control.set_target(target)
-        self.notify(f"target {self.model.target} -> {target}", timeout=3)
+        if choice.rewarm is None:
+            self.control.set_target(choice.target)
+        else:
+            self.control.set_target(choice.target, choice.rewarm)
+        self.notify(f"target {self.model.target} -> {choice.target}", timeout=3)
 
     def _can_continue(self) -> bool:
         """A finished (or failed) run whose dir is known can train on to a new target."""
         return (not self.quitting and self.model.run_dir is not None and self.model.worker_done
                 and self.model.state in ("finished", "failed") and self.control.stop_reason is None)
 
-    def _continue_run(self, target: int | None) -> None:
-        if target is None or not self._can_continue():
+    def _continue_run(self, choice: NewTarget | None) -> None:
+        if choice is None or not self._can_continue():
             return
         run_dir = self.model.run_dir
 
         def resume(**kwargs: Any) -> Any:
             from tui_trainer.engine.loop.launch import resume_run
 
-            return resume_run(run_dir, max_iters=target, **kwargs)
+            trainer = resume_run(run_dir, max_iters=choice.target, **kwargs)
+            if choice.rewarm is not None:
+                trainer.rewarm_at_start(choice.rewarm)
+            return trainer
 
         self.drain_events()  # nothing of the old run may arrive after the new one starts
         self.runner = TrainingRunner(resume, self.control)

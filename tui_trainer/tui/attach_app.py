@@ -107,10 +107,12 @@ class AttachApp(TrainerApp):
         return (not self.quitting and self.run_dir is not None and self.model.state in ENDED_STATES
                 and not self.control.listening)
 
-    def _continue_run(self, target: int | None) -> None:
-        if target is None or not self._can_continue():
+    def _continue_run(self, choice: Any) -> None:  # a target_modal.NewTarget
+        if choice is None or not self._can_continue():
             return
-        self._train_again(["resume", str(self.run_dir), "--max-iters", str(target), "--headless"])
+        rewarm = [] if choice.rewarm is None else ["--rewarm", f"{choice.rewarm.fraction}:{choice.rewarm.steps or ''}"
+                                                   .rstrip(":")]
+        self._train_again(["resume", str(self.run_dir), "--max-iters", str(choice.target), *rewarm, "--headless"])
 
     def _roll_back(self, run_dir: str, name: str, target: int) -> None:
         if self.quitting or self.model.state in ("loading", "stopping"):

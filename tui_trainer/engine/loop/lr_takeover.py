@@ -120,6 +120,8 @@ def _decide(
     lr_now = float(optimizer.param_groups[0]["lr"])
     if new_target <= step:
         return f"already at step {step}; the run ends here", None
+    if new_target == old_target and rewarm is None:
+        return f"LR schedule unchanged: LR {lr_now:.1e} now", None
     if scheduler is None or steps_on_metric(scheduler):
         if rewarm is not None:
             raise RewarmRefused("re-warm needs a step-driven LR schedule; this job's LR "
