@@ -51,15 +51,6 @@ def run_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def best_header(runs: list[RunSummary]) -> str:
-    """'best val' for val_loss, 'best accuracy' when every run monitors accuracy; else 'best',
-    and each value says its metric."""
-    monitors = {run.monitor for run in runs}
-    if len(monitors) != 1:
-        return "best"
-    return "best val" if monitors == {"val_loss"} else f"best {monitors.pop()}"
-
-
 def row(run: RunSummary, named: bool = False) -> dict[str, str]:
     best = fmt.format_loss(run.best_value)
     return {
@@ -74,7 +65,9 @@ def row(run: RunSummary, named: bool = False) -> dict[str, str]:
 
 
 def render(index: RunsIndex) -> str:
-    header = best_header(index.runs)
+    from tui_trainer.engine.rundir.runs_index import best_label
+
+    header = best_label(index.runs)
     rows = [row(run, named=header == "best") for run in index.runs]
     titles = {c: header if c == "best" else c for c in COLUMNS}
     widths = {c: max(len(titles[c]), *(len(r[c]) for r in rows)) for c in COLUMNS}

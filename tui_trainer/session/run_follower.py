@@ -171,12 +171,12 @@ class RunFollower:
         """The whole curve at once from the history's index; the tail follows from where it ends."""
         from tui_trainer.engine.rundir.history_index import read_curves  # numpy: on the worker, after the first frame
 
-        curves = read_curves(self.run_dir)
+        curves = read_curves(self.run_dir, self.info.policy.monitor if self.info is not None else "val_loss")
         self.tail = HistoryTail(self.run_dir / HISTORY_FILE, offset=curves.tail_offset, generation=curves.generation)
         if len(curves.steps):
             self.step = int(curves.steps[-1])
         self.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses, curves.note,
-                             time=time.time()))
+                             curves.metric, time=time.time()))
 
     def _first_step_time(self) -> float | None:
         """When the run's first logged step was, from the first line of its history."""

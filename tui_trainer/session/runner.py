@@ -68,6 +68,7 @@ class CurveLoaded:
     val_steps: Any
     val_losses: Any
     note: str | None = None
+    metric: str = "val_loss"  # the run's monitored metric, which val_steps and val_losses hold
     time: float = field(kw_only=True, default=0.0)
 
 
@@ -165,12 +166,15 @@ class TrainingRunner:
             self.buffer.put(LaunchFailed(_describe(exc), time=time.time()))
             return
         self._journal_lines.send_to(getattr(self.trainer, "journal", None))
-        if getattr(self.trainer, "step", 0):  # a resumed run: its curve so far, before its first new step
+        info = getattr(self.trainer, "info", None)
+        monitor = info.policy.monitor if info is not None else "val_loss"
+        # A resumed run: its curve so far; a run monitoring another metric than val_loss: which one.
+        if getattr(self.trainer, "step", 0) or monitor != "val_loss":
             from tui_trainer.engine.rundir.history_index import read_curves
 
-            curves = read_curves(self.trainer.run_dir)
+            curves = read_curves(self.trainer.run_dir, monitor)
             self.buffer.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses,
-                                        curves.note, time=time.time()))
+                                        curves.note, curves.metric, time=time.time()))
         self.buffer.put(Launched(tuple(self.trainer.notes), time=time.time()))
         try:
             self.result = self.trainer.run()

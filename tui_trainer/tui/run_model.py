@@ -69,7 +69,8 @@ class RunModel:
     end_reason: str | None = None
     worker_done: bool = False
     train: LossSeries = field(default_factory=LossSeries)
-    val: LossSeries = field(default_factory=LossSeries)
+    val: LossSeries = field(default_factory=LossSeries)  # the monitored metric's evaluations
+    metric: str = "val_loss"  # the run's monitored metric, named by its CurveLoaded
     log: list[LogLine] = field(default_factory=list)
     unread_log: int = 0
     disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
@@ -152,8 +153,8 @@ class RunModel:
             self.train.append(event.step, event.loss)
             return Changed.STATUS | Changed.CHART
         if isinstance(event, ev.Evaluated):
-            if "val_loss" in event.metrics:
-                self.val.append(event.step, event.metrics["val_loss"])
+            if self.metric in event.metrics:
+                self.val.append(event.step, event.metrics[self.metric])
                 return Changed.CHART
             return Changed.NOTHING
         if isinstance(event, ev.Started):
@@ -229,6 +230,7 @@ class RunModel:
             self.note(event.text, event.level, event.time, event.source)
             return Changed.LOG
         if isinstance(event, CurveLoaded):
+            self.metric = event.metric
             self.train.load(event.steps, event.losses)
             self.val.load(event.val_steps, event.val_losses)
             if len(self.train):

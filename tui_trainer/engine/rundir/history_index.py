@@ -100,15 +100,17 @@ class HistoryCurves:
     steps: np.ndarray = field(default_factory=lambda: np.empty(0))
     losses: np.ndarray = field(default_factory=lambda: np.empty(0))
     val_steps: np.ndarray = field(default_factory=lambda: np.empty(0))
-    val_losses: np.ndarray = field(default_factory=lambda: np.empty(0))
+    val_losses: np.ndarray = field(default_factory=lambda: np.empty(0))  # the monitored metric's
+    metric: str = "val_loss"  # what val_steps and val_losses are: the run's monitored metric
     tail_offset: int = 0
     generation: int = 0  # cuts seen in history.cuts when the index was read
     note: str | None = None
 
 
-def read_curves(run_dir: str | os.PathLike[str]) -> HistoryCurves:
+def read_curves(run_dir: str | os.PathLike[str], metric: str = "val_loss") -> HistoryCurves:
     """The whole curve of the run in `run_dir`, from its index; without one (an older run),
-    from one streaming pass over history.jsonl, and `note` says so."""
+    from one streaming pass over history.jsonl, and `note` says so. The evaluations' curve is
+    `metric`'s (the run's monitored one): for any but val_loss, only evaluation lines are read."""
     from tui_trainer.engine.rundir.layout import HISTORY_FILE
 
     history = Path(run_dir) / HISTORY_FILE
@@ -121,6 +123,11 @@ def read_curves(run_dir: str | os.PathLike[str]) -> HistoryCurves:
             note = (f"{history.name} has no index (a run from an older version): read it line by line; "
                     "resuming the run builds the index")
     curves = curves_of(records)
+    if metric not in ("val_loss", "train_loss", "loss"):
+        from tui_trainer.engine.rundir.history_evals import metric_curve
+
+        curves.val_steps, curves.val_losses = metric_curve(history, records, metric)
+        curves.metric = metric
     curves.tail_offset = int(records["end"][-1]) if len(records) else 0
     curves.generation = generation
     curves.note = note

@@ -125,6 +125,15 @@ def summarize_run(run_dir: str | os.PathLike[str], name: str | None = None) -> R
     )
 
 
+def best_label(runs: list[RunSummary]) -> str:
+    """The header over the runs' best values: 'best val' for val_loss, 'best accuracy' when every
+    run monitors accuracy; plain 'best' when they differ, and each value then names its metric."""
+    monitors = {run.monitor for run in runs}
+    if len(monitors) != 1:
+        return "best"
+    return "best val" if monitors == {"val_loss"} else f"best {monitors.pop()}"
+
+
 def run_state(holder: LockHolder | None, recorded: str) -> str:
     """The state `run.json` records, corrected by whether a live process holds the lock."""
     if holder is not None:

@@ -1,5 +1,8 @@
 """The run's checkpoints, read from their sidecars: step, epoch, losses, size, age and marks.
 
+The "val" column is the run's monitored metric, headed by its name when it is not val_loss
+(`accuracy`), with a val_loss column beside it when the run also reports val_loss.
+
 Rows are keyed by checkpoint name, so the cursor stays on the same checkpoint when saves and
 prunes add or remove rows around it, and when the table is sorted another way.
 """
@@ -20,6 +23,7 @@ from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.time_format import format_age
 
 COLUMNS = ("step", "epoch", "train", "val", "size", "age", "marks")
+VAL_LOSS = "val_loss"
 # The sorts `o` cycles through (a header click picks one): column -> newest, best, largest first.
 SORTS = ("step", "val", "size")
 DESCENDING = {"step": True, "val": False, "size": True}
@@ -29,11 +33,13 @@ DESCENDING = {"step": True, "val": False, "size": True}
 class CheckpointRow:
     name: str
     cells: tuple[str, ...]
-    sort_values: tuple[float, float, float] | None = None  # step, val loss, size in bytes
+    sort_values: tuple[float, float, float] | None = None  # step, monitored metric, size in bytes
+    val_loss: tuple[str, ...] = ()  # the val_loss cell, when another metric is monitored
 
 
-def sort_rows(rows: Sequence[CheckpointRow], column: str) -> list[CheckpointRow]:
-    """`rows` in the order `column` sorts them; checkpoints without a value (no val loss) go last."""
+def sort_rows(rows: Sequence[CheckpointRow], column: str, mode: str = "min") -> list[CheckpointRow]:
+    """`rows` in the order `column` sorts them, the best metric first by `mode`; checkpoints
+    without a value (not evaluated) go last."""
     index = SORTS.index(column)
 
     def value(row: CheckpointRow) -> float:
@@ -41,12 +47,17 @@ def sort_rows(rows: Sequence[CheckpointRow], column: str) -> list[CheckpointRow]
 
     known = [r for r in rows if math.isfinite(value(r))]
     unknown = [r for r in rows if not math.isfinite(value(r))]
-    known.sort(key=lambda r: (value(r), r.name), reverse=DESCENDING[column])
+    known.sort(key=lambda r: (value(r), r.name), reverse=descending(column, mode))
     return known + unknown
 
 
-def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None) -> list[CheckpointRow]:
-    """Table rows for `CheckpointStore.list()` entries, newest step first."""
+def descending(column: str, mode: str) -> bool:
+    return mode == "max" if column == "val" else DESCENDING[column]
+
+
+def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None, monitor: str = VAL_LOSS) -> list[CheckpointRow]:
+    """Table rows for `CheckpointStore.list()` entries, newest step first; the "val" cell holds `monitor`."""
+    with_val_loss = monitor != VAL_LOSS and any(c.meta.metric(VAL_LOSS) is not None for c in stored)
     rows = []
     for c in sorted(stored, key=lambda c: (c.meta.step, c.meta.name), reverse=True):
         meta = c.meta
@@ -60,12 +71,13 @@ def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None) -> list[
                     str(meta.step),
                     "-" if meta.epoch is None else str(meta.epoch),
                     _loss(meta.train_loss),
-                    _loss(meta.metric("val_loss")),
+                    _loss(meta.metric(monitor)),
                     human_bytes(meta.size_bytes),
                     format_age(meta.created, now),
                     marks,
                 ),
-                (float(meta.step), _finite(meta.metric("val_loss")), float(meta.size_bytes or 0)),
+                (float(meta.step), _finite(meta.metric(monitor)), float(meta.size_bytes or 0)),
+                (_loss(meta.metric(VAL_LOSS)),) if with_val_loss else (),
             )
         )
     return rows
@@ -93,15 +105,20 @@ class CheckpointTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._rows: list[CheckpointRow] = []
         self._given: list[CheckpointRow] = []
+        self.metric, self.mode = VAL_LOSS, "min"  # the run's monitored metric, in the "val" column
+        self._with_val_loss = False
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        for label in COLUMNS:
+        for key in COLUMNS:
             # The sorted column's header has an arrow, and is bold where the arrow cannot be drawn.
-            arrow = ("▼" if DESCENDING[label] else "▲") if label == self.sort_by else ""
-            self.add_column(Text(label + arrow, style="bold" if arrow else ""), key=label)
+            arrow = ("▼" if descending(key, self.mode) else "▲") if key == self.sort_by else ""
+            label = self.metric if key == "val" and self.metric != VAL_LOSS else key
+            self.add_column(Text(label + arrow, style="bold" if arrow else ""), key=key)
+            if key == "val" and self._with_val_loss:
+                self.add_column(VAL_LOSS, key=VAL_LOSS)
 
     def watch_virtual_size(self) -> None:
         # DataTable measures new cells when idle, and its line caches are not keyed on column
@@ -129,18 +146,26 @@ class CheckpointTable(DataTable):
             return None
         return self._rows[self.cursor_row].name
 
-    def show_rows(self, rows: list[CheckpointRow]) -> None:
-        """Replace the rows, keeping the cursor on the checkpoint it was on (or its neighbour)."""
+    def show_rows(self, rows: list[CheckpointRow], metric: str = VAL_LOSS, mode: str = "min") -> None:
+        """Replace the rows, keeping the cursor on the checkpoint it was on (or its neighbour);
+        `metric` and `mode` are the run's monitored metric, which the "val" column shows."""
+        with_val_loss = any(row.val_loss for row in rows)
+        if (metric, mode, with_val_loss) != (self.metric, self.mode, self._with_val_loss):
+            self.metric, self.mode, self._with_val_loss = metric, mode, with_val_loss
+            self.clear(columns=True)
+            self._add_columns()
+            self._given = []
         if rows == self._given:
             return
         self._given = list(rows)
         self._fill(rows, self.selected_name, self.cursor_row)
 
     def _fill(self, given: list[CheckpointRow], selected: str | None, old_index: int) -> None:
-        rows = sort_rows(given, self.sort_by)
+        rows = sort_rows(given, self.sort_by, self.mode)
         self.clear()
         for row in rows:
-            self.add_row(*row.cells, key=row.name)
+            extra = (row.val_loss or ("-",)) if self._with_val_loss else ()
+            self.add_row(*row.cells[:4], *extra, *row.cells[4:], key=row.name)
         self._rows = rows
         names = [r.name for r in rows]
         if selected in names:

@@ -61,6 +61,7 @@ class LossChart(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.train = train
         self.val = val
+        self.metric = "val_loss"  # what `val` holds: the run's monitored metric
         self._drawn: tuple[object, ...] | None = None
         self._last_draw = 0.0
         self.redraws = 0
@@ -110,7 +111,7 @@ class LossChart(Vertical):
         if plot is None or not plot.is_mounted:
             return False
         width = plot.size.width - plot.margin_left
-        key = (self.train.version, self.val.version, width, plot.size.height, self.log_scale, self.smoothing,
+        key = (self.train.version, self.val.version, self.metric, width, plot.size.height, self.log_scale, self.smoothing,
                self.window)
         if width <= 0 or key == self._drawn:
             return False
@@ -165,7 +166,8 @@ class LossChart(Vertical):
     def _caption(self) -> str:
         last = self.train.last
         val = self.val.last
-        parts = ["loss", f"── train {format_loss(last)}", f"{VAL_MARKER} val {format_loss(val)}"]
+        label = "val" if self.metric == "val_loss" else self.metric
+        parts = ["loss", f"── train {format_loss(last)}", f"{VAL_MARKER} {label} {format_loss(val)}"]
         if self.log_scale:
             parts.append("log scale")
         if self.smoothing:

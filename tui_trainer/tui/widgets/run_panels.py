@@ -35,18 +35,21 @@ class RunPanels(Horizontal):
         """After `model.apply`: new log lines, and the chart if it is due a redraw."""
         if Changed.LOG in changed:
             self.query_one(EventLog).add(self.model.take_log())
-        self.query_one(LossChart).redraw()
+        chart = self.query_one(LossChart)
+        chart.metric = self.model.metric
+        chart.redraw()
 
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
     def list_checkpoints(self, run_dir: str | Path) -> None:
         """Re-read the run's checkpoint metadata on a worker, then show it in the table."""
         from tui_trainer.engine.rundir.layout import store_for
 
-        rows = checkpoint_rows(store_for(run_dir).list())
+        store = store_for(run_dir)
+        rows = checkpoint_rows(store.list(), monitor=store.monitor)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_rows, rows)
+            self.app.call_from_thread(self._show_rows, rows, store.monitor, store.mode)
 
-    def _show_rows(self, rows: list[CheckpointRow]) -> None:
+    def _show_rows(self, rows: list[CheckpointRow], metric: str = "val_loss", mode: str = "min") -> None:
         if self.is_mounted:
             self.rows = rows
-            self.query_one(CheckpointTable).show_rows(rows)
+            self.query_one(CheckpointTable).show_rows(rows, metric, mode)

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui_trainer.engine.loop.job import DEMO_JOB
-from tui_trainer.engine.rundir.runs_index import RunSummary
+from tui_trainer.engine.rundir.runs_index import RunSummary, best_label
 from tui_trainer.engine.sizes import human_bytes
 
 COLUMNS = ("", "run", "state", "step", "best val", "ckpts", "size", "job")  # job last: cut first when narrow
@@ -27,6 +27,7 @@ LIVE = "live"  # the run this dashboard trains or watches
 class RunRow:
     name: str
     cells: tuple[str, ...]
+    best_label: str = "best val"  # the header over cells[4]: names the runs' monitored metric
 
 
 def job_name(job: str) -> str:
@@ -37,6 +38,7 @@ def job_name(job: str) -> str:
 
 
 def run_rows(runs: Sequence[RunSummary], marked: set[str], live: str | None = None) -> list[RunRow]:
+    label = best_label(list(runs))
     rows = []
     for run in runs:
         step = "-" if run.last_step is None else str(run.last_step)
@@ -48,11 +50,11 @@ def run_rows(runs: Sequence[RunSummary], marked: set[str], live: str | None = No
             run.name,
             state,
             f"{step}/{run.target}",
-            _loss(run.best_value),
+            _loss(run.best_value) + (f" {run.monitor}" if label == "best" and run.best_value is not None else ""),
             str(run.checkpoints),
             human_bytes(run.disk_bytes),
             job_name(run.job),
-        )))
+        ), label))
     return rows
 
 
@@ -68,10 +70,15 @@ class RunsTable(DataTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._rows: list[RunRow] = []
+        self.best_label = "best val"
 
     def on_mount(self) -> None:
+        self._add_columns("best val")
+
+    def _add_columns(self, best: str) -> None:
+        self.best_label = best
         for label in COLUMNS:
-            self.add_column(Text(label, style="bold"), key=label or "mark")
+            self.add_column(Text(best if label == "best val" else label, style="bold"), key=label or "mark")
 
     @property
     def selected_name(self) -> str | None:
@@ -84,7 +91,10 @@ class RunsTable(DataTable):
         if rows == self._rows:
             return
         selected, old_index = self.selected_name, self.cursor_row
-        self.clear()
+        best = rows[0].best_label if rows else self.best_label
+        self.clear(columns=best != self.best_label)
+        if not self.columns:
+            self._add_columns(best)
         for row in rows:
             self.add_row(*row.cells, key=row.name)
         self._rows = list(rows)
