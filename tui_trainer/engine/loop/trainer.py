@@ -34,11 +34,12 @@ from tui_trainer.engine.loop import lr_takeover, training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.evaluation import evaluate_apart
 from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.run_records import RunRecords, disk_full_note
 from tui_trainer.engine.loop.step import train_step
 from tui_trainer.engine.rundir.commands import ControlFilePoller
-from tui_trainer.engine.rundir.history_writer import HistoryWriter, truncate_history
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
-from tui_trainer.engine.rundir.layout import RUN_FILE, RunInfo, RunLock, write_run
+from tui_trainer.engine.rundir.layout import RunInfo, RunLock
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1
@@ -104,7 +105,7 @@ class Trainer:
         # Every event but step summaries, and the notes, for viewers in other processes.
         self.journal = journal
         self._notes_journaled = 0
-        self._info_unwritten: WriteDidNotFit | None = None  # run.json, on a full disk
+        self.records = RunRecords(self.run_dir, info, history)  # run.json and the history, on a full disk too
 
     @property
     def policy(self) -> CheckpointPolicy:
@@ -152,7 +153,7 @@ class Trainer:
                 str(job.device), self.resumed_from,
             )
         )
-        self._set_state("running")
+        self.records.set_state("running")
         if self._requested_target is not None and self._requested_target != self.target:
             self.retarget(self._requested_target, self._requested_rewarm)
         reason = "target"
@@ -160,7 +161,7 @@ class Trainer:
             job.model.train()
             last_tick = time.perf_counter()
             while True:
-                if self._unwritten() is not None:
+                if self.records.unwritten is not None:
                     reason = self._wait_for_writes() or reason
                     if reason != "target":
                         break
@@ -187,10 +188,10 @@ class Trainer:
                     self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
-            self.notes.append(self._disk_full_note(exc))
+            self.notes.append(disk_full_note(exc, self.step, self._last_saved_step(), self.run_dir))
         except BaseException as exc:
             self._emit(ev.Failed(self.step, f"{type(exc).__name__}: {exc}"))
-            self._set_state("failed")
+            self.records.set_state("failed")
             self.history.close()
             raise
         try:
@@ -203,11 +204,11 @@ class Trainer:
                 self._checkpoint(INTERRUPTED, evaluate=False)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
-            self.notes.append(self._disk_full_note(exc))
+            self.notes.append(disk_full_note(exc, self.step, self._last_saved_step(), self.run_dir))
         self.history.close()
-        self._set_state({"target": "finished"}.get(reason, reason))
-        if reason == "disk_full" and self._info_unwritten is not None:
-            self._make_room_for_the_end()
+        self.records.set_state({"target": "finished"}.get(reason, reason))
+        if reason == "disk_full" and (note := self.records.end_state_fits(self._last_saved_step())):
+            self.notes.append(note)
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
@@ -262,9 +263,9 @@ class Trainer:
             self._emit(ev.Paused(self.step))
             with contextlib.suppress(WriteDidNotFit):  # held, and retried before the next step
                 self.history.sync()
-            self._set_state("paused")
+            self.records.set_state("paused")
             self._hold_while_paused()
-            self._set_state("running")
+            self.records.set_state("running")
             self._emit(ev.Resumed(self.step))
         return self.control.stop_reason
 
@@ -285,7 +286,7 @@ class Trainer:
             self.retarget(new_target, rewarm)
         if new_keep_last is not None and new_keep_last != self.policy.keep_last:
             self.info.policy = self.policy.with_overrides(keep_last=new_keep_last)
-            self._write_info()
+            self.records.write_info()
             self._emit(ev.PolicyChanged(new_keep_last))
             self.checkpoints.set_keep_last(new_keep_last)
         if saves and save:
@@ -300,7 +301,7 @@ class Trainer:
             note = f"{exc}; without re-warm: {lr_takeover.retarget_schedule(self.job, self.step, old, new_target)}"
         self.target = max(new_target, self.step)
         self.info.settings.max_iters = self.target
-        self._write_info()
+        self.records.write_info()
         self._emit(ev.TargetChanged(self.step, old, self.target, note))
 
     # --- checkpoints --------------------------------------------------------------------------
@@ -361,11 +362,11 @@ class Trainer:
             ev.DiskFull(self.step, kind, checkpoint_name(self.step), exc.needed_bytes, exc.free_bytes,
                         exc.directory or str(self.run_dir), str(exc))
         )
-        self._set_state("paused")
+        self.records.set_state("paused")
         self._hold_while_paused(save=False)  # a save-now while waiting: the retry is that save
         if self.control.stop_reason is not None:
             return False
-        self._set_state("running")
+        self.records.set_state("running")
         self._emit(ev.Resumed(self.step))
         return True
 
@@ -385,58 +386,10 @@ class Trainer:
             return self.checkpoints.amend(meta, announce=became_manual)
         return self.run_dir / meta.name
 
-    # --- plumbing -----------------------------------------------------------------------------
-
-    def _set_state(self, state: str) -> None:
-        self.info.state = state
-        self._write_info()
-
-    def _write_info(self) -> None:
-        """Write run.json; on a full disk, hold it for `_retry_writes` (the loop pauses or stops for it)."""
-        try:
-            write_run(self.run_dir, self.info)
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            self._info_unwritten = WriteDidNotFit(self.run_dir / RUN_FILE, exc)
-        else:
-            self._info_unwritten = None
-
-    # --- a full disk at a write other than a save ------------------------------------------------
-
-    def _unwritten(self) -> WriteDidNotFit | None:
-        return self.history.unwritten or self._info_unwritten
-
-    def _retry_writes(self) -> None:
-        """Write what a full disk held back; WriteDidNotFit if it still does not fit."""
-        self.history.flush()
-        if self._info_unwritten is not None:
-            self._write_info()
-            if self._info_unwritten is not None:
-                raise self._info_unwritten
+    # --- a full disk at a write other than a save (see run_records) ----------------------------
 
     def _last_saved_step(self) -> int:
         return max((m.step for m in self.checkpoints.store.scan() if m.step <= self.step), default=0)
-
-    def _make_room_for_the_end(self) -> None:
-        """run.json must not say `running` once a full disk has ended the run: the history's records
-        past the last checkpoint, which a resume cuts anyway, give back the room it needs."""
-        keep = self._last_saved_step()
-        with contextlib.suppress(OSError):
-            truncate_history(self.history.path, keep)
-        self._write_info()
-        if self._info_unwritten is None:
-            self.notes.append(f"{self.history.path.name} was cut back to step {keep}, the last checkpoint, "
-                              f"to make room for {RUN_FILE}: a resume starts there")
-
-    def _disk_full_note(self, problem: NotEnoughDiskSpace) -> str:
-        """The line a run ended by a full disk leaves: a save's says what to do; another write's, where it stopped."""
-        if not isinstance(problem, WriteDidNotFit):
-            return str(problem)
-        last = self._last_saved_step()
-        since = f"the last checkpoint is {checkpoint_name(last)}" if last else "no checkpoint was saved"
-        return (f"{problem}; training stopped at step {self.step} with nothing torn on disk ({since}): "
-                f"make room, then `tui-trainer resume {self.run_dir}`")
 
     def _wait_for_writes(self) -> str | None:
         """A history record or run.json did not fit: pause until it does, or end the run.
@@ -446,19 +399,21 @@ class Trainer:
         """
         while True:
             try:
-                self._retry_writes()
+                self.records.retry()
                 return None
             except WriteDidNotFit as exc:
                 problem = exc
             if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
-                self.notes.append(self._disk_full_note(problem))
+                self.notes.append(disk_full_note(problem, self.step, self._last_saved_step(), self.run_dir))
                 return "disk_full"
             self.control.pause()
             self._emit(ev.DiskFull(self.step, ev.DISK_FULL_WRITE, Path(problem.path).name, None,
                                    problem.free_bytes, problem.directory or str(self.run_dir), str(problem)))
+            self.records.set_state("paused")
             self._hold_while_paused(save=False)
             if self.control.stop_reason is not None:
                 return self.control.stop_reason
+            self.records.set_state("running")
             self._emit(ev.Resumed(self.step))
 
     def _emit(self, event: ev.Event) -> None:
