@@ -61,6 +61,28 @@ def test_the_table_and_chart_show_the_monitored_metric(tmp_path, name):
     run_async(scenario)
 
 
+def test_compare_offers_the_other_checkpoints_with_the_monitored_metric_by_name(tmp_path):
+    from textual.widgets import OptionList
+
+    from tui_trainer.tui.screens.compare_pick import ComparePickScreen
+
+    metrics = _finished(tmp_path / "run", accuracy_only_job)
+    app = make_attach_app(tmp_path / "run")
+
+    async def scenario():
+        async with driving(app) as pilot:
+            table = app.query_one(CheckpointTable)
+            await wait_for(pilot, lambda: table.row_count == 3 and app.model.step == 30, what="the checkpoints")
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ComparePickScreen), what="the compare pick")
+            options = app.screen.query_one(OptionList)
+            labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            assert labels and all("  accuracy " in label and "  val " not in label for label in labels)
+            assert any(f"accuracy {metrics[20]['accuracy']:.4f}" in label for label in labels)
+
+    run_async(scenario)
+
+
 def test_a_live_evaluation_adds_to_the_monitored_curve():
     from tui_trainer.engine.loop import events as ev
     from tui_trainer.session.runner import CurveLoaded

@@ -280,7 +280,9 @@ class CheckpointActions(_App):
             return
         run_dir, name = picked
         steps = {row.name: int(row.cells[0]) for row in self.checkpoints}
-        others = [(row.name, f"{row.name}  step {row.cells[0]}  val {row.cells[3]}  {row.cells[6]}".rstrip())
+        metric = self.query_one(CheckpointTable).metric  # the monitored metric, named as the table heads it
+        label = "val" if metric == "val_loss" else metric
+        others = [(row.name, f"{row.name}  step {row.cells[0]}  {label} {row.cells[3]}  {row.cells[6]}".rstrip())
                   for row in self.checkpoints if row.name != name]
         if not others:
             self.notify("compare needs a second checkpoint", severity="warning", timeout=3)
