@@ -8,8 +8,11 @@ options, because resume rebuilds the job and loads the checkpoint into it.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any, Protocol, runtime_checkable
 
 from tui_trainer.engine.errors import JobLoadError
@@ -42,13 +45,19 @@ class Retargetable(Protocol):
 class Job:
     """Everything the trainer needs for one training run.
 
-    `loss_fn(model, batch)` returns the scalar loss tensor of one step; the trainer runs
-    backward, gradient clipping, the optimizer, the scheduler and the EMA update.
+    `loss_fn(model, batch)` returns the scalar loss tensor of one micro-batch; the trainer runs
+    backward, gradient clipping, the optimizer, the scheduler and the EMA update. With
+    `grad_accum_steps=K`, one step takes K batches, backpropagates each loss divided by K and
+    then steps the optimizer once: a step is one optimizer step everywhere (target, history,
+    checkpoints, schedule). `batch_size` is the size of one of those batches.
     `evaluate(model)` returns metrics such as `{"val_loss": 1.23}`; the trainer calls it in
     eval mode under `torch.no_grad()` and puts the model back in train mode.
     `scheduler` is stepped once per optimizer step; if it also has `retarget(step, total)`,
-    a changed iteration target re-anchors it. `ema` needs `update(model)`, `state_dict()` and
-    `load_state_dict()`. `config` must be JSON-serialisable: it is stored in every checkpoint.
+    a changed iteration target re-anchors it. `ema` needs `update(model)` (or
+    `update_parameters(model)`, as `torch.optim.swa_utils.AveragedModel` has), `state_dict()` and
+    `load_state_dict()`. `config` holds plain values (str, numbers, bools, None, lists, dicts): it
+    is stored in every checkpoint; a `Path` or a numpy scalar is turned into its plain value when
+    the job is loaded, anything else is refused then.
     """
 
     model: Any
@@ -64,6 +73,7 @@ class Job:
     batch_size: int = 1
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
+    grad_accum_steps: int = 1
 
 
 JobFactory = Callable[..., Job]
@@ -89,11 +99,12 @@ def job_factory(factory: JobFactory) -> JobFactory:
     return factory
 
 
-def import_factory(spec: JobFactory | str) -> JobFactory:
+def import_factory(spec: JobFactory | str, not_from: Path | None = None) -> JobFactory:
     """The factory itself, or the one named by `package.module:factory`; errors become JobLoadError.
 
     A factory named by a string must be declared with `@job_factory`; anything else is refused
-    before it is called.
+    before it is called. A module that is not installed is looked for in the current directory,
+    as `python -m` would, unless that directory is `not_from` or inside it (a run dir: data, not code).
     """
     if callable(spec):
         return spec
@@ -101,7 +112,7 @@ def import_factory(spec: JobFactory | str) -> JobFactory:
     if not sep or not module_name or not attr:
         raise JobLoadError(f"--job must look like package.module:factory, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_job_module(module_name, not_from)
     except ImportError as exc:
         raise JobLoadError(f"cannot import job module {module_name!r}: {exc}") from None
     factory = getattr(module, attr, None)
@@ -113,6 +124,30 @@ def import_factory(spec: JobFactory | str) -> JobFactory:
             "@tui_trainer.job_factory (a run dir names the function to call, and only job factories may be called)"
         )
     return factory
+
+
+def _import_job_module(name: str, not_from: Path | None) -> Any:
+    """`importlib.import_module`, and if the module is nowhere on `sys.path`, from the current directory.
+
+    The current directory goes last on `sys.path`, never first: a file there named like an
+    installed module (`torch.py`, `random.py`) must not shadow it.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = name.partition(".")[0]
+        here = Path.cwd()
+        if exc.name != top or not (here / f"{top}.py").is_file() and not (here / top).is_dir():
+            raise
+        if not_from is not None and here.resolve().is_relative_to(Path(not_from).resolve()):
+            raise ModuleNotFoundError(
+                f"{exc}; {top} is in the current directory, but that is the run dir, whose files are "
+                "data and are never imported: run this from the directory that holds your job's code"
+            ) from None
+    if str(here) not in sys.path:
+        sys.path.append(str(here))
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
 
 
 def load_job(spec: JobFactory | str, **options: Any) -> Job:
@@ -131,8 +166,54 @@ def load_job(spec: JobFactory | str, **options: Any) -> Job:
             f"{spec_of(spec)}: job.batches needs next_batch(), epoch, state_dict() and load_state_dict() "
             "(tui_trainer.engine.loop.batches.EpochBatches wraps any indexable dataset)"
         )
+    accum = job.grad_accum_steps
+    if isinstance(accum, bool) or not isinstance(accum, int) or accum < 1:
+        raise JobLoadError(f"{spec_of(spec)}: job.grad_accum_steps must be an int >= 1, got {accum!r}")
     check_device(str(job.device))
+    job.config = plain_config(job.config, spec_of(spec))
     return job
+
+
+def plain_config(config: Any, spec: str) -> dict[str, Any]:
+    """`config` as plain values a checkpoint can hold and `torch.load(weights_only=True)` can read.
+
+    A `Path` becomes its string and a numpy scalar its Python number; any other object (which
+    would make every checkpoint unloadable for resume) is a JobLoadError naming its key.
+    """
+    if not isinstance(config, Mapping):
+        raise JobLoadError(f"{spec}: job.config must be a dict of plain values, got {type(config).__name__}")
+    return _plain(dict(config), "job.config", spec)
+
+
+_PLAIN_KEYS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any, where: str, spec: str) -> Any:
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, PurePath):
+        return str(value)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic):
+        return _plain(value.item(), where, spec)
+    for kind in (int, float, str):  # a subclass (an IntEnum, a StrEnum) would be pickled as its class
+        if isinstance(value, kind):
+            return kind.__str__(value) if kind is str else kind(value)
+    if isinstance(value, Mapping):
+        plain = {}
+        for key, item in value.items():
+            plain_key = _plain(key, f"{where}[{key!r}]", spec)
+            if not isinstance(plain_key, _PLAIN_KEYS):
+                raise JobLoadError(f"{spec}: {where} has a key {key!r} of type {type(key).__name__}; use a string")
+            plain[plain_key] = _plain(item, f"{where}[{key!r}]", spec)
+        return plain
+    if type(value) in (list, tuple):
+        return type(value)(_plain(item, f"{where}[{i}]", spec) for i, item in enumerate(value))
+    kind = type(value)
+    raise JobLoadError(
+        f"{spec}: {where} is a {kind.__module__}.{kind.__qualname__}, which a checkpoint cannot hold "
+        "for resume; give a plain value (str, number, bool, None, list or dict), e.g. str(...) or .tolist()"
+    )
 
 
 def check_device(device: str) -> None:

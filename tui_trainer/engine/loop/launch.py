@@ -45,10 +45,15 @@ from tui_trainer.engine.rundir.layout import (
 )
 
 
-def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int) -> Job:
-    """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules)."""
+def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int,
+              run_dir: Path | None = None) -> Job:
+    """Build the job; a factory that takes `max_iters` gets the run's target (for LR schedules).
+
+    Its config is made plain (or refused) here, before anything is written. `run_dir`: the run
+    being resumed, from which no job module is ever imported.
+    """
     options = dict(options)
-    factory = import_factory(spec)
+    factory = import_factory(spec, not_from=run_dir)
     if "max_iters" not in options and _accepts(factory, "max_iters"):
         options["max_iters"] = max_iters
     return load_job(spec, **options)
@@ -246,7 +251,7 @@ def _resume_locked(
         candidates = sorted(own, key=_true_step, reverse=True)
         if not candidates:
             raise RunDirError(f"{run_dir} has no checkpoint of this run to resume from")
-    state, start = None, None
+    state, start, skipped = None, None, []
     for candidate in candidates:
         problem = store.integrity_problem(candidate)
         if problem is None:
@@ -261,9 +266,10 @@ def _resume_locked(
             break
         if chosen_file is not None:
             raise CheckpointError(f"cannot resume from {candidate.path.name}: {problem}")
-        notes.append(f"skipped {candidate.path.name}: {problem}")
+        skipped.append(f"{candidate.path.name}: {problem}")
+        notes.append(f"skipped {skipped[-1]}")
     if start is None:
-        raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from")
+        raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from: skipped {'; '.join(skipped)}")
 
     step = start.meta.step
     newer = [c for c in own if _true_step(c) > step or (_true_step(c) == step and c.path != start.path)]
@@ -281,8 +287,9 @@ def _resume_locked(
             f"run is already at step {step}, at or past the target {target}; "
             f"pass --max-iters N with N > {step} to train further"
         )
-    job = build_job(factory or info.job, info.job_options, stored_target)
+    job = build_job(factory or info.job, info.job_options, stored_target, run_dir=run_dir)
     training_state.restore(job, state, start.path.name)
+    notes += getattr(job.batches, "resume_notes", [])  # e.g. a stream that cannot resume mid-epoch
     info.settings.max_iters = stored_target
     write_run(run_dir, info)
     why = "newest valid checkpoint" if chosen_file is None else "as requested"
