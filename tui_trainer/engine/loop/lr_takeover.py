@@ -7,68 +7,40 @@ the engine stops stepping it and steps a `Continuation` instead, which goes on f
 group's LR in force and decays, with the old schedule's shape, to its floor at the new target.
 Every group follows the same curve, scaled by its own reference LR, so their ratios hold.
 
+The plan itself is worked out by `lr_preview` from plain facts read off the scheduler, the same
+facts the trainer publishes for dashboards in other processes, so every preview says the same.
+
 A takeover is stored in the checkpoint (`STATE_KEY`) beside the frozen scheduler's own state,
 so a resumed run continues the same continuation bit for bit.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch.optim import lr_scheduler as torch_schedulers
 
 from tui_trainer.engine.loop.job import Retargetable
+from tui_trainer.engine.loop.lr_preview import (
+    COSINE,
+    LINEAR,
+    METRIC,
+    NONE,
+    OWN,
+    SELF,
+    TAKEOVER,
+    Continuation,
+    LrFacts,
+    decide,
+    describe,
+)
 from tui_trainer.engine.loop.lr_schedule import WarmupCosine
-from tui_trainer.engine.loop.rewarm import DEFAULT_REWARM_SHARE, Rewarm, RewarmRefused
+from tui_trainer.engine.loop.rewarm import Rewarm, RewarmRefused
 
+__all__ = ["STATE_KEY", "Continuation", "Rewarm", "RewarmRefused", "TakenOver", "describe", "lr_facts",
+           "preview_retarget", "retarget_schedule"]
 STATE_KEY = "lr_takeover"
-COSINE, LINEAR = "cosine", "linear"
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """Per-group LRs from `start` to `end`: optionally warm up to `peak_lrs`, then decay to `floor_lrs`."""
-
-    source: str
-    start: int
-    end: int
-    start_lrs: tuple[float, ...]
-    floor_lrs: tuple[float, ...]
-    shape: str = COSINE
-    warm_steps: int = 0
-    peak_lrs: tuple[float, ...] = ()
-
-    def lrs_at(self, step: int) -> list[float]:
-        warm_end = self.start + self.warm_steps
-        if self.warm_steps and step < warm_end:
-            done = (step - self.start) / self.warm_steps
-            return [a + (b - a) * done for a, b in zip(self.start_lrs, self.peak_lrs, strict=True)]
-        top = self.peak_lrs if self.warm_steps else self.start_lrs
-        done = min(1.0, max(0.0, (step - warm_end) / (self.end - warm_end)))
-        kept = 0.5 * (1.0 + math.cos(math.pi * done)) if self.shape == COSINE else 1.0 - done
-        return [floor + (high - floor) * kept for high, floor in zip(top, self.floor_lrs, strict=True)]
-
-    def to_state(self) -> dict[str, Any]:
-        state = asdict(self)
-        for key in ("start_lrs", "floor_lrs", "peak_lrs"):
-            state[key] = list(state[key])
-        return state
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> Continuation:
-        try:
-            return cls(
-                source=str(state["source"]), start=int(state["start"]), end=int(state["end"]),
-                start_lrs=tuple(float(v) for v in state["start_lrs"]),
-                floor_lrs=tuple(float(v) for v in state["floor_lrs"]),
-                shape=str(state["shape"]), warm_steps=int(state["warm_steps"]),
-                peak_lrs=tuple(float(v) for v in state["peak_lrs"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not an LR takeover state: {exc!r}") from None
 
 
 class TakenOver:
@@ -117,69 +89,30 @@ def preview_retarget(job: Any, step: int, old_target: int, new_target: int, rewa
 def _decide(
     scheduler: Any, optimizer: Any, step: int, old_target: int, new_target: int, rewarm: Rewarm | None
 ) -> tuple[str, Continuation | None]:
-    lr_now = float(optimizer.param_groups[0]["lr"])
-    if new_target <= step:
-        return f"already at step {step}; the run ends here", None
-    if new_target == old_target and rewarm is None:
-        return f"LR schedule unchanged: LR {lr_now:.1e} now", None
+    return decide(facts_of(scheduler, optimizer, step, old_target), step, old_target, new_target, rewarm)
+
+
+def lr_facts(job: Any, step: int, target: int) -> dict[str, Any]:
+    """What a dashboard in another process needs to preview the LR on a new target (`lr_preview`)."""
+    return facts_of(job.scheduler, job.optimizer, step, target).to_json()
+
+
+def facts_of(scheduler: Any, optimizer: Any, step: int, target: int) -> LrFacts:
+    """The plain facts `lr_preview.decide` plans from, read off the job's scheduler and optimizer."""
+    groups = optimizer.param_groups
+    lrs = tuple(float(group["lr"]) for group in groups)
     if scheduler is None or steps_on_metric(scheduler):
-        if rewarm is not None:
-            raise RewarmRefused("re-warm needs a step-driven LR schedule; this job's LR "
-                             + ("follows its metric" if scheduler is not None else "is constant"))
-        if scheduler is None:
-            return f"LR stays at {lr_now:.1e} (the job has no LR scheduler)", None
-        return (f"LR {lr_now:.1e} now; {type(scheduler).__name__} keeps lowering it when the monitored "
-                "metric stalls, at scheduled evaluations"), None
-    if rewarm is None and isinstance(scheduler, Retargetable) and not isinstance(scheduler, TakenOver):
-        if isinstance(scheduler, WarmupCosine):
-            return scheduler.preview(step, new_target), None
-        return f"{type(scheduler).__name__} re-anchors itself on the new target", None
-    plan = _continuation(scheduler, optimizer, step, old_target, new_target, rewarm)
-    return describe(plan, lr_now), plan
-
-
-def _continuation(
-    scheduler: Any, optimizer: Any, step: int, old_target: int, new_target: int, rewarm: Rewarm | None
-) -> Continuation:
-    lrs = [float(group["lr"]) for group in optimizer.param_groups]
-    refs = _refs_from(optimizer.param_groups, original_of(scheduler))
-    # One curve for all groups, scaled per group: by the LRs now (so their ratios hold exactly),
-    # or by their peaks where the LR has already reached 0.
-    scales = [lr / lrs[0] for lr in lrs] if lrs[0] > 0 else [ref / refs[0] if refs[0] > 0 else 1.0 for ref in refs]
+        kind = NONE if scheduler is None else METRIC
+        return LrFacts(kind, type(scheduler).__name__ if scheduler else "", lrs, lrs, lrs[0], step=step, target=target)
+    refs = tuple(_refs_from(groups, original_of(scheduler)))
     if isinstance(scheduler, TakenOver):
-        source, shape, floor = scheduler.plan.source, scheduler.plan.shape, scheduler.plan.floor_lrs[0]
-    else:
-        source, shape = type(scheduler).__name__, _shape_of(scheduler, old_target)
-        floor = _floor_lr(scheduler, optimizer.param_groups, old_target)
-    if rewarm is None:
-        floor = min(floor, lrs[0])  # never up: a floor above the LR now means it is already past it
-        return Continuation(source, step, new_target, tuple(lrs), tuple(floor * k for k in scales), shape)
-    peak = rewarm.fraction * refs[0]
-    if peak <= lrs[0]:
-        raise RewarmRefused(f"re-warm to {rewarm.fraction:g} of the peak ({peak:.1e}) is not above the LR now "
-                            f"({lrs[0]:.1e}): choose a larger fraction, or extend without re-warm")
-    warm_steps = rewarm.steps or max(1, (new_target - step) // DEFAULT_REWARM_SHARE)
-    if warm_steps >= new_target - step:
-        raise RewarmRefused(f"a re-warm of {warm_steps} steps does not fit before the new target "
-                            f"({new_target - step} steps away): choose fewer steps")
-    floor = min(floor, peak)
-    return Continuation(source, step, new_target, tuple(lrs), tuple(floor * k for k in scales), shape,
-                        warm_steps, tuple(peak * k for k in scales))
-
-
-def describe(plan: Continuation, lr_now: float) -> str:
-    """The plan in words and numbers, for the log, the CLI and the `r` modal."""
-    floor = plan.floor_lrs[0]
-    if plan.warm_steps:
-        line = (f"LR warms up from {lr_now:.1e} to {plan.peak_lrs[0]:.1e} by step {plan.start + plan.warm_steps}, "
-                f"then decays ({plan.shape}) to {floor:.1e} at step {plan.end}")
-    else:
-        line = f"LR continues from {lr_now:.1e} and decays ({plan.shape}) to {floor:.1e} at step {plan.end}"
-    if lr_now == 0 and not plan.warm_steps:
-        return f"LR stays at 0 until step {plan.end}: {plan.source} has ended at 0 (re-warm to train on)"
-    groups = len(plan.start_lrs)
-    tail = f"; all {groups} param groups keep their ratios" if groups > 1 else ""
-    return f"{line}, taken over from {plan.source}{tail}"
+        plan = scheduler.plan
+        return LrFacts(TAKEOVER, plan.source, lrs, refs, plan.floor_lrs[0], plan.shape, step, target)
+    source, floor = type(scheduler).__name__, _floor_lr(scheduler, groups, target)
+    if isinstance(scheduler, WarmupCosine):
+        return LrFacts(OWN, source, lrs, refs, floor, COSINE, step, target, scheduler.state_dict())
+    kind = SELF if isinstance(scheduler, Retargetable) else TAKEOVER
+    return LrFacts(kind, source, lrs, refs, floor, _shape_of(scheduler, target), step, target)
 
 
 # --- what a scheduler says about itself -------------------------------------------------------
