@@ -69,3 +69,20 @@ def make_job(
     return Job(model=model, optimizer=optimizer, batches=LoaderBatches(loader, seed=seed), loss_fn=loss_fn,
                ema=averaged, batch_size=batch_size, grad_accum_steps=grad_accum_steps, device=device,
                name="loader", config={"num_workers": num_workers, "grad_accum_steps": grad_accum_steps})
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """A stream of the regression samples that cannot say where it stands."""
+
+    def __iter__(self):
+        xs, ys = regression_data()
+        yield from zip(xs, ys)
+
+
+@job_factory
+def make_stream_job(*, size: str = "tiny", device: str = "cpu") -> Job:
+    torch.manual_seed(0)
+    model = nn.Linear(FEATURES, 1)
+    return Job(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+               batches=LoaderBatches(DataLoader(Stream(), batch_size=8)),
+               loss_fn=lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]), device=device)

@@ -220,3 +220,14 @@ def test_a_job_on_a_shuffled_data_loader_resumes_bit_identically(tiny_run, resum
     straight.run()
     same_training(straight, interrupted_twice(tiny_run, resume, options))
 
+
+
+def test_resume_says_when_a_stream_restarts(tiny_run, resume):
+    control = TrainingControl()
+    run = tiny_run(job="loader_jobs:make_stream_job", max_iters=20, control=control,
+                   on_event=stop_at(5, control, "interrupted"))
+    assert run.run().reason == "interrupted"
+    again = resume(run.run_dir)
+    assert ("the DataLoader's IterableDataset restarts its stream: it has no state_dict()/load_state_dict(), "
+            "so epoch 0 starts again from its first batch (5 batch(es) of it were seen before)") in again.trainer.notes
+    assert again.run().reason == "target"
