@@ -19,6 +19,7 @@ _PUBLIC = {
     "Job": "tui_trainer.engine.loop.job",
     "job_factory": "tui_trainer.engine.loop.job",
     "EpochBatches": "tui_trainer.engine.loop.batches",
+    "LoaderBatches": "tui_trainer.engine.loop.loader_batches",
     "WarmupCosine": "tui_trainer.engine.loop.lr_schedule",
     "CheckpointPolicy": "tui_trainer.engine.checkpoints.policy",
     "RunSettings": "tui_trainer.engine.rundir.layout",
