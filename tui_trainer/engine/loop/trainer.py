@@ -89,8 +89,11 @@ class Trainer:
         self._requested_target = target
         self._requested_rewarm: lr_takeover.Rewarm | None = None
         self.control = control or TrainingControl()
-        # Commands from dashboards in other processes arrive through the run dir, if it is ours to poll.
+        # Commands from other processes' dashboards arrive through the run dir (if ours to poll); its ack
+        # tells them what the LR would do on a new target.
         self.control_file = control_file
+        if control_file is not None:
+            control_file.lr_facts = lambda: lr_takeover.lr_facts(self.job, self.step, self.target)
         self.on_event = on_event or (lambda event: None)
         self.resumed_from = resumed_from
         self.notes: list[str] = []

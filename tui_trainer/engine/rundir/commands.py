@@ -5,8 +5,16 @@ to `control.json`; the trainer looks at that file between steps (a `stat`, at mo
 `POLL_INTERVAL_S`), applies the commands it has not applied yet, and says so in
 `control_ack.json`::
 
-    control_ack.json  (trainer)    {"format": 1, "trainer": ID, "applied": SEQ, "pid": ..., "host": ..., "device": ...}
+    control_ack.json  (trainer)    {"format": 1, "trainer": ID, "applied": SEQ, "pid": ..., "host": ..., "device": ...,
+                                    "lr": {...}}
     control.json      (dashboards) {"format": 1, "trainer": ID, "commands": [{"seq": 7, "op": "pause"}, ...]}
+
+- A `target` command may carry a re-warm, `{"op": "target", "value": 5000, "rewarm": {"fraction":
+  0.5, "steps": 200}}` (`steps` optional); one whose re-warm is garbled is skipped whole.
+- The ack's `lr` holds what a dashboard needs to preview the LR on a new target
+  (`lr_preview.LrFacts`). It is refreshed with the ack (when commands are applied, a pause and a
+  new target included), never every step; the dashboard brings it up to date with the LR the
+  history reports.
 
 - The ack exists while a trainer listens; it is removed when the trainer ends. Its `trainer`
   id is new for every trainer, and commands name the id they are meant for, so a file left
@@ -29,6 +37,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import secrets
 import socket
@@ -41,6 +50,8 @@ from typing import Any
 from tui_trainer.engine.atomic import atomic_write_bytes, read_regular
 from tui_trainer.engine.errors import TrainerError, UnsafePath
 from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.lr_preview import LrFacts
+from tui_trainer.engine.loop.rewarm import Rewarm
 
 CONTROL_FILE = "control.json"
 ACK_FILE = "control_ack.json"
@@ -67,15 +78,20 @@ class Command:
     seq: int
     op: str
     value: int | None = None
+    rewarm: Rewarm | None = None  # with a new target only
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"seq": self.seq, "op": self.op}
         if self.value is not None:
             data["value"] = self.value
+        if self.rewarm is not None:
+            data["rewarm"] = rewarm_to_json(self.rewarm)
         return data
 
     def describe(self) -> str:
-        return self.op.replace("_", " ") + ("" if self.value is None else f" {self.value}")
+        rewarm = "" if self.rewarm is None else f" (re-warm to {self.rewarm.fraction:g} of the peak" + (
+            f" over {self.rewarm.steps} steps)" if self.rewarm.steps else ")")
+        return self.op.replace("_", " ") + ("" if self.value is None else f" {self.value}") + rewarm
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class Ack:
     pid: int | None = None
     host: str | None = None
     device: str | None = None
+    lr: LrFacts | None = None  # what the LR does on a new target, as of the ack's writing
 
     @property
     def on_this_host(self) -> bool:
@@ -108,8 +125,30 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def rewarm_to_json(rewarm: Rewarm) -> dict[str, Any]:
+    data: dict[str, Any] = {"fraction": rewarm.fraction}
+    if rewarm.steps is not None:
+        data["steps"] = rewarm.steps
+    return data
+
+
+def parse_rewarm_json(data: Any) -> Rewarm | None:
+    """A re-warm as a command carries it, or None if it is not one."""
+    if not isinstance(data, dict) or set(data) - {"fraction", "steps"}:
+        return None
+    fraction, steps = data.get("fraction"), data.get("steps")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
+        return None
+    if steps is not None and not _is_int(steps):
+        return None
+    try:
+        return Rewarm(float(fraction), steps)
+    except ValueError:
+        return None
+
+
 def parse_command(data: Any) -> Command | None:
-    """A well-formed command, or None (unknown op, bad value, no sequence number)."""
+    """A well-formed command, or None (unknown op, bad value or re-warm, no sequence number)."""
     if not isinstance(data, dict) or not _is_int(data.get("seq")) or data["seq"] < 1:
         return None
     op, value = data.get("op"), data.get("value")
@@ -119,7 +158,12 @@ def parse_command(data: Any) -> Command | None:
         return None
     if op == KEEP_LAST and not (_is_int(value) and value >= 0):
         return None
-    return Command(data["seq"], op, value if op in (TARGET, KEEP_LAST) else None)
+    rewarm = None
+    if data.get("rewarm") is not None:
+        rewarm = parse_rewarm_json(data["rewarm"]) if op == TARGET else None
+        if rewarm is None:
+            return None  # a re-warm that cannot be read must not become a plain new target
+    return Command(data["seq"], op, value if op in (TARGET, KEEP_LAST) else None, rewarm)
 
 
 def parse_control(data: Any) -> ControlFile | None:
@@ -141,7 +185,8 @@ def parse_ack(data: Any) -> Ack | None:
     pid = data.get("pid") if _is_int(data.get("pid")) else None
     host = data.get("host") if isinstance(data.get("host"), str) else None
     device = data.get("device") if isinstance(data.get("device"), str) else None
-    return Ack(trainer, applied, pid, host, device)
+    lr = LrFacts.from_json(data["lr"]) if data.get("lr") is not None else None
+    return Ack(trainer, applied, pid, host, device, lr)
 
 
 def _read_json(path: Path) -> Any:
@@ -211,7 +256,7 @@ class ControlClient:
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.run_dir = Path(run_dir)
 
-    def send(self, op: str, value: int | None = None) -> Command:
+    def send(self, op: str, value: int | None = None, rewarm: Rewarm | None = None) -> Command:
         """Append one command for the listening trainer; return it (with its sequence number).
 
         Raises NotListening when no trainer polls this run dir, ValueError for a bad command.
@@ -228,9 +273,10 @@ class ControlClient:
             if current is not None and current.trainer == ack.trainer:
                 pending = tuple(c for c in current.commands if c.seq > ack.applied)
                 last = max(last, current.last_seq)
-            command = parse_command({"seq": last + 1, "op": op, "value": value})
+            command = parse_command({"seq": last + 1, "op": op, "value": value,
+                                     "rewarm": None if rewarm is None else rewarm_to_json(rewarm)})
             if command is None:
-                raise ValueError(f"not a valid command: {op} {value!r}")
+                raise ValueError(f"not a valid command: {op} {value!r}" + (f" with {rewarm}" if rewarm else ""))
             commands = [*pending, command][-MAX_PENDING:]
             write_json_atomic(
                 self.run_dir / CONTROL_FILE,
@@ -250,7 +296,10 @@ def apply_command(command: Command, control: TrainingControl) -> None:
     elif command.op == SAVE_NOW:
         control.save_now()
     elif command.op == TARGET and command.value is not None:
-        control.set_target(command.value)
+        if command.rewarm is None:
+            control.set_target(command.value)
+        else:
+            control.set_target(command.value, command.rewarm)
     elif command.op == KEEP_LAST and command.value is not None:
         control.set_keep_last(command.value)
     elif command.op == INTERRUPT:
@@ -262,6 +311,8 @@ def apply_command(command: Command, control: TrainingControl) -> None:
 class ControlFilePoller:
     """The trainer's side: apply new commands from `control.json` to `control`.
 
+    `lr_facts`, set by the trainer, tells the ack's `lr` (called when the ack is written, and
+    once more at the poll after commands were applied, when the trainer has acted on them).
     Called from the training thread only. `poll()` is cheap enough for every step: it reads a
     clock, and at most every `interval` seconds stats the control file; it reads the file only
     when that changed. It never raises: a problem with these files must not stop training.
@@ -286,6 +337,8 @@ class ControlFilePoller:
         self.listening = False
         self._next_poll = 0.0
         self._seen: tuple[int, int, int] | None = None
+        self.lr_facts: Callable[[], dict[str, Any]] | None = None
+        self._stale_lr = False
 
     def start(self) -> None:
         """Announce this trainer; commands written before now are not for it."""
@@ -296,6 +349,9 @@ class ControlFilePoller:
 
     def poll(self) -> list[Command]:
         """Apply commands written since the last poll; return them."""
+        if self._stale_lr:  # the commands applied last time have taken effect by now
+            self._stale_lr = False
+            self._write_ack()
         now = self.clock()
         if now < self._next_poll:
             return []
@@ -319,6 +375,7 @@ class ControlFilePoller:
         if new:
             self.applied = new[-1].seq
             self._write_ack()
+            self._stale_lr = True
         return new
 
     def close(self) -> None:
@@ -336,5 +393,8 @@ class ControlFilePoller:
             "format": FORMAT, "trainer": self.trainer_id, "applied": self.applied,
             "pid": os.getpid(), "host": socket.gethostname(), "device": self.device,
         }
+        if self.lr_facts is not None:
+            with contextlib.suppress(Exception):  # a preview's facts are a courtesy too; training goes on
+                data["lr"] = self.lr_facts()
         with contextlib.suppress(OSError):  # a full disk must not stop training over a courtesy file
             write_json_atomic(self.run_dir / ACK_FILE, data)
