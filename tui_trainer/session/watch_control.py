@@ -2,6 +2,8 @@
 
 It has TrainingControl's command methods, so the dashboard's keys work unchanged; each sends
 one command through `ControlClient`. `stop` only ends the watching: the run goes on.
+It also keeps what the `r` modal previews the LR plan from: the facts the trainer last published
+in its ack (kept once it has ended, for training on), and the newest LR the history reported.
 No Textual here.
 """
 
@@ -12,6 +14,8 @@ import threading
 from collections.abc import Callable
 
 from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.loop.lr_preview import LrFacts
+from tui_trainer.engine.loop.rewarm import Rewarm
 from tui_trainer.engine.rundir.commands import (
     INTERRUPT,
     KEEP_LAST,
@@ -38,6 +42,9 @@ class WatchControl:
         self._paused = False
         self._stop_reason: str | None = None
         self._sent: list[Command] = []
+        self._lr_facts: LrFacts | None = None  # as the trainer last published them
+        self._lr_trainer: str | None = None  # the one that did
+        self._latest_lr: tuple[int, float] | None = None  # (step, group 0's LR) as the history last said
 
     def set_run_dir(self, run_dir: str | os.PathLike[str]) -> None:
         """The run dir, once a trainer started in the background has said which it is."""
@@ -62,10 +69,10 @@ class WatchControl:
     def save_now(self) -> None:
         self._send(SAVE_NOW)
 
-    def set_target(self, max_iters: int) -> None:
+    def set_target(self, max_iters: int, rewarm: Rewarm | None = None) -> None:
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ValueError(f"iteration target must be a positive integer, got {max_iters!r}")
-        self._send(TARGET, max_iters)
+        self._send(TARGET, max_iters, rewarm)
 
     def set_keep_last(self, keep_last: int) -> None:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
@@ -107,16 +114,31 @@ class WatchControl:
             self.ack = ack
             if ack is None:
                 return []
+            if ack.lr is not None:
+                if self._lr_facts is not None and ack.trainer != self._lr_trainer:
+                    self._latest_lr = None  # a new trainer (a roll-back): the old one's LR is no guide
+                self._lr_facts, self._lr_trainer = ack.lr, ack.trainer
             done = [c for c in self._sent if c.seq <= ack.applied]
             self._sent = [c for c in self._sent if c.seq > ack.applied]
             return done
 
-    def _send(self, op: str, value: int | None = None) -> bool:
+    def saw_lr(self, step: int, lr: float) -> None:
+        """The history reported group 0's LR after `step` (from the follower's thread)."""
+        self._latest_lr = (step, lr)
+
+    def lr_facts(self) -> LrFacts | None:
+        """What the LR plan of a new target starts from: the trainer's facts, at the newest LR known."""
+        facts, latest = self._lr_facts, self._latest_lr
+        if facts is None or latest is None or latest[0] <= facts.step:
+            return facts
+        return facts.at(*latest)
+
+    def _send(self, op: str, value: int | None = None, rewarm: Rewarm | None = None) -> bool:
         if self.client is None:
             self.on_error("the run is still starting; try again in a moment")
             return False
         try:
-            command = self.client.send(op, value)
+            command = self.client.send(op, value, rewarm)
         except (TrainerError, OSError) as exc:
             self.on_error(" ".join(str(exc).split()))
             return False

@@ -6,6 +6,7 @@ No Textual here.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -70,7 +71,7 @@ class WatchRunner:
             assert self.run_dir is not None
             from tui_trainer.session.run_follower import RunFollower
 
-            follower = RunFollower(self.run_dir, self.buffer.put, self.control)
+            follower = RunFollower(self.run_dir, self._put, self.control)
             failures = 0
             while self.control.stop_reason is None:
                 try:
@@ -85,6 +86,12 @@ class WatchRunner:
             follower.close()
         finally:
             self.done.set()
+
+    def _put(self, event: object) -> None:
+        lr = getattr(event, "lr", None)  # a StepCompleted's: the LR the `r` modal's preview starts from
+        if isinstance(lr, float) and math.isfinite(lr):
+            self.control.saw_lr(getattr(event, "step", 0), lr)
+        self.buffer.put(event)
 
     def spawn(self, args: list[str]) -> DetachedTrainer:
         """Start `tui-trainer ARGS` in the background on this run (continue, roll back); report how it went."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.atomic import pid_alive
+from tui_trainer.engine.loop.lr_preview import preview
 from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.session.watch_runner import WatchRunner
 from tui_trainer.tui.app import TrainerApp
@@ -87,6 +88,18 @@ class AttachApp(TrainerApp):
             self.notify(f"cannot {what}: no trainer is listening in {self.run_dir} yet", severity="warning", timeout=4)
             return False
         return super()._can_steer(what)
+
+    def _lr_planner(self) -> Any:
+        """What the LR will do on a new target, from the facts the trainer published in its ack.
+
+        None (no preview) while no trainer has told them yet; for an ended run whose trainer this
+        dashboard never saw, the re-warm is offered all the same and checked when the run continues.
+        """
+        facts = self.control.lr_facts()
+        if facts is None:
+            return _plan_when_continued if self._can_continue() else None
+        old_target = self.model.target or facts.target
+        return lambda target, rewarm: preview(facts, facts.step, old_target, target, rewarm)
 
     # --- the bridge -------------------------------------------------------------------------
 
@@ -211,6 +224,11 @@ class AttachApp(TrainerApp):
                     f"train further with `tui-trainer resume {self.run_dir} --max-iters N`"]
         return [f"left {self.run_dir} (step {self.model.step}, nothing trains it now); "
                 f"continue it with `tui-trainer resume {self.run_dir}`"]
+
+
+def _plan_when_continued(target: int, rewarm: Any) -> str:
+    return (f"the trainer that continues the run says what the LR does up to step {target}"
+            + (", and refuses a re-warm that cannot be before any step" if rewarm is not None else ""))
 
 
 def _newest_checkpoint(run_dir: Path | None) -> str | None:
