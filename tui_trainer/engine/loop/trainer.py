@@ -89,10 +89,9 @@ class Trainer:
         self._requested_target = target
         self._requested_rewarm: lr_takeover.Rewarm | None = None
         self.control = control or TrainingControl()
-        # Commands from other processes' dashboards arrive through the run dir (if ours to poll); its ack
-        # tells them what the LR would do on a new target.
+        # Commands from dashboards in other processes arrive through the run dir, if it is ours to poll.
         self.control_file = control_file
-        if control_file is not None:
+        if control_file is not None:  # its ack tells those dashboards what the LR would do on a new target
             control_file.lr_facts = lambda: lr_takeover.lr_facts(self.job, self.step, self.target)
         self.on_event = on_event or (lambda event: None)
         self.resumed_from = resumed_from
