@@ -1,6 +1,6 @@
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, load_model
 
 from tests.factories import (
     add_checkpoint,
@@ -8,6 +8,7 @@ from tests.factories import (
     cuda_saved_checkpoint,
     make_run_dir,
     seed_style_checkpoint,
+    TiedModel,
     tied_checkpoint,
     tiny_model,
 )
@@ -50,13 +51,16 @@ def test_foreign_layouts_export(tmp_path, make):
     assert set(load_file(tmp_path / "w.safetensors")) == {"weight", "bias"}
 
 
-def test_tied_weights_export_to_safetensors_with_every_key(tmp_path):
+def test_tied_weights_export_to_safetensors_once(tmp_path):
     source = tied_checkpoint(tmp_path / "tied.pt")
     result = export_weights(source, tmp_path / "tied.safetensors")
     loaded = load_file(tmp_path / "tied.safetensors")
-    assert set(loaded) == {"embed.weight", "head.weight", "norm.weight", "norm.bias"}
-    assert torch.equal(loaded["embed.weight"], loaded["head.weight"])
+    assert set(loaded) == {"embed.weight", "norm.weight", "norm.bias"}  # as Hugging Face writes a tied head
+    assert result.tied == (("head.weight", "embed.weight"),)
     assert result.parameters == 10 * 6 + 6 + 6  # the tied weight counted once
+    model = TiedModel()
+    load_model(model, tmp_path / "tied.safetensors", strict=True)  # safetensors restores the tie
+    assert torch.equal(model.head.weight, loaded["embed.weight"]) and model.head.weight is model.embed.weight
 
 
 def test_tied_weights_stay_tied_in_pt(tmp_path):

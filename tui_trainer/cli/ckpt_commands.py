@@ -36,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=lazy_handler("ckpt_list", "run_list"))
 
     p = commands.add_parser("show", help="everything known about one checkpoint (loads it safely)")
-    p.add_argument("ckpt", metavar="CKPT", help="a checkpoint file, ours or foreign")
+    p.add_argument("ckpt", metavar="CKPT", help="a checkpoint file, ours or foreign, or a Hugging Face "
+                   "checkpoint folder")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=lazy_handler("ckpt_show", "run_show"))
 
@@ -46,8 +47,8 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=lazy_handler("ckpt_history", "run_history"))
 
     p = commands.add_parser("compare", help="metrics of two checkpoints and how far the weights moved")
-    p.add_argument("a", metavar="A", help="the earlier checkpoint file")
-    p.add_argument("b", metavar="B", help="the later checkpoint file")
+    p.add_argument("a", metavar="A", help="the earlier checkpoint file or folder")
+    p.add_argument("b", metavar="B", help="the later checkpoint file or folder")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=lazy_handler("ckpt_compare", "run_compare"))
 
@@ -64,9 +65,12 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=lazy_handler("ckpt_maintain", "run_prune"))
 
     p = commands.add_parser("export", help="write a checkpoint's model weights alone")
-    p.add_argument("ckpt", metavar="CKPT", help="a checkpoint file, ours or foreign")
+    p.add_argument("ckpt", metavar="CKPT", help="a checkpoint file, ours or foreign, or a Hugging Face "
+                   "checkpoint folder (checkpoint-N/, or an output dir: its best checkpoint)")
     p.add_argument("out", metavar="OUT", help="the output file (.safetensors, .pt or .pth)")
     p.add_argument("--format", choices=("safetensors", "pt"), help="default: from OUT's suffix, else safetensors")
+    p.add_argument("--strip-prefix", metavar="PREFIX",
+                   help="take PREFIX off the weight names, e.g. model. for a LightningModule's wrapped model")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(handler=lazy_handler("ckpt_maintain", "run_export"))
 

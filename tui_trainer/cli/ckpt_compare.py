@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from tui_trainer.cli import ckpt_format as fmt
-from tui_trainer.cli.ckpt_paths import existing_file
+from tui_trainer.cli.ckpt_paths import existing_checkpoint
 from tui_trainer.engine.sizes import human_bytes
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ KEYS_SHOWN = 20
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    hint = "pass two checkpoint files"
-    a, b = existing_file(args.a, hint), existing_file(args.b, hint)
+    hint = "pass two checkpoint files or checkpoint folders"
+    a, b = existing_checkpoint(args.a, hint), existing_checkpoint(args.b, hint)
     from tui_trainer.engine.tools.compare import compare_checkpoints  # imports torch
 
     comparison = compare_checkpoints(a, b)

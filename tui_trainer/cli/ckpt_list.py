@@ -13,6 +13,7 @@ from typing import Any
 
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_dir
+from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.meta import file_size
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import TrainerError
@@ -37,6 +38,8 @@ class NoReadableCheckpoints(TrainerError):
 
 def run_list(args: argparse.Namespace) -> int:
     directory = existing_dir(args.dir, "use `tui-trainer ckpt show` for one checkpoint file")
+    if not is_run_dir(directory) and (hf_trainer.is_output_dir(directory) or hf_trainer.is_checkpoint_dir(directory)):
+        return list_trainer_output(directory, as_json=args.json)
     store = store_for(directory)
     checkpoints = store.list()
     runs = [] if checkpoints or is_run_dir(directory) else find_run_dirs(directory)
@@ -66,6 +69,20 @@ def print_table(store: CheckpointStore, checkpoints: list[StoredCheckpoint]) -> 
     console.print(render_table(rows, fitting_columns(rows, columns, console.width)), end="", crop=False,
                   soft_wrap=True)
     print(list_footer(store, checkpoints))
+
+
+def list_trainer_output(directory: Path, *, as_json: bool) -> int:
+    """A Hugging Face Trainer's output dir (or one `checkpoint-N/`), from trainer_state.json alone."""
+    if hf_trainer.is_output_dir(directory):
+        listing = hf_trainer.list_output_dir(directory)
+    else:
+        meta = hf_trainer.checkpoint_meta(directory)
+        listing = hf_trainer.HfListing([StoredCheckpoint(directory, meta, latest=True)], hf_trainer.VAL_LOSS, "min")
+    if as_json:
+        fmt.print_json([list_record(c) for c in listing.checkpoints])
+        return 0
+    print_table(CheckpointStore(directory, None, listing.monitor, listing.mode), listing.checkpoints)
+    return 0
 
 
 def list_runs(folder: Path, runs: list[Path], *, as_json: bool) -> int:

@@ -10,7 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from tui_trainer.cli.ckpt_paths import existing_dir, existing_file, stored_checkpoint
+from tui_trainer.cli.ckpt_paths import (
+    existing_checkpoint,
+    existing_dir,
+    stored_checkpoint,
+)
 from tui_trainer.engine.checkpoints.previewed_prune import prune_previewed
 from tui_trainer.engine.checkpoints.store import StoredCheckpoint
 from tui_trainer.engine.errors import TrainerError
@@ -116,15 +120,20 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    source = existing_file(args.ckpt, "pass one checkpoint file")
+    source = existing_checkpoint(args.ckpt, "pass one checkpoint file or checkpoint folder")
     from tui_trainer.engine.tools.export import export_weights  # imports torch
 
-    result = export_weights(source, Path(args.out), args.format, overwrite=args.force)
+    result = export_weights(source, Path(args.out), args.format, overwrite=args.force, strip_prefix=args.strip_prefix)
     print(
         f"{source.name} {human_bytes(result.checkpoint_bytes)} -> {result.out_path.name} "
         f"{human_bytes(result.weights_bytes)} of weights ({result.ratio:.0%})"
     )
     print(f"{result.tensors} tensors, {result.parameters:,} parameters, {result.fmt}")
+    if result.stripped:
+        print(f"took {args.strip_prefix!r} off {result.stripped} of {result.tensors} names")
+    if result.tied:
+        pairs = ", ".join(f"{left} = {kept}" for left, kept in result.tied)
+        print(f"tied weights written once ({pairs}); safetensors.torch.load_model restores the tie")
     if result.skipped:
         print(f"note: left out {len(result.skipped)} non-tensor entries: {', '.join(result.skipped)}")
     return 0
@@ -138,9 +147,13 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"no checkpoint files under {args.path}")
         return 0
     for r in results:
-        print(f"OK       {r.path}  {r.detail}" if r.ok else f"PROBLEM  {r.path}: {r.problem}")
+        label = "LISTED " if r.listed else "OK     "
+        print(f"{label}  {r.path}  {r.detail}" if r.ok else f"PROBLEM  {r.path}: {r.problem}")
     bad = sum(not r.ok for r in results)
-    print(f"{len(results)} checked: {len(results) - bad} OK, {bad} with problems")
+    listed = sum(r.ok and r.listed for r in results)
+    checked = len(results) - listed
+    also = f"; {listed} training-state file{'s' if listed != 1 else ''} listed, not loaded" if listed else ""
+    print(f"{checked} checked: {checked - bad} OK, {bad} with problems{also}")
     return 1 if bad else 0
 
 

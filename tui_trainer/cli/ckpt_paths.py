@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointNotFound, NotACheckpoint, RunDirError
@@ -31,6 +33,21 @@ def existing_file(path: str | Path, dir_hint: str) -> Path:
         checkpoint = file.name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
         raise NotACheckpoint(f"{file} is a metadata sidecar; pass its checkpoint, {file.with_name(checkpoint)}")
     return file
+
+
+def existing_checkpoint(path: str | Path, dir_hint: str) -> Path:
+    """A checkpoint file, or a Hugging Face checkpoint folder (`checkpoint-N/`, an output dir of them).
+
+    An output dir stands for its best checkpoint, else its newest; stderr says which.
+    """
+    folder = Path(path)
+    if folder.is_dir():
+        chosen, why = hf_trainer.resolve(folder)
+        if hf_trainer.is_checkpoint_dir(chosen):
+            if why:
+                print(why, file=sys.stderr)
+            return chosen
+    return existing_file(path, dir_hint)
 
 
 def stored_checkpoint(path: str | Path) -> tuple[CheckpointStore, StoredCheckpoint]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_list import marks_of
-from tui_trainer.cli.ckpt_paths import existing_file
+from tui_trainer.cli.ckpt_paths import existing_checkpoint
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.rundir.layout import store_for
@@ -23,7 +23,7 @@ TENSORS_SHOWN = 8
 
 
 def run_show(args: argparse.Namespace) -> int:
-    path = existing_file(args.ckpt, "use `tui-trainer ckpt list` for a directory")
+    path = existing_checkpoint(args.ckpt, "use `tui-trainer ckpt list` for a directory")
     from tui_trainer.engine.tools.inspect import inspect_checkpoint  # imports torch
 
     details = inspect_checkpoint(path, marks=_marks_for(path))
@@ -71,7 +71,28 @@ def show_record(d: CheckpointDetails) -> dict[str, Any]:
         "rng_streams": d.rng_streams,
         "keys": d.top_level_keys,
         "has_history": d.has_history,
+        "monitored": None if d.monitored is None else {
+            "monitor": d.monitored.monitor, "mode": d.monitored.mode,
+            "current_score": fmt.finite_or_none(d.monitored.current),
+            "best_model_score": fmt.finite_or_none(d.monitored.best), "best_model_path": d.monitored.best_path,
+        },
+        "best_checkpoint": None if d.best_metric is None else {
+            "name": d.best_metric[0], "metric": fmt.finite_or_none(d.best_metric[1])},
     }
+
+
+def foreign_best_rows(d: CheckpointDetails) -> list[tuple[str, str]]:
+    """Lightning's monitored score and best, or the best of a Trainer's output dir."""
+    rows = []
+    if d.monitored is not None:
+        s = d.monitored
+        mode = f", mode {s.mode}" if s.mode else ""
+        rows.append(("monitor", f"{s.monitor} {fmt.format_loss(s.current)} (this checkpoint{mode})"))
+        rows.append(("best", f"{s.monitor} {fmt.format_loss(s.best)} in {s.best_name or '-'}"))
+    if d.best_metric is not None:
+        name, value = d.best_metric
+        rows.append(("best", f"{name} ({fmt.format_loss(value)}, per trainer_state.json)"))
+    return rows
 
 
 def show_lines(d: CheckpointDetails) -> list[str]:
@@ -82,7 +103,7 @@ def show_lines(d: CheckpointDetails) -> list[str]:
     lines = [f"{d.path.name}  ({kind}, {human_bytes(d.size_bytes)})"]
 
     def row(label: str, value: Any) -> None:
-        lines.append(f"  {label:<12}{value}")
+        lines.append(f"  {label:<11} {value}")
 
     row("path", d.path)
     if d.marks:
@@ -92,6 +113,8 @@ def show_lines(d: CheckpointDetails) -> list[str]:
     for name, value in sorted(m.metrics.items()):
         stale = m.metric(name) is None
         row(name, fmt.format_loss(value) + (f" (evaluated at step {m.metrics_step})" if stale else ""))
+    for label, value in foreign_best_rows(d):
+        row(label, value)
     if m.created:
         row("created", m.created)
     if m.run_id:

@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
+from tui_trainer.engine.checkpoints import hf_trainer
+from tui_trainer.engine.checkpoints.lightning_state import monitored_score
 from tui_trainer.engine.checkpoints.meta import FOREIGN, FORMAT_NAME, CheckpointMeta, file_size
+from tui_trainer.engine.checkpoints.safetensors_header import SUFFIX as SAFETENSORS_SUFFIX
 from tui_trainer.engine.errors import CheckpointCorrupt, CheckpointNotFound, NotACheckpoint, UnsafeCheckpoint
 
 MODEL_KEYS = ("model_state_dict", "model", "state_dict", "model_state")
@@ -35,11 +38,17 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
     path = Path(path)
     if not path.exists():
         raise CheckpointNotFound(f"{path}: no such file")
-    if path.is_dir():
-        raise NotACheckpoint(f"{path} is a directory, not a checkpoint file")
+    if path.is_dir():  # a Hugging Face checkpoint folder, or an output dir of them; any other is refused
+        from tui_trainer.engine.checkpoints.hf_load import load_checkpoint_dir
+
+        return load_checkpoint_dir(path, map_location, mmap)
     size = file_size(path)
     if size == 0:
         raise CheckpointCorrupt(f"{path} is empty (0 bytes): an interrupted write or a truncated copy")
+    if path.name.endswith(SAFETENSORS_SUFFIX):
+        from tui_trainer.engine.checkpoints.hf_load import load_safetensors
+
+        return load_safetensors(path, map_location)
     is_zip = zipfile.is_zipfile(path)
     try:
         with warnings.catch_warnings():
@@ -118,12 +127,17 @@ def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
 
 
 def foreign_meta(obj: Mapping[str, Any], path: Path) -> CheckpointMeta:
+    if path.is_dir():  # a Trainer checkpoint folder: its trainer_state.json says it all
+        return hf_trainer.checkpoint_meta(hf_trainer.resolve(path)[0])
     step = _first_int(obj, STEP_KEYS)
     epoch = _first_int(obj, ("epoch",))
     metrics = {}
     val_loss = _as_float(obj.get("val_loss", obj.get("best_val_loss")))
     if val_loss is not None:
         metrics["val_loss"] = val_loss
+    score = monitored_score(obj)  # Lightning's ModelCheckpoint: this checkpoint's monitored score
+    if score is not None and score.current is not None:
+        metrics[score.monitor] = score.current
     stat = os.stat(path)
     created = datetime.fromtimestamp(stat.st_mtime, timezone.utc).astimezone().isoformat(timespec="seconds")
     return CheckpointMeta(

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from tui_trainer.engine.checkpoints.hf_trainer import checkpoint_bytes
 from tui_trainer.engine.checkpoints.file import foreign_meta, is_own_format, load_checkpoint, model_state_of
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.tools.tensor_summary import summarize_tensors
@@ -113,7 +114,7 @@ def describe_side(path: Path, obj: Any, state: Mapping[str, Any]) -> CheckpointS
         metrics={k: v for k, v in meta.metrics.items() if meta.metric(k) is not None},
         tensors=summary.tensors,
         parameters=summary.parameters,
-        size_bytes=path.stat().st_size,
+        size_bytes=checkpoint_bytes(path),
     )
 
 

@@ -2,8 +2,9 @@
 
 Works on our checkpoints and on foreign ones, always onto the CPU, so a checkpoint saved on a
 GPU exports on a machine without one. Names lose the prefixes of torch.compile (`_orig_mod.`)
-and DataParallel/DDP (`module.`), so the export loads into the plain model. The output is
-written atomically: a failed export leaves no file behind and never a partial one.
+and DataParallel/DDP (`module.`), and on request another (Lightning's `model.`), so the export
+loads into the plain model. Tied weights are written once, as Hugging Face writes them. The
+output is written atomically: a failed export leaves no file behind and never a partial one.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import torch
 
 from tui_trainer.engine.atomic import atomic_open
 from tui_trainer.engine.checkpoints.file import is_own_format, load_checkpoint, model_state_of
+from tui_trainer.engine.checkpoints.hf_trainer import checkpoint_bytes
 from tui_trainer.engine.checkpoints.meta import sidecar_path
 from tui_trainer.engine.checkpoints.plain_keys import plain_state
 from tui_trainer.engine.errors import TrainerError, WriteDidNotFit, is_disk_full
-from tui_trainer.engine.tools.tensor_summary import summarize_tensors
+from tui_trainer.engine.tools.tensor_summary import alias_key, summarize_tensors
 
 FORMATS = ("safetensors", "pt")
 SUFFIX_FORMATS = {".safetensors": "safetensors", ".pt": "pt", ".pth": "pt"}
@@ -40,6 +42,8 @@ class ExportResult:
     tensors: int
     parameters: int  # a tied tensor counted once
     skipped: tuple[str, ...] = ()  # non-tensor entries that safetensors cannot hold
+    tied: tuple[tuple[str, str], ...] = ()  # (left out, the name it shares its data with)
+    stripped: int = 0  # names that lost --strip-prefix
 
     @property
     def ratio(self) -> float:
@@ -81,6 +85,8 @@ def check_out_path(checkpoint_path: Path, out: Path, overwrite: bool) -> None:
     if out.exists():
         if out.resolve() == checkpoint_path.resolve():
             raise ExportError(f"{out} is the checkpoint being exported; choose another output name")
+        if checkpoint_path.is_dir() and out.resolve().parent == checkpoint_path.resolve():
+            raise ExportError(f"{out} is a file of the checkpoint folder being exported; choose another output name")
         if sidecar_path(out).exists() and out.suffix == ".pt":
             raise ExportError(f"{out} is a tui-trainer checkpoint; choose another output name")
         if not overwrite:
@@ -94,6 +100,7 @@ def export_weights(
     out_path: str | os.PathLike[str],
     fmt: str | None = None,
     overwrite: bool = False,
+    strip_prefix: str | None = None,
 ) -> ExportResult:
     """Write the checkpoint's model weights to `out_path` and describe what was written."""
     source, out = Path(checkpoint_path), Path(out_path)
@@ -101,13 +108,18 @@ def export_weights(
     check_out_path(source, out, overwrite)
     obj = load_checkpoint(source, map_location="cpu", mmap=True)
     state = plain_state(model_state_of(obj, source))  # loads into the bare model, however it was wrapped
+    stripped = 0
+    if strip_prefix:
+        state, stripped = without_prefix(state, strip_prefix)
     summary = summarize_tensors(state)
     skipped: tuple[str, ...] = ()
+    tied: tuple[tuple[str, str], ...] = ()
     try:
         if fmt == "safetensors":
-            tensors, skipped = safetensors_ready(state)
+            once, tied = tied_once(state)
+            tensors, skipped = safetensors_ready(once)
             _write_safetensors(out, tensors, _safetensors_metadata(source, obj))
-            written = len(tensors)
+            written = len(tensors) + len(tied)
         else:
             with atomic_open(out, "wb") as f:
                 torch.save(pt_ready(state), f)
@@ -119,12 +131,48 @@ def export_weights(
     return ExportResult(
         out_path=out,
         fmt=fmt,
-        checkpoint_bytes=source.stat().st_size,
+        checkpoint_bytes=checkpoint_bytes(source),
         weights_bytes=out.stat().st_size,
         tensors=written,
         parameters=summary.parameters,
         skipped=skipped,
+        tied=tied,
+        stripped=stripped,
     )
+
+
+def without_prefix(state: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], int]:
+    """`state` with `prefix` taken off the names that have it; ExportError if none has it."""
+    renamed = {key.removeprefix(prefix): value for key, value in state.items()}
+    stripped = sum(key.startswith(prefix) for key in state)
+    if not stripped:
+        shown = ", ".join(list(state)[:3])
+        raise ExportError(f"--strip-prefix {prefix!r} matches no weight name (they look like: {shown})")
+    if len(renamed) != len(state):
+        clash = next(k for k in state if k.startswith(prefix) and k.removeprefix(prefix) in state)
+        raise ExportError(f"--strip-prefix {prefix!r} would make {clash!r} clash with {clash.removeprefix(prefix)!r}")
+    return renamed, stripped
+
+
+def tied_once(state: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """`state` with each tied tensor under its first name only, and the (left out, kept) pairs.
+
+    Tied weights (an output head sharing the embedding's matrix) are one tensor under two
+    names; safetensors writes it once, as `save_model` does, and `load_model` (or a model that
+    ties its own weights) restores the second name.
+    """
+    kept: dict[Any, str] = {}
+    once: dict[str, Any] = {}
+    tied = []
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and not value.is_sparse and value.device.type != "meta" and value.numel():
+            identity = alias_key(value)
+            if identity in kept:
+                tied.append((key, kept[identity]))
+                continue
+            kept[identity] = key
+        once[key] = value
+    return once, tuple(tied)
 
 
 def safetensors_ready(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:

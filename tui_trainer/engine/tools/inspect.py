@@ -22,7 +22,9 @@ from tui_trainer.engine.checkpoints.file import (
     model_state_of,
     optimizer_state_of,
 )
+from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.lightning_state import MonitoredScore, monitored_score
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
 
@@ -49,6 +51,8 @@ class CheckpointDetails:
     rng_streams: list[str] = field(default_factory=list)
     top_level_keys: dict[str, str] = field(default_factory=dict)  # key -> what it holds
     has_history: bool = False
+    monitored: MonitoredScore | None = None  # a Lightning ModelCheckpoint's score and best
+    best_metric: tuple[str, float] | None = None  # a Trainer output's best, from trainer_state.json
 
 
 def inspect_checkpoint(path: str | Path, marks: tuple[str, ...] = ()) -> CheckpointDetails:
@@ -65,8 +69,11 @@ def inspect_checkpoint(path: str | Path, marks: tuple[str, ...] = ()) -> Checkpo
         meta = embedded or (foreign_meta(obj, path) if isinstance(obj, Mapping) else CheckpointMeta(path.name, -1))
         meta.name = path.name
     details = CheckpointDetails(
-        path=path, size_bytes=path.stat().st_size, own_format=own, meta=meta, sidecar=sidecar, marks=marks
+        path=path, size_bytes=hf_trainer.checkpoint_bytes(path), own_format=own, meta=meta, sidecar=sidecar,
+        marks=marks,
     )
+    if not own:
+        _add_foreign_best(details, obj)
     if sidecar_meta is not None:
         details.checksum = _checksum_state(path, sidecar_meta)
         if embedded is not None:
@@ -88,6 +95,27 @@ def inspect_checkpoint(path: str | Path, marks: tuple[str, ...] = ()) -> Checkpo
         details.top_level_keys = {str(k): describe_value(v) for k, v in obj.items()}
         details.has_history = foreign_history(obj) is not None or isinstance(obj.get("history"), list)
     return details
+
+
+def _add_foreign_best(details: CheckpointDetails, obj: Any) -> None:
+    """What a foreign checkpoint says of the best: Lightning's callback state, or the Trainer's."""
+    details.monitored = monitored_score(obj)
+    best_name = details.monitored.best_name if details.monitored else None
+    if details.path.is_dir():
+        state = _trainer_state(details.path)
+        best_name = Path(str(state.get("best_model_checkpoint") or "")).name or None
+        best_metric = state.get("best_metric")
+        if best_name and isinstance(best_metric, (int, float)):
+            details.best_metric = (best_name, float(best_metric))
+    if best_name == details.path.name and "best" not in details.marks:
+        details.marks = ("best", *details.marks)
+
+
+def _trainer_state(path: Path) -> dict[str, Any]:
+    try:
+        return hf_trainer.read_trainer_state(path) or {}
+    except hf_trainer.TrainerStateProblem:
+        return {}
 
 
 def describe_optimizer(state: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
+from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
@@ -24,6 +25,9 @@ from tui_trainer.engine.checkpoints.meta import (
     sidecar_path,
 )
 from tui_trainer.engine.checkpoints.resumable import read_skeleton, resume_problem
+from tui_trainer.engine.checkpoints.safetensors_header import (
+    SUFFIX as SAFETENSORS_SUFFIX,
+)
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
@@ -46,6 +50,7 @@ class VerifyResult:
     ok: bool
     problem: str | None = None
     detail: str = ""  # what was checked, for a result that is ok
+    listed: bool = False  # training state that is no problem, and not checked (or not fully)
 
 
 def verify_path(path: str | os.PathLike[str]) -> list[VerifyResult]:
@@ -74,6 +79,10 @@ def verify_tree(root: Path) -> list[VerifyResult]:
 def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
     """The checkpoints, orphaned sidecars and leftover temporary files of one directory."""
     present = set(names)
+    if hf_trainer.is_checkpoint_dir(directory):
+        from tui_trainer.engine.tools.verify_folder import verify_checkpoint_folder
+
+        return verify_checkpoint_folder(directory, names)
     results = []
     if INTENT_FILE in present:
         problem = "a set-aside into this folder was interrupted; `tui-trainer resume` of the run finishes it"
@@ -90,7 +99,7 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
             checkpoint = name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
             if checkpoint not in present:
                 results.append(VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint} is missing"))
-        elif name.endswith(FOREIGN_SUFFIXES) and not (directory / name).is_dir():
+        elif name.endswith((*FOREIGN_SUFFIXES, SAFETENSORS_SUFFIX)) and not (directory / name).is_dir():
             results.append(verify_file(path, run_id))
     for temp in find_temp_files(directory):
         size = temp.stat().st_size if temp.exists() else 0
@@ -119,6 +128,12 @@ def verify_file(path: Path, run_id: str | None = None) -> VerifyResult:
         return VerifyResult(path, False, f"cannot read: {exc.strerror or exc}")
     if not path.is_file():
         return VerifyResult(path, False, "not a regular file")
+    if path.name.endswith(SAFETENSORS_SUFFIX) or hf_trainer.is_checkpoint_dir(path.parent):
+        from tui_trainer.engine.tools.verify_folder import verify_folder_file
+
+        result = verify_folder_file(path)
+        if result is not None:
+            return result
     if path.name.endswith(CHECKPOINT_SUFFIX) and sidecar_path(path).exists():
         return verify_against_sidecar(path, size, run_id)
     if size == 0:
