@@ -90,3 +90,24 @@ def test_accumulation_resumes_bit_identically(tiny_run, resume):
 def test_a_bad_accumulation_count_is_one_line(accum):
     with pytest.raises(JobLoadError, match=r"job.grad_accum_steps must be an int >= 1, got"):
         load_job("loader_jobs:make_job", grad_accum_steps=accum)
+
+
+def test_samples_per_second_counts_every_micro_batch_of_a_step(tmp_path):
+    from tui_trainer.demo.job import make_job
+    from tui_trainer.engine.loop import events as ev
+    from tui_trainer.engine.loop import launch
+    from tui_trainer.engine.loop.job import job_factory
+    from tui_trainer.engine.rundir.layout import RunSettings
+
+    @job_factory
+    def accumulating(**_: object) -> Job:
+        job = make_job(size="tiny", device="cpu")
+        job.grad_accum_steps = 3
+        return job
+
+    events: list[ev.Event] = []
+    trainer = launch.start_run(tmp_path / "run", job=accumulating, on_event=events.append,
+                               settings=RunSettings(max_iters=5))
+    assert trainer.run().reason == "target"
+    last = [e for e in events if isinstance(e, ev.StepCompleted)][-1]
+    assert last.samples_per_sec == pytest.approx(last.steps_per_sec * trainer.job.batch_size * 3)

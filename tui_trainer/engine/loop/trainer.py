@@ -230,7 +230,7 @@ class Trainer:
         self._emit(
             ev.StepCompleted(
                 self.step, self.job.batches.epoch, value, lr, self._steps_per_sec,
-                self._steps_per_sec * self.job.batch_size, self.target,
+                self._steps_per_sec * self.job.batch_size * self.job.grad_accum_steps, self.target,
             )
         )
 
