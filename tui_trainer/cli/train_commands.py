@@ -31,6 +31,9 @@ def add_parsers(commands: Any) -> None:
                        help="an option passed to the job factory (repeatable), e.g. size=tiny")
     train.add_argument("--run-dir", type=Path, help="where the run lives (default: a new dir under checkpoints/)")
     train.add_argument("--max-iters", type=_positive_int, default=2000, help="iteration target (default: 2000)")
+    train.add_argument("--init-from", type=Path, metavar="CKPT",
+                       help="start from this checkpoint's weights (ours, nanoGPT, Lightning, safetensors or a "
+                       "Hugging Face checkpoint-N/ folder) at step 0, with a new optimizer")
     _add_policy_flags(train, defaults=True)
     _add_ui_flags(train)
     train.set_defaults(handler=run_train)
@@ -46,6 +49,12 @@ def add_parsers(commands: Any) -> None:
     resume.add_argument("--rewarm", type=_rewarm, metavar="FRACTION[:STEPS]",
                         help="with --max-iters, for a run that has decayed: warm the LR back up to FRACTION of its "
                         "peak over STEPS (default: 1/20 of the added steps), then decay to the new target")
+    resume.add_argument("--job-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="change an option passed to the job factory (repeatable), e.g. batch_size=32; "
+                        "what differs from the run's stored options is printed and kept in its journal")
+    resume.add_argument("--fresh-optimizer", action="store_true",
+                        help="keep the weights and the step count; start a new optimizer (no saved moments) "
+                        "and the LR schedule the job's options build, at the run's step")
     _add_policy_flags(resume, defaults=False)
     _add_ui_flags(resume)
     resume.set_defaults(handler=run_resume)
@@ -127,7 +136,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
         run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
-        return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings, **kw)
+        return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings,
+                         init_from=args.init_from, **kw)
 
     return _drive(launch, args)
 
@@ -136,6 +146,7 @@ def run_resume(args: argparse.Namespace) -> int:
     policy = {"every_steps": args.ckpt_every, "every_minutes": args.ckpt_minutes, "keep_last": args.keep_last,
               "monitor": args.monitor, "mode": args.mode}
     settings = {"eval_every": args.eval_every, "log_every": args.log_every}
+    options = parse_job_options(args.job_opt)
 
     if args.rewarm is not None and args.max_iters is None:
         from tui_trainer.engine.loop.rewarm import RewarmRefused
@@ -146,7 +157,8 @@ def run_resume(args: argparse.Namespace) -> int:
         from tui_trainer.engine.loop.launch import resume_run
 
         trainer = resume_run(args.path, max_iters=args.max_iters, policy_overrides=policy,
-                             settings_overrides=settings, **kw)
+                             settings_overrides=settings, job_options=options,
+                             fresh_optimizer=args.fresh_optimizer, **kw)
         if args.rewarm is not None:
             trainer.rewarm_at_start(args.rewarm)  # refused in one line, before any step, if it cannot be
         return trainer

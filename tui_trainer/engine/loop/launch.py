@@ -23,7 +23,7 @@ from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_disagree
 from tui_trainer.engine.checkpoints.resumable import resume_problem
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointError, RunDirError, is_disk_full
-from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.loop import training_state, warm_start
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.events import DISK_FULL_STOP
 from tui_trainer.engine.loop.job import DEMO_JOB, Job, JobFactory, import_factory, load_job, spec_of
@@ -69,11 +69,13 @@ def start_run(
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
     when_disk_full: str = DISK_FULL_STOP,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> Trainer:
     """A new run in `run_dir`, which must not already hold a run.
 
-    The job is built before anything is created on disk, so a job that fails to build leaves
-    no empty run dir behind.
+    `init_from`: a checkpoint whose weights the model starts from. The job is built (and
+    warm-started) before anything is created on disk, so a job that fails to build, or weights
+    that do not fit it, leave no empty run dir behind.
     """
     run_dir = Path(run_dir)
     _check_free_for_a_run(run_dir)
@@ -81,6 +83,7 @@ def start_run(
     policy = policy or CheckpointPolicy()
     options = dict(job_options or {})
     built = build_job(job, options, settings.max_iters)
+    warm_note = warm_start.init_from(built, init_from) if init_from is not None else None
     fresh = not run_dir.exists()
     run_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)  # another user can neither read nor lock it
     lock = RunLock(run_dir)
@@ -104,6 +107,8 @@ def start_run(
         _undo_new_run(run_dir, theirs, fresh)
         raise
     trainer.notes.append(f"new run {info.run_id} in {run_dir}")
+    if warm_note:
+        trainer.notes.append(warm_note)
     _check_journal(trainer)
     return trainer
 
@@ -193,11 +198,14 @@ def resume_run(
     on_event: EventCallback | None = None,
     control: TrainingControl | None = None,
     when_disk_full: str = DISK_FULL_STOP,
+    job_options: Mapping[str, Any] | None = None,
+    fresh_optimizer: bool = False,
 ) -> Trainer:
     """Continue a run from its newest valid checkpoint, or from a given checkpoint file.
 
     `job` overrides the factory stored in the run (needed when it is not importable, e.g. one
-    defined in a script's `__main__`); it must build the same model.
+    defined in a script's `__main__`); it must build the same model. `job_options` change some
+    of the stored ones; `fresh_optimizer` keeps the weights and step, not the optimizer and LR schedule.
     """
     path = Path(path)
     if not path.exists():
@@ -206,15 +214,19 @@ def resume_run(
     if not path.is_dir() and not is_run_dir(run_dir):
         raise RunDirError(f"{path} is neither a run dir nor a checkpoint in one; give a run dir or one of its checkpoints")
     info = read_run(run_dir)
+    options_note = warm_start.job_option_changes(info.job_options, job_options or {}, fresh_optimizer)
+    info.job_options = {**info.job_options, **(job_options or {})}  # stored in run.json once the job builds
     lock = RunLock(run_dir)
     lock.acquire()
     try:
         trainer = _resume_locked(run_dir, info, None if path.is_dir() else path, max_iters,
                                  policy_overrides or {}, settings_overrides or {}, job, on_event, control, lock,
-                                 when_disk_full)
+                                 when_disk_full, fresh_optimizer)
     except BaseException:
         lock.release()
         raise
+    if options_note:
+        trainer.notes.append(options_note)  # journaled with the run's other notes
     return trainer
 
 
@@ -230,6 +242,7 @@ def _resume_locked(
     control: TrainingControl | None,
     lock: RunLock,
     when_disk_full: str,
+    fresh_optimizer: bool = False,
 ) -> Trainer:
     store = CheckpointStore(run_dir, info.run_id, info.policy.monitor, info.policy.mode)
     notes = recover(run_dir)  # what a kill left mid set-aside, delete or pin, before anything is listed
@@ -288,6 +301,9 @@ def _resume_locked(
             f"pass --max-iters N with N > {step} to train further"
         )
     job = build_job(factory or info.job, info.job_options, stored_target, run_dir=run_dir)
+    if fresh_optimizer:
+        state = warm_start.fresh_optimizer_state(job, state, step)
+        notes.append(f"a new optimizer, and the LR schedule the job builds now at step {step} (--fresh-optimizer)")
     training_state.restore(job, state, start.path.name)
     notes += getattr(job.batches, "resume_notes", [])  # e.g. a stream that cannot resume mid-epoch
     info.settings.max_iters = stored_target
