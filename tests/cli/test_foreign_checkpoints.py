@@ -49,7 +49,8 @@ def test_an_output_dir_lists_one_row_per_checkpoint_with_the_best_marked(capsys,
 def test_listing_an_output_dir_reads_no_checkpoint(hf):
     code = ("import sys; from tui_trainer.cli.main import main; code = main(['ckpt', 'list', '--json', sys.argv[1]]); "
             "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules; sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code, str(hf[0])], capture_output=True, text=True, env=child_env())
+    done = subprocess.run([sys.executable, "-c", code, str(hf[0])], capture_output=True, text=True, env=child_env(),
+                          check=False)
     assert done.returncode == 0, done.stderr
 
 
@@ -88,6 +89,15 @@ def test_show_takes_a_checkpoint_folder_or_the_output_dir(capsys, hf):
     assert whole.code == 0
     assert whole.err == f"{output_dir}: using checkpoint-500, its best checkpoint (trainer_state.json)\n"
     assert whole.out.startswith("checkpoint-500  (foreign checkpoint") and "  marks       best" in whole.out
+
+
+def test_training_args_are_never_opened(capsys, hf):
+    output_dir, marker = hf
+    for command in ("show", "export"):
+        args = [output_dir / "checkpoint-500" / "training_args.bin"] + ([output_dir / "a.pt"] if command == "export" else [])
+        result = run(capsys, "ckpt", command, *args)
+        assert result.code == 2 and result.err.count("\n") == 1 and "never loaded" in result.err
+    assert not marker.exists() and not (output_dir / "a.pt").exists()
 
 
 def test_compare_takes_two_checkpoint_folders(capsys, hf):

@@ -21,9 +21,21 @@ import torch
 
 from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.lightning_state import monitored_score
-from tui_trainer.engine.checkpoints.meta import FOREIGN, FORMAT_NAME, CheckpointMeta, file_size
-from tui_trainer.engine.checkpoints.safetensors_header import SUFFIX as SAFETENSORS_SUFFIX
-from tui_trainer.engine.errors import CheckpointCorrupt, CheckpointNotFound, NotACheckpoint, UnsafeCheckpoint
+from tui_trainer.engine.checkpoints.meta import (
+    FOREIGN,
+    FORMAT_NAME,
+    CheckpointMeta,
+    file_size,
+)
+from tui_trainer.engine.checkpoints.safetensors_header import (
+    SUFFIX as SAFETENSORS_SUFFIX,
+)
+from tui_trainer.engine.errors import (
+    CheckpointCorrupt,
+    CheckpointNotFound,
+    NotACheckpoint,
+    UnsafeCheckpoint,
+)
 
 MODEL_KEYS = ("model_state_dict", "model", "state_dict", "model_state")
 OPTIMIZER_KEYS = ("optimizer_state_dict", "optimizer", "optimizer_state")
@@ -38,6 +50,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
     path = Path(path)
     if not path.exists():
         raise CheckpointNotFound(f"{path}: no such file")
+    if path.name == hf_trainer.TRAINING_ARGS:  # a pickle of the Trainer's arguments: never opened at all
+        raise NotACheckpoint(f"{path} holds a Trainer's training arguments (a pickle, never loaded), "
+                             f"not weights; pass its folder, {path.parent}")
     if path.is_dir():  # a Hugging Face checkpoint folder, or an output dir of them; any other is refused
         from tui_trainer.engine.checkpoints.hf_load import load_checkpoint_dir
 

@@ -28,12 +28,13 @@ def load_safetensors(path: Path, map_location: Any = "cpu") -> dict[str, torch.T
         read_header(path)
     except SafetensorsProblem as exc:
         raise CheckpointCorrupt(f"{path} is damaged or truncated ({exc})") from None
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
     try:
         return load_file(path, device=device)
-    except Exception as exc:  # safetensors raises its own SafetensorError for a damaged file
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointCorrupt(f"{path} is damaged ({exc})") from None
 
 
