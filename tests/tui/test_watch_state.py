@@ -78,9 +78,9 @@ def test_the_state_word_is_true_from_the_first_frame_while_a_long_history_loads(
         damage(run_dir)
     read_curves = history_index.read_curves
 
-    def long_history(path):
+    def long_history(*args, **kwargs):
         time.sleep(CURVE_READ_S)
-        return read_curves(path)
+        return read_curves(*args, **kwargs)
 
     monkeypatch.setattr(history_index, "read_curves", long_history)
     app = make_attach_app(run_dir)
