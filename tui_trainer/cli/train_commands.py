@@ -17,6 +17,8 @@ DEFAULT_ROOT = Path("checkpoints")
 # Exit codes after a signal: the conventional 128 + signal number, once the checkpoint is saved.
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 EXIT_DISK_FULL = 4
+SAVE_MODES = ("sync", "background")  # the engine's SAVE_SYNC and SAVE_BACKGROUND, without importing torch
+DEFAULT_SAVE_MODE = "background"
 
 
 def add_parsers(commands: Any) -> None:
@@ -79,6 +81,9 @@ def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
                        help="evaluate every N steps, besides before each checkpoint (0: only then)")
     group.add_argument("--log-every", type=_positive_int, default=default(1), metavar="N",
                        help="log the loss every N steps")
+    group.add_argument("--save-mode", choices=SAVE_MODES, default=DEFAULT_SAVE_MODE,
+                       help="background: a save copies the state and training goes on while a thread writes it; "
+                       "sync: training waits for each save (default: background)")
 
 
 def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +113,7 @@ def run_default(args: argparse.Namespace) -> int:
     def launch(**kw: Any) -> Any:
         from tui_trainer.engine.loop.launch import continue_or_start
 
-        return continue_or_start(DEFAULT_ROOT, **kw)
+        return _with_save_mode(continue_or_start(DEFAULT_ROOT, **kw), args)
 
     if not args.headless and on_a_screen():
         from tui_trainer.cli.attach_command import live_runs
@@ -136,8 +141,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         settings = RunSettings(max_iters=args.max_iters, eval_every=args.eval_every, log_every=args.log_every)
         run_dir = args.run_dir or new_run_dir(DEFAULT_ROOT, args.job)
-        return start_run(run_dir, job=args.job, job_options=options, policy=policy, settings=settings,
-                         init_from=args.init_from, **kw)
+        return _with_save_mode(start_run(run_dir, job=args.job, job_options=options, policy=policy,
+                                         settings=settings, init_from=args.init_from, **kw), args)
 
     return _drive(launch, args)
 
@@ -161,9 +166,14 @@ def run_resume(args: argparse.Namespace) -> int:
                              fresh_optimizer=args.fresh_optimizer, **kw)
         if args.rewarm is not None:
             trainer.rewarm_at_start(args.rewarm)  # refused in one line, before any step, if it cannot be
-        return trainer
+        return _with_save_mode(trainer, args)
 
     return _drive(launch, args)
+
+
+def _with_save_mode(trainer: Any, args: argparse.Namespace) -> Any:
+    trainer.save_mode = getattr(args, "save_mode", DEFAULT_SAVE_MODE)  # `tui-trainer` alone has no flag
+    return trainer
 
 
 def _drive(launch: Any, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from tui_trainer.engine.checkpoints import retention
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
+from tui_trainer.engine.checkpoints.saver import BackgroundSaver
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.checkpoints.store_lock import store_lock
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace
@@ -23,8 +25,21 @@ from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.layout import set_aside
 
 
+@dataclass
+class SaveOutcome:
+    """What one save did, for `Checkpointer.report`: its checkpoint or its error, and its prunes' events."""
+
+    meta: CheckpointMeta
+    stored: StoredCheckpoint | None  # None: it failed, with `error`
+    error: BaseException | None  # with `stored`: the prune after it failed
+    before: list[ev.Event]  # prunes that made room for it
+    after: list[ev.Event]  # prunes that retention made after it
+    seconds: float
+
+
 class Checkpointer:
-    """Saves and prunes the checkpoints of one run. Used from the training thread only."""
+    """Saves and prunes the checkpoints of one run. Used from the training thread, except
+    `write_quietly`, which its `saver` runs on a thread of its own (`begin_write`)."""
 
     def __init__(
         self,
@@ -43,6 +58,7 @@ class Checkpointer:
         self._notes = notes
         self._last_size: int | None = None
         self._last_time = time.monotonic()
+        self.saver = BackgroundSaver(self.write_quietly)
 
     def periodic_due(self, step: int) -> bool:
         p = self.policy
@@ -68,19 +84,53 @@ class Checkpointer:
 
     def write(self, meta: CheckpointMeta, state: dict[str, Any]) -> StoredCheckpoint:
         """Save `state` atomically, then prune; events say how it went."""
+        return self.report(self.write_quietly(meta, state))
+
+    def begin_write(self, meta: CheckpointMeta, state: dict[str, Any]) -> None:
+        """`write` on the saver thread, from a snapshot of `state`; `saver.take` gives its outcome to `report`."""
+        self._last_time = time.monotonic()  # a save every T minutes counts from its start, as it is under way
+        self.saver.start(meta, state)
+
+    def write_quietly(self, meta: CheckpointMeta, state: dict[str, Any]) -> SaveOutcome:
+        """Save and prune, holding the events back for `report`.
+
+        Safe on the saver thread while the training thread prunes or amends: every change on disk
+        is made under the store lock, and a checkpoint deleted by the other is skipped.
+        """
         started = time.perf_counter()
+        before: list[ev.Event] = []
+        try:  # an error is reported, and raised, on the training thread
+            stored = self._write_with_room(meta, state, before)
+        except BaseException as exc:
+            return SaveOutcome(meta, None, exc, before, [], time.perf_counter() - started)
+        seconds = time.perf_counter() - started
         try:
-            stored = self._write_with_room(meta, state)
-        except (NotEnoughDiskSpace, OSError) as exc:
-            reason = str(exc) if isinstance(exc, NotEnoughDiskSpace) else f"{type(exc).__name__}: {exc}"
-            self._emit(ev.CheckpointFailed(meta.step, meta.kind, reason))
-            raise
+            return SaveOutcome(meta, stored, None, before, self._prune_events(), seconds)
+        except BaseException as exc:  # saved all the same
+            return SaveOutcome(meta, stored, exc, before, [], seconds)
+
+    def report(self, outcome: SaveOutcome) -> StoredCheckpoint:
+        """Emit a save's events in the order a sync save has them; raise its error, if it failed."""
+        for event in outcome.before:
+            self._emit(event)
+        meta, exc = outcome.meta, outcome.error
+        if outcome.stored is None:
+            assert exc is not None
+            if isinstance(exc, (NotEnoughDiskSpace, OSError)):
+                reason = str(exc) if isinstance(exc, NotEnoughDiskSpace) else f"{type(exc).__name__}: {exc}"
+                self._emit(ev.CheckpointFailed(meta.step, meta.kind, reason))
+            raise exc
+        stored = outcome.stored
+        assert stored is not None
         self._last_size = stored.meta.size_bytes
         self._last_time = time.monotonic()
         self.last_path = stored.path
-        seconds = time.perf_counter() - started
-        self._emit(ev.CheckpointSaved(str(stored.path), meta.step, meta.kind, stored.meta.size_bytes or 0, seconds))
-        self.prune()
+        self._emit(ev.CheckpointSaved(str(stored.path), meta.step, meta.kind, stored.meta.size_bytes or 0,
+                                      outcome.seconds))
+        for event in outcome.after:
+            self._emit(event)
+        if exc is not None:
+            raise exc
         return stored
 
     def amend(self, meta: CheckpointMeta, announce: bool) -> Path:
@@ -97,7 +147,7 @@ class Checkpointer:
         self.last_path = path
         return path
 
-    def _write_with_room(self, meta: CheckpointMeta, state: dict[str, Any]) -> StoredCheckpoint:
+    def _write_with_room(self, meta: CheckpointMeta, state: dict[str, Any], events: list[ev.Event]) -> StoredCheckpoint:
         """If the disk is short, first delete what retention would delete after this save anyway."""
 
         def serialize(f: Any) -> None:
@@ -110,7 +160,7 @@ class Checkpointer:
                 doomed = self._prunable([*self.store.scan(), meta])
                 if not doomed:
                     raise
-                self._delete(doomed)
+                events += self._delete(doomed)
             return self.store.save(meta, serialize, expected_bytes=self._last_size)
 
     def set_keep_last(self, keep_last: int) -> None:
@@ -119,15 +169,20 @@ class Checkpointer:
 
     def prune(self) -> None:
         """Delete what retention lets go, planned under the store lock so a pin from elsewhere is seen."""
-        if self.policy.keep_last:
-            with store_lock(self.run_dir):
-                self._delete(self._prunable(self.store.scan()))
+        for event in self._prune_events():
+            self._emit(event)
+
+    def _prune_events(self) -> list[ev.Event]:
+        if not self.policy.keep_last:
+            return []
+        with store_lock(self.run_dir):
+            return self._delete(self._prunable(self.store.scan()))
 
     def _prunable(self, checkpoints: list[CheckpointMeta]) -> list[CheckpointMeta]:
         p = self.policy
         return retention.checkpoints_to_prune(checkpoints, p.keep_last, self.run_id, p.monitor, p.mode)
 
-    def _delete(self, doomed: list[CheckpointMeta]) -> None:
+    def _delete(self, doomed: list[CheckpointMeta]) -> list[ev.Event]:
         freed, removed = 0, []
         for meta in doomed:
             try:
@@ -135,5 +190,4 @@ class Checkpointer:
             except CheckpointNotFound:
                 continue  # someone else (a `ckpt prune` beside us) deleted it first
             removed.append(str(self.run_dir / meta.name))
-        if removed:
-            self._emit(ev.CheckpointPruned(tuple(removed), freed))
+        return [ev.CheckpointPruned(tuple(removed), freed)] if removed else []

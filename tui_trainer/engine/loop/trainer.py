@@ -42,6 +42,7 @@ from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.rundir.layout import RunInfo, RunLock
 
 EventCallback = Callable[[ev.Event], None]
+SAVE_SYNC, SAVE_BACKGROUND = "sync", "background"  # a save stalls the loop, or only its snapshot does
 PAUSE_POLL_S = 0.1
 SPEED_SMOOTHING = 0.1
 
@@ -74,12 +75,16 @@ class Trainer:
         lock: RunLock | None = None,
         journal: JournalWriter | None = None,
         when_disk_full: str = ev.DISK_FULL_STOP,
+        save_mode: str = SAVE_SYNC,
     ) -> None:
         """The side channels (history, control file, lock, journal) are handed in, never built here:
         whoever launches the run decides which process owns them (`launch.side_channels`)."""
         if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
             raise ValueError(f"when_disk_full must be 'stop' or 'pause', got {when_disk_full!r}")
+        if save_mode not in (SAVE_SYNC, SAVE_BACKGROUND):
+            raise ValueError(f"save_mode must be 'sync' or 'background', got {save_mode!r}")
         self.when_disk_full = when_disk_full
+        self.save_mode = save_mode
         self.job = job
         self.run_dir = Path(run_dir)
         self.info = info
@@ -107,6 +112,7 @@ class Trainer:
         # Every event but step summaries, and the notes, for viewers in other processes.
         self.journal = journal
         self._notes_journaled = 0
+        self._said_waiting = False
         self.records = RunRecords(self.run_dir, info, history)  # run.json and the history, on a full disk too
 
     @property
@@ -168,6 +174,8 @@ class Trainer:
                     if reason != "target":
                         break
                     last_tick = time.perf_counter()
+                if self.checkpoints.saver.finished:
+                    self._collect_save()
                 if self.control_file is not None:
                     self.control_file.poll()
                 if self.control.has_requests():
@@ -192,6 +200,7 @@ class Trainer:
             reason = "disk_full"
             self.notes.append(disk_full_note(exc, self.step, self._last_saved_step(), self.run_dir))
         except BaseException as exc:
+            self._drain_saves()
             self._emit(ev.Failed(self.step, f"{type(exc).__name__}: {exc}"))
             self.records.set_state("failed")
             self.history.close()
@@ -204,6 +213,7 @@ class Trainer:
                     reason = self.control.stop_reason  # stopped while paused on a full disk
             if reason == "interrupted":
                 self._checkpoint(INTERRUPTED, evaluate=False)
+            self._collect_save(wait=True)  # a background save is on disk, or has failed, before the run ends
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
             self.notes.append(disk_full_note(exc, self.step, self._last_saved_step(), self.run_dir))
@@ -312,6 +322,8 @@ class Trainer:
         """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
         if self.step == 0:
             return None
+        if self.checkpoints.saver.in_flight is not None and not self._wait_for_save_in_flight():
+            return None
         if evaluate is None:
             evaluate = self.policy.eval_before_save
         saved = self.checkpoints.saved_at(self.step)
@@ -334,7 +346,10 @@ class Trainer:
             self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
                              training_state.HISTORY_KEY: self.history.summary_state()}
         )
-        self.history.sync()
+        self.history.sync()  # a checkpoint's history_end never points past what is on disk
+        if self.save_mode == SAVE_BACKGROUND:
+            self.checkpoints.begin_write(meta, state)
+            return self.run_dir / meta.name
         return self.checkpoints.write(meta, state).path
 
     def _save(self, kind: str, evaluate: bool | None = None) -> Path | None:
@@ -354,14 +369,14 @@ class Trainer:
             except NotEnoughDiskSpace as exc:
                 if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
                     raise
-                if not self._wait_for_room(kind, exc):
+                if not self._wait_for_room(kind, exc, self.step):
                     return None
 
-    def _wait_for_room(self, kind: str, exc: NotEnoughDiskSpace) -> bool:
-        """Pause after a save that did not fit; True once resumed (retry it), False once stopped."""
+    def _wait_for_room(self, kind: str, exc: NotEnoughDiskSpace, step: int) -> bool:
+        """Pause after the save of `step` did not fit; True once resumed (retry it), False once stopped."""
         self.control.pause()
         self._emit(
-            ev.DiskFull(self.step, kind, checkpoint_name(self.step), exc.needed_bytes, exc.free_bytes,
+            ev.DiskFull(step, kind, checkpoint_name(step), exc.needed_bytes, exc.free_bytes,
                         exc.directory or str(self.run_dir), str(exc))
         )
         self.records.set_state("paused")
@@ -371,6 +386,43 @@ class Trainer:
         self.records.set_state("running")
         self._emit(ev.Resumed(self.step))
         return True
+
+    def _wait_for_save_in_flight(self) -> bool:
+        """Before another save: let the background one finish. False if stopped while paused on its full disk."""
+        saving = self.checkpoints.saver.in_flight
+        if saving is not None and not self._said_waiting:
+            self._said_waiting = True  # once a run: saves that outlast their interval would repeat it every save
+            self.notes.append(f"waiting for the save of {saving.name.removesuffix('.pt')} to finish before the next one")
+        return self._collect_save(wait=True)
+
+    def _collect_save(self, wait: bool = False) -> bool:
+        """Report the background save once it is done (waiting for it if asked); a full disk as `_save` has it.
+
+        False if the run was stopped while paused for room, the save given up.
+        """
+        saver = self.checkpoints.saver
+        outcome = saver.take(wait)
+        while outcome is not None:
+            try:
+                self.checkpoints.report(outcome)
+                return True
+            except NotEnoughDiskSpace as exc:
+                if outcome.stored is not None or self.when_disk_full != ev.DISK_FULL_PAUSE \
+                        or self.control.stop_reason is not None:
+                    saver.discard()
+                    raise
+                if not self._wait_for_room(outcome.meta.kind, exc, outcome.meta.step):
+                    saver.discard()
+                    return False
+                outcome = saver.retry()
+        return True
+
+    def _drain_saves(self) -> None:
+        """On a failure: let a background save finish, and report it if it landed."""
+        with contextlib.suppress(Exception):
+            outcome = self.checkpoints.saver.take(wait=True)
+            if outcome is not None and outcome.error is None:
+                self.checkpoints.report(outcome)
 
     def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool) -> Path:
         """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
