@@ -74,6 +74,7 @@ class EpochBatches:
         self._epoch = 0
         self._position = 0
         self._order: torch.Tensor | None = None
+        self._rank, self._world_size = 0, 1
 
     @property
     def epoch(self) -> int:
@@ -85,10 +86,32 @@ class EpochBatches:
 
     @property
     def batches_per_epoch(self) -> int:
+        """This process's batches per epoch: all of them, or its share of them once `shard`ed."""
+        return self._all_batches() // self._world_size
+
+    def _all_batches(self) -> int:
         size = len(self.dataset)
         if self.drop_last:
             return size // self.batch_size
         return -(-size // self.batch_size)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Draw only every `world_size`-th batch of each epoch's order, starting at the `rank`-th (DDP).
+
+        Every rank walks the same permutation, so together they see each batch of an epoch once;
+        each takes the same number of batches per epoch (the last few batches that do not
+        divide evenly are dropped), so the ranks step in lockstep. `position` counts this rank's batches.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        if self._all_batches() < world_size:
+            raise ValueError(
+                f"the dataset gives {self._all_batches()} batch(es) per epoch, fewer than the {world_size} "
+                "processes that would share them; use fewer processes or a smaller batch_size"
+            )
+        if self._position > self._all_batches() // world_size:
+            raise ValueError(f"batch position {self._position} is past a share of {world_size} processes")
+        self._rank, self._world_size = rank, world_size
 
     def next_batch(self) -> Any:
         if self._position >= self.batches_per_epoch:
@@ -97,7 +120,7 @@ class EpochBatches:
             self._order = None
         if self._order is None:
             self._order = self._epoch_order(self._epoch)
-        start = self._position * self.batch_size
+        start = (self._position * self._world_size + self._rank) * self.batch_size
         indices = self._order[start : start + self.batch_size].tolist()
         self._position += 1
         return self.collate([self.dataset[i] for i in indices])
