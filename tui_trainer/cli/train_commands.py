@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui_trainer.cli import nproc_launch
 from tui_trainer.cli.job_options import parse_job_options
 from tui_trainer.engine.loop.job import DEMO_JOB
 
@@ -37,6 +38,7 @@ def add_parsers(commands: Any) -> None:
                        help="start from this checkpoint's weights (ours, nanoGPT, Lightning, safetensors or a "
                        "Hugging Face checkpoint-N/ folder) at step 0, with a new optimizer")
     _add_policy_flags(train, defaults=True)
+    nproc_launch.add_nproc_flags(train, _positive_int)
     _add_ui_flags(train)
     train.set_defaults(handler=run_train)
 
@@ -58,6 +60,7 @@ def add_parsers(commands: Any) -> None:
                         help="keep the weights and the step count; start a new optimizer (no saved moments) "
                         "and the LR schedule the job's options build, at the run's step")
     _add_policy_flags(resume, defaults=False)
+    nproc_launch.add_nproc_flags(resume, _positive_int)
     _add_ui_flags(resume)
     resume.set_defaults(handler=run_resume)
 
@@ -185,6 +188,12 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
     """
     from tui_trainer.session.detached import launch_fd
 
+    if nproc_launch.launched_ranks():  # one of several ranks: rank 0 owns the run dir
+        from tui_trainer.engine.loop.distributed import on_ranks
+
+        launch = on_ranks(launch)
+    elif getattr(args, "nproc", None):
+        return nproc_launch.run_on_ranks(args, parse_job_options(args.job_opt))
     if launch_fd() is not None:
         return _drive_detached(launch)
     if not args.headless and on_a_screen():
@@ -233,7 +242,8 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
 
     # Started by a dashboard, a full disk pauses the run for its alert; headless it ends the run.
     when_disk_full = DISK_FULL_PAUSE if detached else DISK_FULL_STOP
-    reporter = make_reporter()  # detached: plain lines, into the run's trainer.log once launched
+    # Detached: plain lines, into the run's trainer.log once launched. Of several ranks, rank 0 speaks.
+    reporter = make_reporter() if nproc_launch.is_rank_zero() else nproc_launch.SilentReporter()
     job_lines = JournalOutput()
     reporter.start()  # before the capture, so the job's lines pass on through the reporter's
     try:

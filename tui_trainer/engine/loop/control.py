@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class TrainingControl:
@@ -105,3 +106,13 @@ class TrainingControl:
     def wait_while_paused(self, timeout: float) -> bool:
         """Block up to `timeout` seconds while paused; return True once running again."""
         return self._running.wait(timeout)
+
+    # --- several processes (`distributed.RankControl`); one process decides alone -------------
+
+    def settle(self, periodic_due: bool) -> bool:
+        """After each step, where the ranks of a DDP run agree on rank 0's decisions; here, `periodic_due`."""
+        return periodic_due
+
+    def gather_rank_states(self, job: Any) -> dict[str, Any] | None:
+        """Each rank's resume state for rank 0's checkpoint (None on the other ranks); one process adds none."""
+        return {}

@@ -284,6 +284,7 @@ def _resume_locked(
     if start is None:
         raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from: skipped {'; '.join(skipped)}")
 
+    training_state.check_rank_count(state, start.path.name)  # before anything is set aside or written
     step = start.meta.step
     newer = [c for c in own if _true_step(c) > step or (_true_step(c) == step and c.path != start.path)]
     if newer:

@@ -194,7 +194,7 @@ class Trainer:
                     self._log_step(loss)
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
                     self._scheduled_evaluation()
-                if self.checkpoints.periodic_due(self.step):
+                if self.control.settle(self.checkpoints.periodic_due(self.step)):  # ranks agree (DDP)
                     self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
@@ -322,6 +322,9 @@ class Trainer:
         """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
         if self.step == 0:
             return None
+        ranks = self.control.gather_rank_states(self.job)  # under DDP: each rank's position and RNG, to rank 0
+        if ranks is None:
+            return None  # not rank 0, which saves the one checkpoint
         if self.checkpoints.saver.in_flight is not None and not self._wait_for_save_in_flight():
             return None
         if evaluate is None:
@@ -344,7 +347,7 @@ class Trainer:
         )
         state = training_state.capture(
             self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
-                             training_state.HISTORY_KEY: self.history.summary_state()}
+                             training_state.HISTORY_KEY: self.history.summary_state(), **ranks}
         )
         self.history.sync()  # a checkpoint's history_end never points past what is on disk
         if self.save_mode == SAVE_BACKGROUND:

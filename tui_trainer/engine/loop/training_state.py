@@ -7,6 +7,7 @@ RNG streams, config, metadata and the history summary (`HISTORY_KEY`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
 from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
 from tui_trainer.engine.checkpoints.plain_keys import model_state, renamed_for, unwrapped
-from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
+from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt, RankCountMismatch
 from tui_trainer.engine.loop import lr_takeover
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
@@ -24,6 +25,8 @@ MAX_MISMATCHES_SHOWN = 3
 # The history's per-epoch summary and how much of history.jsonl it covers (plain lists and
 # ints), so a resume need not re-read the history; absent from older checkpoints.
 HISTORY_KEY = "history_summary"
+# Each process's batch position and RNG streams, in rank order, when several trained the run (DDP).
+RANKS_KEY = "ranks"
 
 
 def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,3 +91,17 @@ def history_summary_of(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The history summary a checkpoint carried, for `HistoryWriter(summary_state=...)`."""
     value = state.get(HISTORY_KEY)
     return value if isinstance(value, Mapping) else None
+
+
+def check_rank_count(state: Mapping[str, Any], source: str) -> None:
+    """RankCountMismatch if `state` was saved by another number of processes than this run has."""
+    ranks = state.get(RANKS_KEY)
+    saved = len(ranks) if isinstance(ranks, list) else 1
+    here = (torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized()
+            else int(os.environ.get("WORLD_SIZE", "1")))
+    if saved != here:
+        how = f"--nproc {saved}" if saved > 1 else "without --nproc"
+        raise RankCountMismatch(
+            f"{source} was saved by {saved} process(es) and this run has {here}; resume it {how} "
+            "(each process resumes its own batch position and random streams)"
+        )

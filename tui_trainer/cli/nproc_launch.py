@@ -1,0 +1,134 @@
+"""`train --nproc N` and `resume --nproc N`: the same command on N processes, started by torchrun.
+
+This process starts torch's own launcher (`python -m torch.distributed.run`) with the command's
+arguments less `--nproc`, and waits for it. A signal sent here goes to the launcher, which sends it
+on to every rank; each saves its part of one interrupted checkpoint (rank 0 writes it) and exits
+128 + the signal, as this process then does. The launcher runs in a session of its own so a Ctrl+C
+on the terminal reaches the ranks once, through it, and not twice.
+
+Each rank (`RANK`, `WORLD_SIZE` set by torchrun, also under a plain `torchrun -m tui_trainer train`)
+trains through `engine.loop.distributed`, which imports torch; this module does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from tui_trainer.engine.errors import TrainerError
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class TooManyProcesses(TrainerError):
+    """More processes than GPUs for a job that trains on CUDA."""
+
+
+def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
+    group = parser.add_argument_group("several processes")
+    group.add_argument("--nproc", type=positive_int, metavar="N",
+                       help="train on N processes on this machine through torchrun (DDP: gloo on the CPU, NCCL on "
+                       "GPUs, one GPU each); rank 0 alone writes the run dir. Runs headless")
+    group.add_argument("--strategy", choices=("ddp",), default="ddp",
+                       help="how the processes share the work (default: ddp, each with a whole copy of the model)")
+
+
+def launched_ranks() -> bool:
+    """True in one of several processes torchrun started (this command, or a plain `torchrun -m tui_trainer`)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def rank_argv(argv: list[str]) -> list[str]:
+    """The command for each rank: the same arguments, less `--nproc`, headless."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out if "--headless" in out else [*out, "--headless"]
+
+
+def check_devices(nproc: int, job_options: dict[str, Any]) -> None:
+    """TooManyProcesses, before anything starts, if a CUDA job asks for more processes than GPUs."""
+    device = str(job_options.get("device", "auto"))
+    if not (device.startswith("cuda") or device == "auto"):
+        return
+    import torch
+
+    if device == "auto" and not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    if nproc > count:
+        raise TooManyProcesses(
+            f"--nproc {nproc} asks for more processes than the {count} GPU(s) here (one GPU each); "
+            f"use --nproc {count} or less, or --job-opt device=cpu"
+        )
+
+
+def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any]) -> int:
+    """Start the launcher for `--nproc` ranks and wait for it; the exit code of the whole run."""
+    check_devices(args.nproc, job_options)
+    command = [sys.executable, "-m", __name__, "--standalone", "--nproc-per-node", str(args.nproc),
+               "-m", "tui_trainer", *rank_argv(list(args.argv))]
+    env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's own default, without its warning
+    launcher = subprocess.Popen(command, env=env, start_new_session=True)
+    caught: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not caught:
+            caught.append(signum)
+        launcher.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        code = launcher.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        return 128 + caught[0]
+    return 0 if code == 0 else max(code, 1)
+
+
+def launcher_main(argv: list[str]) -> int:
+    """torchrun's `main`, with its own tracebacks (after a signal, or a rank that failed) as one line."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main
+
+    try:
+        main(argv)
+    except SignalException as exc:  # the ranks had it too, and have said what they did
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        said = ", ".join(f"rank {rank} exited with status {failure.exitcode}" for rank, failure in exc.failures.items())
+        print(f"tui-trainer: {said}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class SilentReporter:
+    """The console reporter of a rank other than 0: rank 0 speaks for the run."""
+
+    def start(self) -> None: ...
+
+    def handle(self, _event: object) -> None: ...
+
+    def note(self, _note: str) -> None: ...
+
+    def close(self, _result: object) -> None: ...
+
+
+if __name__ == "__main__":
+    raise SystemExit(launcher_main(sys.argv[1:]))

@@ -1,0 +1,277 @@
+"""One run trained by several processes (DDP, started by torchrun): rank 0 owns the run dir.
+
+Rank 0 takes the lock, writes the history, the journal and run.json, polls the control file and
+saves every checkpoint; the other ranks train the same steps on their share of the batches and
+never write in the run dir. Rank 0's decisions (stop, pause, save now, a periodic save, a new
+target or keep-last) reach every rank at the same step through `RankControl`: one broadcast of a
+small int64 tensor after each step, so every rank takes the same branch of the loop and none
+waits in a collective for one that went elsewhere.
+
+A checkpoint holds the replicated model and optimizer once, in the usual plain keys, and under
+`RANKS_KEY` each rank's batch position and RNG streams, gathered to rank 0, so each rank resumes
+exactly where it stood. A checkpoint saved by N processes resumes on N processes only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
+from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.loop.batches import EpochBatches
+from tui_trainer.engine.loop.control import TrainingControl
+from tui_trainer.engine.loop.job import Job
+from tui_trainer.engine.loop.launch import build_job
+from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
+from tui_trainer.engine.loop.run_records import RunRecords
+from tui_trainer.engine.loop.trainer import Trainer
+from tui_trainer.engine.loop.training_state import RANKS_KEY
+
+# A rank that died (kill -9) must not leave the others waiting forever in a collective.
+COLLECTIVE_TIMEOUT_S = 60
+STOP_REASONS = ("stopped", "interrupted", "disk_full")  # a stop's reason, by its index + 1 on the wire
+PAUSED, PERIODIC, REWARM = 1, 2, 4  # flags of a decision
+
+
+class RankZeroFailed(TrainerError):
+    """Rank 0 could not start the run; the other ranks say so and stop."""
+
+
+def launched_ranks() -> bool:
+    """True in a process that torchrun started as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def join() -> None:
+    """Join the process group torchrun set up: gloo for the CPU (and the decisions), NCCL for GPUs."""
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo",
+                            timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+
+
+class RankControl(TrainingControl):
+    """A rank's control: requests wait in `inbox`; what rank 0 decided takes effect on every rank at once.
+
+    On rank 0 the signals, the dashboard and the control file ask through `inbox`; on the other
+    ranks what is asked there is dropped (torchrun sends a signal to every rank; rank 0 decides).
+    The trainer reads only the decided state, which changes in `settle` alone, so every rank
+    sees the same state at the same step. `gather_rank_states` collects each rank's resume state
+    for rank 0's checkpoint.
+    """
+
+    def __init__(self, rank_: int) -> None:
+        super().__init__()
+        self.rank = rank_
+        self.inbox = TrainingControl()
+        self._outgoing_rewarm: object | None = None
+
+    def pause(self) -> None:
+        self.inbox.pause()
+
+    def resume(self) -> None:
+        self.inbox.resume()
+
+    def toggle_pause(self) -> None:
+        self.inbox.toggle_pause()
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.inbox.stop(reason)
+
+    def set_target(self, max_iters: int, rewarm: object | None = None) -> None:
+        self.inbox.set_target(max_iters, rewarm)
+
+    def save_now(self) -> None:
+        self.inbox.save_now()
+
+    def set_keep_last(self, keep_last: int) -> None:
+        self.inbox.set_keep_last(keep_last)
+
+    def settle(self, periodic_due: bool) -> bool:
+        """Broadcast rank 0's decisions and apply them here; True if rank 0 says a periodic save is due."""
+        decision = self._decide(periodic_due) if self.rank == 0 else torch.zeros(5, dtype=torch.int64)
+        dist.broadcast(decision, src=0)
+        flags, stop, target, keep_last, saves = (int(v) for v in decision)
+        rewarm = [self._outgoing_rewarm if self.rank == 0 else None]
+        if flags & REWARM:
+            dist.broadcast_object_list(rewarm, src=0)
+        if stop:
+            super().stop(STOP_REASONS[stop - 1])
+        if flags & PAUSED and not self.paused and self.stop_reason is None:
+            super().pause()
+        elif not flags & PAUSED and self.paused:
+            super().resume()
+        if target:
+            super().set_target(target, rewarm[0] if flags & REWARM else None)
+        if keep_last >= 0:
+            super().set_keep_last(keep_last)
+        for _ in range(saves):
+            super().save_now()
+        return bool(flags & PERIODIC)
+
+    def _decide(self, periodic_due: bool) -> torch.Tensor:
+        inbox = self.inbox
+        target, keep_last, saves = inbox.take_requests()
+        reason = inbox.stop_reason
+        stop = STOP_REASONS.index(reason) + 1 if reason in STOP_REASONS else (1 if reason else 0)
+        rewarm = inbox.take_rewarm()
+        self._outgoing_rewarm = rewarm if target is not None else None  # an object: sent in `settle` after the flags
+        flags = (PAUSED if inbox.paused else 0) | (PERIODIC if periodic_due else 0)
+        flags |= REWARM if self._outgoing_rewarm is not None else 0
+        return torch.tensor([flags, stop, target or 0, -1 if keep_last is None else keep_last, saves],
+                            dtype=torch.int64)
+
+    def wait_while_paused(self, timeout: float) -> bool:
+        """While paused every rank waits here, settling on each wake-up, so a resume reaches them all."""
+        self.settle(False)
+        return super().wait_while_paused(timeout)
+
+    def gather_rank_states(self, job: Job) -> dict[str, Any] | None:
+        """Every rank's batch position and RNG streams, to rank 0: `{RANKS_KEY: [...]}` there, None elsewhere."""
+        mine = {"data": job.batches.state_dict(), "rng": capture_rng_state()}
+        states: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(states, mine)
+        return {RANKS_KEY: states} if self.rank == 0 else None
+
+
+def restore_rank_state(job: Job, state: Mapping[str, Any]) -> None:
+    """This rank's own batch position and RNG streams, from a checkpoint with `RANKS_KEY`."""
+    mine = state[RANKS_KEY][rank()]
+    job.batches.load_state_dict(mine["data"])
+    restore_rng_state(mine["rng"])
+
+
+def on_ranks(launch: Callable[..., Trainer]) -> Callable[..., Trainer]:
+    """`launch` (a new run or a resume) as rank 0; the other ranks follow the run it started."""
+
+    def launch_here(**kw: Any) -> Trainer:
+        join()
+        here = rank()
+        control = RankControl(here)
+        if here == 0:
+            try:
+                trainer = launch(control=control, **kw)
+            except BaseException as exc:
+                _announce({"failed": str(exc) if isinstance(exc, TrainerError) else type(exc).__name__})
+                raise
+            _announce(_started(trainer))
+        else:
+            started = _announce(None)
+            if "failed" in started:
+                raise RankZeroFailed(f"rank {here}: rank 0 did not start the run ({started['failed']})")
+            trainer = _follow(started, control, kw)
+        _share_work(trainer, here, world_size())
+        return trainer
+
+    return launch_here
+
+
+def _announce(payload: dict[str, Any] | None) -> dict[str, Any]:
+    box = [payload]
+    dist.broadcast_object_list(box, src=0)
+    assert box[0] is not None
+    return box[0]
+
+
+def _started(trainer: Trainer) -> dict[str, Any]:
+    """What the other ranks need to train the run rank 0 started: where, from which state, to which target."""
+    meta = CheckpointMeta(name="", step=trainer.step, epoch=trainer.job.batches.epoch, kind="", run_id=trainer.info.run_id)
+    return {
+        "run_dir": str(trainer.run_dir), "info": trainer.info, "step": trainer.step, "resumed_from": trainer.resumed_from,
+        "target": trainer._requested_target, "rewarm": trainer._requested_rewarm,
+        "state": training_state.capture(trainer.job, meta, {}),
+    }
+
+
+def _follow(started: dict[str, Any], control: RankControl, kw: Mapping[str, Any]) -> Trainer:
+    """A trainer for a rank other than 0: rank 0's job and state, its own share and resume state, no writes."""
+    info, run_dir = started["info"], Path(started["run_dir"])
+    job = build_job(info.job, info.job_options, info.settings.max_iters, run_dir=run_dir)
+    training_state.restore(job, started["state"], "rank 0's state")
+    if started["resumed_from"]:
+        saved = load_checkpoint(Path(started["resumed_from"]), map_location="cpu")
+        if RANKS_KEY in saved:
+            restore_rank_state(job, saved)
+    history = QuietHistory()
+    trainer = Trainer(job, run_dir, info, step=started["step"], target=started["target"], control=control,
+                      resumed_from=started["resumed_from"], history=history,  # type: ignore[arg-type]
+                      when_disk_full=kw.get("when_disk_full", "stop"))
+    if started["rewarm"] is not None:
+        trainer.rewarm_at_start(started["rewarm"])
+    trainer.records = QuietRecords(run_dir, info, history)  # type: ignore[arg-type]
+    trainer.checkpoints = QuietCheckpointer(run_dir, info.run_id, info.policy, trainer._emit, trainer.notes)
+    return trainer
+
+
+def _share_work(trainer: Trainer, here: int, world: int) -> None:
+    """Give this rank its share of the batches and wrap its model in DDP (which syncs rank 0's weights)."""
+    job = trainer.job
+    if not isinstance(job.batches, EpochBatches):
+        raise TrainerError(
+            f"training on {world} processes shards EpochBatches only, and this job's batches are "
+            f"{type(job.batches).__name__}; train it in one process (without --nproc)"
+        )
+    job.batches.shard(here, world)
+    device = torch.device(job.device)
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    job.model = torch.nn.parallel.DistributedDataParallel(job.model, device_ids=ids)
+    if here == 0:
+        trainer.notes.append(f"training on {world} processes (DDP, {dist.get_backend()}); rank 0 writes the run dir")
+
+
+class QuietHistory:
+    """A HistoryWriter's interface for the ranks that do not write the history."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.unwritten = None
+
+    def summary_state(self) -> dict[str, Any]:
+        return {}
+
+    def log_step(self, *_: Any) -> None: ...
+
+    def log_eval(self, *_: Any) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class QuietRecords(RunRecords):
+    """run.json is rank 0's: the other ranks keep their state in memory only."""
+
+    def write_info(self) -> None: ...
+
+
+class QuietCheckpointer(Checkpointer):
+    """Saving and pruning are rank 0's: the other ranks only contribute their state (`gather_rank_states`)."""
+
+    def prune(self) -> None: ...
+
+    def write(self, meta: CheckpointMeta, state: dict[str, Any]) -> Any:
+        raise AssertionError("only rank 0 saves checkpoints")
+
+    begin_write = amend = write  # type: ignore[assignment]
