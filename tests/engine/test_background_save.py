@@ -99,6 +99,9 @@ def test_a_background_saved_checkpoint_holds_the_state_at_its_step(tiny_run, mon
         ours = load_checkpoint(run.run_dir / checkpoint_name(step))
         theirs = load_checkpoint(straight.run_dir / checkpoint_name(step))
         for key in STATE_KEYS:
+            if key == "history_summary":  # its byte offset follows the timestamps' printed length
+                ours[key], theirs[key] = ({k: v for k, v in d[key].items() if k != "history_end"}
+                                          for d in (ours, theirs))
             assert_same_tensors(ours[key], theirs[key], f"step {step}: {key}")
 
 

@@ -26,15 +26,16 @@ from pathlib import Path
 import torch
 
 from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
-from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, CheckpointMeta, checkpoint_name
+from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
-from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit, is_disk_full
+from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit
 from tui_trainer.engine.loop import events as ev
-from tui_trainer.engine.loop import lr_takeover, training_state
+from tui_trainer.engine.loop import lr_takeover
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.evaluation import evaluate_apart
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.run_records import RunRecords, disk_full_note
+from tui_trainer.engine.loop.saving import SAVE_BACKGROUND, SAVE_SYNC, Saving
 from tui_trainer.engine.loop.step import train_step
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
@@ -42,7 +43,6 @@ from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.rundir.layout import RunInfo, RunLock
 
 EventCallback = Callable[[ev.Event], None]
-SAVE_SYNC, SAVE_BACKGROUND = "sync", "background"  # a save stalls the loop, or only its snapshot does
 PAUSE_POLL_S = 0.1
 SPEED_SMOOTHING = 0.1
 
@@ -56,7 +56,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-class Trainer:
+class Trainer(Saving):
     """Trains `job` in `run_dir` from `step` up to the run's target, saving per the run's policy."""
 
     def __init__(
@@ -315,133 +315,6 @@ class Trainer:
         self.info.settings.max_iters = self.target
         self.records.write_info()
         self._emit(ev.TargetChanged(self.step, old, self.target, note))
-
-    # --- checkpoints --------------------------------------------------------------------------
-
-    def _checkpoint(self, kind: str, evaluate: bool | None = None) -> Path | None:
-        """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
-        if self.step == 0:
-            return None
-        ranks = self.control.gather_rank_states(self.job)  # under DDP: each rank's position and RNG, to rank 0
-        if ranks is None:
-            return None  # not rank 0, which saves the one checkpoint
-        if self.checkpoints.saver.in_flight is not None and not self._wait_for_save_in_flight():
-            return None
-        if evaluate is None:
-            evaluate = self.policy.eval_before_save
-        saved = self.checkpoints.saved_at(self.step)
-        if saved is not None:
-            return self._amend(saved, kind, evaluate)
-        if evaluate:
-            self._evaluate()
-        fresh = self._metrics_step == self.step
-        meta = CheckpointMeta(
-            name=checkpoint_name(self.step),
-            step=self.step,
-            epoch=self.job.batches.epoch,
-            kind=kind,
-            train_loss=self._last_loss,
-            metrics=dict(self._last_metrics) if fresh else {},
-            metrics_step=self.step if fresh else None,
-            run_id=self.info.run_id,
-        )
-        state = training_state.capture(
-            self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
-                             training_state.HISTORY_KEY: self.history.summary_state(), **ranks}
-        )
-        self.history.sync()  # a checkpoint's history_end never points past what is on disk
-        if self.save_mode == SAVE_BACKGROUND:
-            self.checkpoints.begin_write(meta, state)
-            return self.run_dir / meta.name
-        return self.checkpoints.write(meta, state).path
-
-    def _save(self, kind: str, evaluate: bool | None = None) -> Path | None:
-        """`_checkpoint`, but when asked to pause on a full disk: wait for room, then retry.
-
-        Returns None, having saved nothing, if the run is stopped while it waits; the caller's
-        loop then ends on that stop.
-        """
-        while True:
-            try:
-                try:
-                    return self._checkpoint(kind, evaluate)
-                except OSError as exc:  # a sidecar amended in place: the store leaves nothing torn
-                    if not is_disk_full(exc):
-                        raise
-                    raise WriteDidNotFit(exc.filename or self.run_dir, exc) from None
-            except NotEnoughDiskSpace as exc:
-                if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
-                    raise
-                if not self._wait_for_room(kind, exc, self.step):
-                    return None
-
-    def _wait_for_room(self, kind: str, exc: NotEnoughDiskSpace, step: int) -> bool:
-        """Pause after the save of `step` did not fit; True once resumed (retry it), False once stopped."""
-        self.control.pause()
-        self._emit(
-            ev.DiskFull(step, kind, checkpoint_name(step), exc.needed_bytes, exc.free_bytes,
-                        exc.directory or str(self.run_dir), str(exc))
-        )
-        self.records.set_state("paused")
-        self._hold_while_paused(save=False)  # a save-now while waiting: the retry is that save
-        if self.control.stop_reason is not None:
-            return False
-        self.records.set_state("running")
-        self._emit(ev.Resumed(self.step))
-        return True
-
-    def _wait_for_save_in_flight(self) -> bool:
-        """Before another save: let the background one finish. False if stopped while paused on its full disk."""
-        saving = self.checkpoints.saver.in_flight
-        if saving is not None and not self._said_waiting:
-            self._said_waiting = True  # once a run: saves that outlast their interval would repeat it every save
-            self.notes.append(f"waiting for the save of {saving.name.removesuffix('.pt')} to finish before the next one")
-        return self._collect_save(wait=True)
-
-    def _collect_save(self, wait: bool = False) -> bool:
-        """Report the background save once it is done (waiting for it if asked); a full disk as `_save` has it.
-
-        False if the run was stopped while paused for room, the save given up.
-        """
-        saver = self.checkpoints.saver
-        outcome = saver.take(wait)
-        while outcome is not None:
-            try:
-                self.checkpoints.report(outcome)
-                return True
-            except NotEnoughDiskSpace as exc:
-                if outcome.stored is not None or self.when_disk_full != ev.DISK_FULL_PAUSE \
-                        or self.control.stop_reason is not None:
-                    saver.discard()
-                    raise
-                if not self._wait_for_room(outcome.meta.kind, exc, outcome.meta.step):
-                    saver.discard()
-                    return False
-                outcome = saver.retry()
-        return True
-
-    def _drain_saves(self) -> None:
-        """On a failure: let a background save finish, and report it if it landed."""
-        with contextlib.suppress(Exception):
-            outcome = self.checkpoints.saver.take(wait=True)
-            if outcome is not None and outcome.error is None:
-                self.checkpoints.report(outcome)
-
-    def _amend(self, meta: CheckpointMeta, kind: str, evaluate: bool) -> Path:
-        """Let the checkpoint already saved at this step count as `kind`, evaluated if asked.
-
-        A save-now right after a periodic save must not leave a checkpoint that rotation deletes
-        later, and a final save must carry the final evaluation even on a periodic step.
-        """
-        became_manual = kind == MANUAL and meta.kind != MANUAL
-        if became_manual:
-            meta.kind = MANUAL
-        metrics = self._evaluate() if evaluate and meta.metrics_step != self.step else {}
-        if metrics:
-            meta.metrics, meta.metrics_step = dict(metrics), self.step
-        if became_manual or metrics:
-            return self.checkpoints.amend(meta, announce=became_manual)
-        return self.run_dir / meta.name
 
     # --- a full disk at a write other than a save (see run_records) ----------------------------
 
