@@ -28,7 +28,6 @@ from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.loop import training_state
-from tui_trainer.engine.loop.batches import EpochBatches
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.launch import build_job
@@ -226,12 +225,15 @@ def _follow(started: dict[str, Any], control: RankControl, kw: Mapping[str, Any]
 def _share_work(trainer: Trainer, here: int, world: int) -> None:
     """Give this rank its share of the batches and wrap its model in DDP (which syncs rank 0's weights)."""
     job = trainer.job
-    if not isinstance(job.batches, EpochBatches):
+    if not callable(getattr(job.batches, "shard", None)):
         raise TrainerError(
-            f"training on {world} processes shards EpochBatches only, and this job's batches are "
+            f"training on {world} processes shards EpochBatches and LoaderBatches, and this job's batches are "
             f"{type(job.batches).__name__}; train it in one process (without --nproc)"
         )
-    job.batches.shard(here, world)
+    try:
+        job.batches.shard(here, world)
+    except ValueError as exc:
+        raise TrainerError(f"cannot share this job's batches between {world} processes: {exc}") from None
     device = torch.device(job.device)
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     job.model = torch.nn.parallel.DistributedDataParallel(job.model, device_ids=ids)

@@ -61,6 +61,7 @@ class LoaderBatches:
         self._remaining = _RemainingOrder()
         self._order: list[Any] | None = None
         self._epoch_start_states: list[torch.Tensor] | None = None
+        self._rank, self._world_size = 0, 1
         if stateful:
             self._kind, self._own = "stateful", loader
         elif isinstance(loader.dataset, IterableDataset):
@@ -87,6 +88,26 @@ class LoaderBatches:
     def position(self) -> int:
         """How many batches of the current epoch have been drawn."""
         return self._position
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Draw only every `world_size`-th batch of each epoch's order, starting at the `rank`-th (DDP).
+
+        As `EpochBatches.shard`: every rank draws the same order, each takes the same number of
+        batches per epoch (the few that do not divide evenly are dropped), `position` counts this
+        rank's own. Map-style datasets only: a stream cannot be split without reading all of it.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        if self._kind != "indexed":
+            raise ValueError("a DataLoader over an IterableDataset (or a stateful loader) cannot be shared "
+                             "between processes here; train it in one process (without --nproc)")
+        if len(self.loader) < world_size:
+            raise ValueError(f"the DataLoader gives {len(self.loader)} batch(es) per epoch, fewer than the "
+                             f"{world_size} processes that would share them; use fewer processes or a smaller batch_size")
+        if self._position > len(self.loader) // world_size:
+            raise ValueError(f"batch position {self._position} is past a share of {world_size} processes")
+        self._rank, self._world_size = rank, world_size
+        self._order, self._iterator = None, None
 
     def next_batch(self) -> Any:
         if self._kind == "indexed":
@@ -142,7 +163,10 @@ class LoaderBatches:
                 generator.set_state(state)
         index_sampler = self.loader.batch_sampler if self.loader.batch_sampler is not None else self.loader.sampler
         with _global_rngs_seeded(_seed_for(self.seed, epoch, "order")):
-            return list(index_sampler)
+            order = list(index_sampler)
+        if self._world_size == 1:
+            return order
+        return order[self._rank :: self._world_size][: len(order) // self._world_size]
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"epoch": self._epoch, "position": self._position, "seed": self.seed}
@@ -160,7 +184,7 @@ class LoaderBatches:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue exactly where the saved stream stopped, including its seed."""
         epoch, position, seed = (plain_int(state, key) for key in ("epoch", "position", "seed"))
-        if epoch < 0 or position < 0 or self._kind == "indexed" and position > len(self.loader):
+        if epoch < 0 or position < 0 or self._kind == "indexed" and position > len(self.loader) // self._world_size:
             raise ValueError(
                 f"batch position epoch={epoch} position={position} does not fit this DataLoader; "
                 "was the dataset or the batch size changed?"
