@@ -11,6 +11,8 @@ from test_ddp import TINY, ddp_env, finish, steps_of, tui_trainer, weights
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.meta import checkpoint_name
+from tui_trainer.engine.rundir.history import read_history
+from tui_trainer.engine.rundir.layout import HISTORY_FILE
 
 LOADER = ["--job", "loader_jobs:make_job", *TINY]
 
@@ -73,3 +75,21 @@ def test_a_streamed_dataloader_is_refused_in_one_line(tmp_path):
     assert code != 0
     assert "Traceback" not in err and "without --nproc" in err, err
 
+
+def losses_of(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in read_history(run_dir / HISTORY_FILE) if "loss" in r]
+
+
+def test_the_logged_loss_is_the_global_batchs_as_one_process_would_log_it(tmp_path):
+    """Two ranks of 8 samples a batch log what one process logs with batches of 16 (the same samples)."""
+    plain = ["--max-iters", "10", "--job", "loader_jobs:make_job", "--job-opt", "dropout=0.0", *TINY]
+    ranks = tui_trainer("train", "--nproc", "2", "--run-dir", str(tmp_path / "ranks"), "--job-opt", "batch_size=8",
+                        *plain, env=jobs_env())
+    code, _, err = finish(tui_trainer("train", "--run-dir", str(tmp_path / "one"), "--job-opt", "batch_size=16",
+                                      *plain, env=jobs_env()))
+    assert code == 0, err
+    code, _, err = finish(ranks)
+    assert code == 0, err
+    two, one = losses_of(tmp_path / "ranks"), losses_of(tmp_path / "one")
+    assert len(two) == len(one) == 10
+    assert torch.allclose(torch.tensor(two), torch.tensor(one), rtol=1e-5, atol=0), (two, one)

@@ -116,3 +116,7 @@ class TrainingControl:
     def gather_rank_states(self, job: Any) -> dict[str, Any] | None:
         """Each rank's resume state for rank 0's checkpoint (None on the other ranks); one process adds none."""
         return {}
+
+    def mean_over_ranks(self, value: Any) -> Any:
+        """The mean of a logged value (a tensor) over the ranks of a DDP run; here, the value itself."""
+        return value

@@ -145,6 +145,12 @@ class RankControl(TrainingControl):
         self.settle(False)
         return super().wait_while_paused(timeout)
 
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean over every rank (one all_reduce, on log steps only): the loss of the global batch."""
+        total = value.detach().clone()
+        dist.all_reduce(total)
+        return total / dist.get_world_size()
+
     def gather_rank_states(self, job: Job) -> dict[str, Any] | None:
         """Every rank's batch position and RNG streams, to rank 0: `{RANKS_KEY: [...]}` there, None elsewhere."""
         mine = {"data": job.batches.state_dict(), "rng": capture_rng_state()}

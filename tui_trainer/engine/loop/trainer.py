@@ -233,7 +233,7 @@ class Trainer(Saving):
         )
 
     def _log_step(self, loss: torch.Tensor) -> None:
-        value = float(loss.item())
+        value = float(self.control.mean_over_ranks(loss).item())  # under DDP, the global batch's loss
         self._last_loss = value
         lr = self.current_lr()
         self.history.log_step(self.step, self.job.batches.epoch, value, lr, time.time())
