@@ -139,8 +139,7 @@ def save_ways(directory: Path, run_id: str) -> dict[str, Callable[[dict[str, Any
         with open(path, "w+b", buffering=0) as f:
             writer = HashingWriter(f)
             torch.save(state, writer)
-            writer.finish()
-            os.fsync(f.fileno())
+            writer.finish()  # fsyncs
         return path
 
     return {

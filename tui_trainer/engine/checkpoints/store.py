@@ -207,9 +207,10 @@ class CheckpointStore:
                 writer = HashingWriter(f)
                 try:
                     write(writer)
-                finally:
-                    digest = writer.finish()
-                os.fsync(f.fileno())
+                except BaseException:
+                    writer.abandon()
+                    raise
+                digest = writer.finish()  # fsyncs the file too
                 size = writer.bytes_written
             meta.sha256, meta.size_bytes = digest, size
             meta.created = meta.created or now_iso()
