@@ -22,6 +22,7 @@ from typing import Any
 from tui_trainer.engine.errors import TrainerError
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+RESUME_AS = "--tui-trainer-resume-as"  # the launcher's own first argument, before torchrun's
 
 
 class TooManyProcesses(TrainerError):
@@ -79,7 +80,9 @@ def check_devices(nproc: int, job_options: dict[str, Any]) -> None:
 def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any]) -> int:
     """Start the launcher for `--nproc` ranks and wait for it; the exit code of the whole run."""
     check_devices(args.nproc, job_options)
-    command = [sys.executable, "-m", __name__, "--standalone", "--nproc-per-node", str(args.nproc),
+    where = getattr(args, "path", None) or getattr(args, "run_dir", None) or "RUN_DIR"
+    command = [sys.executable, "-m", __name__, RESUME_AS, f"tui-trainer resume --nproc {args.nproc} {where}",
+               "--standalone", "--nproc-per-node", str(args.nproc),
                "-m", "tui_trainer", *rank_argv(list(args.argv))]
     env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's own default, without its warning
     launcher = subprocess.Popen(command, env=env, start_new_session=True)
@@ -102,20 +105,47 @@ def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any]) -> int:
 
 
 def launcher_main(argv: list[str]) -> int:
-    """torchrun's `main`, with its own tracebacks (after a signal, or a rank that failed) as one line."""
+    """torchrun's `main`, with its own tracebacks (after a signal, or a rank that failed) as one line.
+
+    torchrun's log lines are left out: what they say of a failed rank, the last line here says
+    once. A rank that died (killed, not by the launcher's own SIGTERM to the others) ends the run
+    for all; the line says how to resume it from its last checkpoint.
+    """
+    resume_as = "tui-trainer resume --nproc N RUN_DIR"
+    if argv[:1] == [RESUME_AS]:
+        resume_as, argv = argv[1], argv[2:]
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
+    if "LOGLEVEL" not in os.environ:  # torchrun's own setting for its logs, if someone wants them
+        _quiet_torchrun_logs()
     try:
         main(argv)
     except SignalException as exc:  # the ranks had it too, and have said what they did
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
-        said = ", ".join(f"rank {rank} exited with status {failure.exitcode}" for rank, failure in exc.failures.items())
-        print(f"tui-trainer: {said}", file=sys.stderr)
+        print(f"tui-trainer: {failure_line(exc.failures, resume_as)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_torchrun_logs() -> None:
+    import logging
+
+    for name in ["torch.distributed.elastic", *logging.root.manager.loggerDict]:
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def failure_line(failures: dict[int, Any], resume_as: str) -> str:
+    """One line for ranks that failed: which died of a signal (and how to resume), or their exit statuses."""
+    died = {rank: -f.exitcode for rank, f in failures.items() if f.exitcode < 0 and -f.exitcode != signal.SIGTERM}
+    if died:
+        names = {int(sig): sig.name for sig in signal.Signals}
+        how = ", ".join(f"rank {rank} died ({names.get(sig, f'signal {sig}')})" for rank, sig in sorted(died.items()))
+        return f"{how}, so the other ranks stopped; continue from the last checkpoint with: {resume_as}"
+    return ", ".join(f"rank {rank} exited with status {f.exitcode}" for rank, f in sorted(failures.items()))
 
 
 class SilentReporter:

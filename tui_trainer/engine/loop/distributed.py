@@ -15,6 +15,7 @@ exactly where it stood. A checkpoint saved by N processes resumes on N processes
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,12 @@ PAUSED, PERIODIC, REWARM = 1, 2, 4  # flags of a decision
 
 class RankZeroFailed(TrainerError):
     """Rank 0 could not start the run; the other ranks say so and stop."""
+
+
+class RankLost(TrainerError):
+    """A collective failed: another rank died (kill -9, out of memory) or stopped answering."""
+
+    exit_code = 1
 
 
 def launched_ranks() -> bool:
@@ -186,9 +193,40 @@ def on_ranks(launch: Callable[..., Trainer]) -> Callable[..., Trainer]:
                 raise RankZeroFailed(f"rank {here}: rank 0 did not start the run ({started['failed']})")
             trainer = _follow(started, control, kw)
         _share_work(trainer, here, world_size())
+        _stop_quietly_when_a_rank_dies(trainer, here)
         return trainer
 
     return launch_here
+
+
+def _stop_quietly_when_a_rank_dies(trainer: Trainer, here: int) -> None:
+    """`trainer.run` raising RankLost, one line, where a collective fails because another rank is gone.
+
+    Gloo sees a dead peer's closed socket at once, so the survivors stop within a step; nothing
+    is saved, since a checkpoint needs every rank's part, and the last one saved stays the newest.
+    """
+    run = trainer.run
+
+    def run_or_lost() -> Any:
+        try:
+            return run()
+        except RuntimeError as exc:
+            if not _lost_a_rank(exc):
+                raise
+            raise RankLost(f"rank {here} stopped at step {trainer.step}: another process of the run is gone "
+                           f"({_what_failed(exc)})") from None
+
+    trainer.run = run_or_lost  # type: ignore[method-assign]
+
+
+def _lost_a_rank(exc: RuntimeError) -> bool:
+    return isinstance(exc, dist.DistError) or "gloo" in str(exc).lower() or "nccl" in str(exc).lower()
+
+
+def _what_failed(exc: RuntimeError) -> str:
+    """The gist of a backend's message (`[pair.cc:537] Read error [host]:port: Connection reset by peer. ...`)."""
+    found = re.search(r"(connection (reset|closed)[^.]*|timed out[^.]*)", str(exc), re.IGNORECASE)
+    return found.group(1) if found else type(exc).__name__
 
 
 def _announce(payload: dict[str, Any] | None) -> dict[str, Any]:
