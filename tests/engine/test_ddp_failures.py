@@ -1,4 +1,4 @@
-"""`--nproc 2` when things go wrong: a rank killed outright."""
+"""`--nproc 2` when things go wrong: a rank killed outright, a full disk on rank 0."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from test_ddp import TINY, WAIT_S, finish, steps_of, tui_trainer
+from test_ddp import TINY, WAIT_S, ddp_env, finish, steps_of, tui_trainer
 from tiny_runs import checkpoint_kinds
 
 from tui_trainer.engine.checkpoints.meta import PERIODIC
@@ -59,3 +59,21 @@ def checkpoint_kinds_or_none(run_dir: Path) -> dict[int, str] | None:
     except Exception:  # not made yet, or run.json mid-write
         return None
 
+
+def test_a_full_disk_on_rank_0_stops_every_rank_with_exit_4_and_breaks_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**ddp_env(), "TUI_TRAINER_FULL_DISK_RANK": "0", "TUI_TRAINER_FULL_DISK_AFTER": "1"}
+    code, out, err = finish(tui_trainer("train", "--nproc", "2", "--run-dir", str(run_dir), "--max-iters", "100000",
+                                        "--ckpt-every", "5", *TINY, env=env))
+    assert code == 4, err  # the second save, at step 10, did not fit: both ranks stopped there
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert "the disk is full" in last and f"tui-trainer resume --nproc 2 {run_dir}" in last, err
+    assert "disk" in out
+    assert checkpoint_kinds(run_dir) == {5: PERIODIC}
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".lock") == []  # no temp file
+    assert steps_of(run_dir)[-1] == 10
+
+    code, _, err = finish(tui_trainer("resume", "--nproc", "2", str(run_dir), "--max-iters", "12", *TINY))
+    assert code == 0, err
+    assert steps_of(run_dir) == list(range(1, 13))

@@ -19,9 +19,10 @@ import subprocess
 import sys
 from typing import Any
 
-from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXIT_DISK_FULL = NotEnoughDiskSpace.exit_code  # as a run in one process exits on a full disk
 RESUME_AS = "--tui-trainer-resume-as"  # the launcher's own first argument, before torchrun's
 
 
@@ -126,8 +127,14 @@ def launcher_main(argv: list[str]) -> int:
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         print(f"tui-trainer: {failure_line(exc.failures, resume_as)}", file=sys.stderr)
-        return 1
+        return EXIT_DISK_FULL if stopped_on_a_full_disk(exc.failures) else 1
     return 0
+
+
+def stopped_on_a_full_disk(failures: dict[int, Any]) -> bool:
+    """Every rank ended on rank 0's full disk (or was sent SIGTERM by torchrun as it ended)."""
+    codes = {f.exitcode for f in failures.values()}
+    return EXIT_DISK_FULL in codes and codes <= {EXIT_DISK_FULL, -signal.SIGTERM}
 
 
 def _quiet_torchrun_logs() -> None:
@@ -140,6 +147,8 @@ def _quiet_torchrun_logs() -> None:
 
 def failure_line(failures: dict[int, Any], resume_as: str) -> str:
     """One line for ranks that failed: which died of a signal (and how to resume), or their exit statuses."""
+    if stopped_on_a_full_disk(failures):
+        return f"the disk is full, so every rank stopped (rank 0 said where, above); make room, then: {resume_as}"
     died = {rank: -f.exitcode for rank, f in failures.items() if f.exitcode < 0 and -f.exitcode != signal.SIGTERM}
     if died:
         names = {int(sig): sig.name for sig in signal.Signals}

@@ -1,9 +1,14 @@
-"""Imported at start-up by the ranks of test_ddp: logs every write a rank makes under a watched folder.
+"""Imported at start-up by the ranks of test_ddp: logs every write a rank makes under a watched folder,
+and fills the disk of one rank when asked.
 
 `TUI_TRAINER_AUDIT_DIR` is watched; each rank appends what it wrote to `TUI_TRAINER_AUDIT_LOG.rank<N>`
 (outside it), so a test can assert that rank 1 wrote nothing in the run dir, and rank 0 did.
+
+`TUI_TRAINER_FULL_DISK_RANK=N` with `TUI_TRAINER_FULL_DISK_AFTER=K`: rank N's checkpoint writes after
+its first K fail with ENOSPC once half their bytes have landed, as `tests/full_disk.py` does in-process.
 """
 
+import errno
 import os
 import sys
 
@@ -41,3 +46,28 @@ def _install(root: str, log: str) -> None:
 
 if WATCH and LOG and "RANK" in os.environ:
     _install(os.path.realpath(WATCH), f"{LOG}.rank{os.environ['RANK']}")
+
+
+def _fill_disk(writes_that_fit: int) -> None:
+    from tui_trainer.engine.checkpoints import store
+    from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
+
+    started = []
+
+    class FillingWriter(HashingWriter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+            self.fits = len(started) <= writes_that_fit
+
+        def _write_through(self, data):
+            if not self.fits:
+                super()._write_through(memoryview(data)[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super()._write_through(data)
+
+    store.HashingWriter = FillingWriter
+
+
+if "RANK" in os.environ and os.environ.get("TUI_TRAINER_FULL_DISK_RANK") == os.environ["RANK"]:
+    _fill_disk(int(os.environ.get("TUI_TRAINER_FULL_DISK_AFTER", "0")))

@@ -120,3 +120,7 @@ class TrainingControl:
     def mean_over_ranks(self, value: Any) -> Any:
         """The mean of a logged value (a tensor) over the ranks of a DDP run; here, the value itself."""
         return value
+
+    def agree_on_disk_full(self, problem: Any) -> Any:
+        """Whether rank 0's save did not fit (its NotEnoughDiskSpace, or None), known to every rank; here, `problem`."""
+        return problem

@@ -27,13 +27,14 @@ import torch.distributed as dist
 from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
-from tui_trainer.engine.errors import TrainerError
+from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.launch import build_job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
 from tui_trainer.engine.loop.run_records import RunRecords
+from tui_trainer.engine.loop.saving import SAVE_SYNC
 from tui_trainer.engine.loop.trainer import Trainer
 from tui_trainer.engine.loop.training_state import RANKS_KEY
 
@@ -158,6 +159,16 @@ class RankControl(TrainingControl):
         dist.all_reduce(total)
         return total / dist.get_world_size()
 
+    def agree_on_disk_full(self, problem: NotEnoughDiskSpace | None) -> NotEnoughDiskSpace | None:
+        """After every save, rank 0's outcome to all ranks, so all stop or all wait for room at the same step."""
+        said = None if problem is None else (str(problem), problem.needed_bytes, problem.free_bytes, problem.directory)
+        box = [said if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        if self.rank == 0 or box[0] is None:
+            return problem
+        message, needed, free, directory = box[0]
+        return NotEnoughDiskSpace(message, needed_bytes=needed, free_bytes=free, directory=directory)
+
     def gather_rank_states(self, job: Job) -> dict[str, Any] | None:
         """Every rank's batch position and RNG streams, to rank 0: `{RANKS_KEY: [...]}` there, None elsewhere."""
         mine = {"data": job.batches.state_dict(), "rng": capture_rng_state()}
@@ -193,6 +204,10 @@ def on_ranks(launch: Callable[..., Trainer]) -> Callable[..., Trainer]:
                 raise RankZeroFailed(f"rank {here}: rank 0 did not start the run ({started['failed']})")
             trainer = _follow(started, control, kw)
         _share_work(trainer, here, world_size())
+        if trainer.save_mode != SAVE_SYNC:  # a background save's full disk would surface on rank 0 alone, any step
+            trainer.save_mode = SAVE_SYNC
+            trainer.notes.append("saves run in the foreground on several processes, so that a full disk stops "
+                                 "(or pauses) every rank at the same step")
         _stop_quietly_when_a_rank_dies(trainer, here)
         return trainer
 

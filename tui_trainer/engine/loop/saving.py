@@ -69,18 +69,23 @@ class Saving:
         loop then ends on that stop.
         """
         while True:
+            path, problem = None, None
             try:
                 try:
-                    return self._checkpoint(kind, evaluate)
+                    path = self._checkpoint(kind, evaluate)
                 except OSError as exc:  # a sidecar amended in place: the store leaves nothing torn
                     if not is_disk_full(exc):
                         raise
                     raise WriteDidNotFit(exc.filename or self.run_dir, exc) from None
             except NotEnoughDiskSpace as exc:
-                if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
-                    raise
-                if not self._wait_for_room(kind, exc, self.step):
-                    return None
+                problem = exc
+            problem = self.control.agree_on_disk_full(problem)  # under DDP every rank stops or waits with rank 0
+            if problem is None:
+                return path
+            if self.when_disk_full != ev.DISK_FULL_PAUSE or self.control.stop_reason is not None:
+                raise problem
+            if not self._wait_for_room(kind, problem, self.step):
+                return None
 
     def _wait_for_room(self: Trainer, kind: str, exc: NotEnoughDiskSpace, step: int) -> bool:
         """Pause after the save of `step` did not fit; True once resumed (retry it), False once stopped."""

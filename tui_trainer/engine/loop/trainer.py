@@ -212,7 +212,7 @@ class Trainer(Saving):
                 if self._save(FINAL, evaluate=True) is None and self.control.stop_reason is not None:
                     reason = self.control.stop_reason  # stopped while paused on a full disk
             if reason == "interrupted":
-                self._checkpoint(INTERRUPTED, evaluate=False)
+                self._save(INTERRUPTED, evaluate=False)  # stopped: a full disk ends it, on every rank
             self._collect_save(wait=True)  # a background save is on disk, or has failed, before the run ends
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
