@@ -1,14 +1,12 @@
 """A file writer that computes the SHA-256 of what it writes, on a second thread.
 
 The hash thread reads back, from the page cache, the bytes already written and hashes them while
-the caller keeps writing, and starts their writeback to disk; `finish()` fsyncs while the hash
-catches up. So checksumming a checkpoint costs little more than writing and fsyncing it.
+the caller keeps writing; `finish()` fsyncs while the hash catches up. So checksumming a checkpoint costs little more than writing and fsyncing it.
 The buffers handed to `write()` cannot be hashed later: torch reuses them after the call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -16,10 +14,6 @@ from typing import IO
 
 _CHUNK = 4 << 20
 _SMALL_WRITE = 64 << 10
-# Linux: start writing hashed bytes to disk without waiting, so the final fsync has less to do.
-_start_writeback = getattr(os, "sync_file_range", None)
-_WRITEBACK_FLAGS = getattr(os, "SYNC_FILE_RANGE_WRITE", 0)
-_WRITEBACK_BATCH = 8 << 20  # fewer, larger requests: small ones slow a small save down
 
 
 class HashingWriter:
@@ -102,7 +96,7 @@ class HashingWriter:
         self._thread.join()
 
     def _hash_loop(self) -> None:
-        offset = written_back = 0
+        offset = 0
         # One buffer read into again and again: a fresh 4 MB bytes object per read costs page faults.
         buffer = bytearray(_CHUNK)
         view = memoryview(buffer)
@@ -118,10 +112,6 @@ class HashingWriter:
                         raise OSError("checkpoint file shrank while being hashed")
                     self._hash.update(view[:got])
                     offset += got
-                    if _start_writeback is not None and not closed and offset - written_back >= _WRITEBACK_BATCH:
-                        with contextlib.suppress(OSError):  # only a head start; the fsync is what counts
-                            _start_writeback(self._fd, written_back, offset - written_back, _WRITEBACK_FLAGS)
-                        written_back = offset
                 if closed:
                     return
         except BaseException as exc:  # reported by finish()
