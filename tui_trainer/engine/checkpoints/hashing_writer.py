@@ -1,7 +1,8 @@
 """A file writer that computes the SHA-256 of what it writes, on a second thread.
 
 The hash thread reads back, from the page cache, the bytes already written and hashes them while
-the caller keeps writing; `finish()` fsyncs while the hash catches up. So checksumming a checkpoint costs little more than writing and fsyncing it.
+the caller keeps writing, and `finish()` fsyncs while the hash catches up, so checksumming a
+checkpoint costs little more than writing and fsyncing it when a core is free.
 The buffers handed to `write()` cannot be hashed later: torch reuses them after the call.
 """
 
