@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from test_control_file import Clock
 
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.lr_preview import TAKEOVER, LrFacts
@@ -23,14 +24,6 @@ from tui_trainer.engine.rundir.commands import (
     read_control,
     write_json_atomic,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
