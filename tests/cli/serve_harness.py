@@ -25,6 +25,9 @@ TINY = ["--job-opt", "size=tiny", "--job-opt", "device=cpu"]
 _ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>78]")
 
 
+SEEN_HOLD_S = 1.0
+
+
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -185,7 +188,8 @@ async def _visit(served: Served, hold_s: float, want: str | None) -> TabVisit:
         raw, first, closed = b"", None, False
         async with session.ws_connect(f"ws://127.0.0.1:{served.port}/ws?width=120&height=40",
                                       origin=served.origin) as ws:
-            while (left := hold_s - (time.monotonic() - start)) > 0:
+            until = hold_s
+            while (left := until - (time.monotonic() - start)) > 0:
                 try:
                     message = await asyncio.wait_for(ws.receive(), timeout=left)
                 except asyncio.TimeoutError:
@@ -194,6 +198,7 @@ async def _visit(served: Served, hold_s: float, want: str | None) -> TabVisit:
                     raw += message.data
                     if first is None and want is not None and want in screen_text(raw):
                         first = time.monotonic() - start
+                        until = min(hold_s, first + SEEN_HOLD_S)  # seen: close the tab soon after
                 elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                     closed = True
                     break
@@ -201,7 +206,9 @@ async def _visit(served: Served, hold_s: float, want: str | None) -> TabVisit:
 
 
 def open_tab(served: Served, hold_s: float, want: str | None = None) -> TabVisit:
-    """A browser tab open for `hold_s` seconds, then closed; when `want` first showed on its screen."""
+    """A browser tab open for `hold_s` seconds, then closed; when `want` first showed on its screen.
+
+    Once `want` has shown, the tab closes `SEEN_HOLD_S` later rather than waiting out `hold_s`."""
     return asyncio.run(_visit(served, hold_s, want))
 
 
