@@ -224,14 +224,29 @@ def _stop_quietly_when_a_rank_dies(trainer: Trainer, here: int) -> None:
 
     def run_or_lost() -> Any:
         try:
-            return run()
+            result = run()
         except RuntimeError as exc:
             if not _lost_a_rank(exc):
                 raise
             raise RankLost(f"rank {here} stopped at step {trainer.step}: another process of the run is gone "
                            f"({_what_failed(exc)})") from None
+        _leave()
+        return result
 
     trainer.run = run_or_lost  # type: ignore[method-assign]
+
+
+def _leave() -> None:
+    """Wait for every rank to finish its run, then take the process group down. A rank that simply
+    exits instead can be aborted by the group's own threads ("terminate called without an active
+    exception") while another rank is still saving."""
+    try:
+        dist.barrier()
+    except RuntimeError as exc:
+        if not _lost_a_rank(exc):
+            raise
+        return  # another rank is already gone: nothing left to agree on
+    dist.destroy_process_group()
 
 
 def _lost_a_rank(exc: RuntimeError) -> bool:
