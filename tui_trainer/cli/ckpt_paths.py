@@ -28,7 +28,9 @@ def existing_file(path: str | Path, dir_hint: str) -> Path:
     if not file.exists():
         raise CheckpointNotFound(f"{file}: no such file")
     if file.is_dir():
-        raise NotACheckpoint(f"{file} is a directory, not a checkpoint file; {dir_hint}")
+        newest = max(file.glob(f"step_*{CHECKPOINT_SUFFIX}"), default=None)  # names sort by step
+        example = f" (its newest: {newest})" if newest is not None else ""
+        raise NotACheckpoint(f"{file} is a directory, not a checkpoint file; {dir_hint}{example}")
     if file.name.endswith(SIDECAR_SUFFIX):
         checkpoint = file.name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
         raise NotACheckpoint(f"{file} is a metadata sidecar; pass its checkpoint, {file.with_name(checkpoint)}")
