@@ -34,7 +34,7 @@ def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
     group = parser.add_argument_group("several processes")
     group.add_argument("--nproc", type=positive_int, metavar="N",
                        help="train on N processes on this machine through torchrun (DDP: gloo on the CPU, NCCL on "
-                       "GPUs, one GPU each); rank 0 alone writes the run dir. Runs headless")
+                       "GPUs, one GPU each); rank 0 alone writes the run dir. The dashboard shows a line per rank")
     group.add_argument("--strategy", choices=("ddp",), default="ddp",
                        help="how the processes share the work (default: ddp, each with a whole copy of the model)")
 
@@ -78,15 +78,30 @@ def check_devices(nproc: int, job_options: dict[str, Any]) -> None:
         )
 
 
-def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any]) -> int:
-    """Start the launcher for `--nproc` ranks and wait for it; the exit code of the whole run."""
+def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any], *, detached: bool = False) -> int:
+    """Start the launcher for `--nproc` ranks and wait for it; the exit code of the whole run.
+
+    `detached`: this is the trainer a dashboard started (`session.detached`); the ranks' output
+    and rank 0's start report come through this process (`session.rank_relay`), and a hang-up
+    means nothing to it.
+    """
     check_devices(args.nproc, job_options)
     where = getattr(args, "path", None) or getattr(args, "run_dir", None) or "RUN_DIR"
     command = [sys.executable, "-m", __name__, RESUME_AS, f"tui-trainer resume --nproc {args.nproc} {where}",
                "--standalone", "--nproc-per-node", str(args.nproc),
                "-m", "tui_trainer", *rank_argv(list(args.argv))]
     env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's own default, without its warning
-    launcher = subprocess.Popen(command, env=env, start_new_session=True)
+    relay, output = None, None
+    if detached:
+        from tui_trainer.session.rank_relay import RankOutputRelay
+
+        relay = RankOutputRelay()
+        env, output = relay.env(env), relay.write_fd
+    try:
+        launcher = subprocess.Popen(command, env=env, start_new_session=True, stdout=output, stderr=output)
+    finally:
+        if relay is not None:
+            relay.start()
     caught: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
@@ -94,12 +109,15 @@ def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any]) -> int:
             caught.append(signum)
         launcher.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    forwarded = [sig for sig in FORWARDED if not (detached and sig == signal.SIGHUP)]
+    previous = {sig: signal.signal(sig, forward) for sig in forwarded}
     try:
         code = launcher.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if relay is not None:
+            relay.finish(launcher.returncode)
     if caught:
         return 128 + caught[0]
     return 0 if code == 0 else max(code, 1)

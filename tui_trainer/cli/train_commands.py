@@ -188,15 +188,19 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
     """
     from tui_trainer.session.detached import launch_fd
 
+    detached = launch_fd() is not None
+    dashboard = not detached and not args.headless and on_a_screen()
     if nproc_launch.launched_ranks():  # one of several ranks: rank 0 owns the run dir
         from tui_trainer.engine.loop.distributed import on_ranks
 
         launch = on_ranks(launch)
-    elif getattr(args, "nproc", None):
+    elif getattr(args, "nproc", None) and not dashboard:  # the dashboard starts this command detached
+        if detached:
+            return _drive_ranks_detached(args)
         return nproc_launch.run_on_ranks(args, parse_job_options(args.job_opt))
-    if launch_fd() is not None:
+    if detached:
         return _drive_detached(launch)
-    if not args.headless and on_a_screen():
+    if dashboard:
         theme = _theme(args)
         if theme:
             from tui_trainer.tui.theme_library import check_theme_name
@@ -257,7 +261,7 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
 
                     report_failed(str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}")
                 raise
-            if detached:
+            if detached and nproc_launch.is_rank_zero():
                 from tui_trainer.session.detached import report_launched
 
                 report_launched(trainer.run_dir, trainer.notes)
@@ -290,8 +294,25 @@ def _drive_detached(launch: Any) -> int:
     """The trainer a dashboard started: no terminal, so a hang-up means nothing to it."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     code = _drive_headless(launch, detached=True)
-    # Nobody waits for this process: its log is where its exit status can be read.
-    print(f"--- trainer pid {os.getpid()} exits with status {code}", flush=True)
+    # Nobody waits for this process: its log is where its exit status can be read. Of several
+    # ranks, the process that started them says it.
+    if not nproc_launch.launched_ranks():
+        print(f"--- trainer pid {os.getpid()} exits with status {code}", flush=True)
+    return code
+
+
+def _drive_ranks_detached(args: argparse.Namespace) -> int:
+    """The trainer a dashboard started for `--nproc N`: it starts torchrun and waits for the ranks."""
+    from tui_trainer.engine.errors import TrainerError
+    from tui_trainer.session.detached import report_failed
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        code = nproc_launch.run_on_ranks(args, parse_job_options(args.job_opt), detached=True)
+    except TrainerError as exc:  # refused before any rank started (more ranks than GPUs)
+        report_failed(str(exc))
+        raise
+    print(f"--- trainer pid {os.getpid()} exits with status {code} (torchrun, {args.nproc} ranks)", flush=True)
     return code
 
 

@@ -7,6 +7,10 @@ SIGHUP, and it ignores one anyway), builds its trainer, and reports on that pipe
 dir it holds or why it could not start. Only then does it point its output at `trainer.log`
 in the run dir and close the pipe, so what it printed while starting (a traceback of a job
 that does not import) reaches the dashboard, and nothing is written to a terminal afterwards.
+
+A run on several processes is started the same way: the child starts torchrun, whose ranks cannot
+inherit the pipe, so rank 0 reports on its stdout (`STDOUT_FD`) and the child passes that on
+(`session.rank_relay`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ LOG_FILE = "trainer.log"
 _MARK = "\x1etui-trainer-launched "
 # The lines a child printed before it failed to start: the last of them say why.
 _EARLY_LINES_KEPT = 40
+# `LAUNCH_FD_ENV` of a rank: report on stdout, which the process that started torchrun reads and
+# relays to trainer.log; so the rank neither redirects nor closes it.
+STDOUT_FD = 1
 
 
 @dataclass(frozen=True)
@@ -120,11 +127,9 @@ class DetachedTrainer:
         return True
 
     def _take_line(self, line: str) -> None:
-        if line.startswith(_MARK):
-            with contextlib.suppress(ValueError):
-                found = json.loads(line[len(_MARK):])
-                if isinstance(found, dict):
-                    self._found = found
+        found = report_in(line)
+        if found is not None:
+            self._found = found
         elif line.strip():
             self._early.append(line.rstrip())
             del self._early[:-_EARLY_LINES_KEPT]
@@ -146,6 +151,18 @@ class DetachedTrainer:
         return self.process.poll() if self.process else None
 
 
+def report_in(line: str) -> dict[str, object] | None:
+    """The launch report a line carries, if any (from a rank, after another's unfinished line)."""
+    at = line.find(_MARK)
+    if at < 0:
+        return None
+    with contextlib.suppress(ValueError):
+        found = json.loads(line[at + len(_MARK):])
+        if isinstance(found, dict):
+            return found
+    return None
+
+
 def _last_words(lines: Sequence[str]) -> str | None:
     """The line that says why: `tui-trainer: error: ...`, else the last line of a traceback."""
     for line in reversed(lines):
@@ -165,6 +182,10 @@ def launch_fd() -> int | None:
 
 def report_launched(run_dir: Path, notes: Sequence[str]) -> None:
     """Say where the run lives, then send all output to its log and let the pipe go."""
+    if launch_fd() == STDOUT_FD:  # a rank: its output reaches the log through the process that started torchrun
+        _send({"run_dir": str(Path(run_dir).resolve()), "notes": list(notes)})
+        _close_launch_fd()
+        return
     log_fd = open_log(run_dir)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     header = f"--- {stamp} trainer pid {os.getpid()} started in the background\n"
@@ -201,6 +222,9 @@ def _send(data: dict[str, object]) -> None:
     fd = launch_fd()
     if fd is None:
         return
+    if fd == STDOUT_FD:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()  # what was printed before stays before the report
     with contextlib.suppress(OSError):  # the dashboard that started us may be gone already
         os.write(fd, (_MARK + json.dumps(data) + "\n").encode())
 
@@ -208,6 +232,6 @@ def _send(data: dict[str, object]) -> None:
 def _close_launch_fd() -> None:
     fd = launch_fd()
     os.environ.pop(LAUNCH_FD_ENV, None)
-    if fd is not None:
+    if fd is not None and fd != STDOUT_FD:
         with contextlib.suppress(OSError):
             os.close(fd)
