@@ -4,7 +4,8 @@ Plain Python, no Textual: the system panel calls `SystemSampler.sample` about on
 on a worker thread, never on the training thread. The process is read from `/proc/<pid>`
 (the trainer may be another process, under `tui-trainer watch`); GPUs through NVML
 (`pynvml`, from the optional `nvidia-ml-py`) when it is installed and a driver answers, and
-not at all otherwise: a CPU-only machine simply has no GPU rows.
+not at all otherwise: a CPU-only machine simply has no GPU rows. A run trained by several
+processes (torchrun) gets one row per rank, found from the trainer's pid (`rank_processes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from tui_trainer.session.rank_processes import RankFinder
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,18 @@ class GpuStats:
 
 
 @dataclass(frozen=True)
+class RankStats:
+    rank: int
+    process: ProcessStats
+    gpu_mem_bytes: int | None = None  # what NVML says the rank's process holds; None without a GPU
+
+
+@dataclass(frozen=True)
 class SystemSample:
     process: ProcessStats | None
     gpus: tuple[GpuStats, ...] = ()
     process_note: str | None = None  # why there is no process row, e.g. the trainer is on another host
+    ranks: tuple[RankStats, ...] = ()  # one per rank when several processes train the run, rank 0 first
 
 
 # --- the process -------------------------------------------------------------------------------
@@ -163,6 +174,18 @@ class GpuSampler:
             ))
         return tuple(stats)
 
+    def memory_by_pid(self) -> dict[int, int]:
+        """GPU memory each compute process holds, summed over the GPUs; {} without NVML."""
+        if not self._start():
+            return {}
+        held: dict[int, int] = {}
+        for handle in self._handles:
+            for proc in _ask(lambda: self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)) or ():
+                used = getattr(proc, "usedGpuMemory", None)
+                if isinstance(used, int):
+                    held[proc.pid] = held.get(proc.pid, 0) + used
+        return held
+
     def close(self) -> None:
         if self._nvml is not None:
             _ask(self._nvml.nvmlShutdown)
@@ -184,15 +207,35 @@ def _text(value: Any) -> str:
 class SystemSampler:
     """The process and the GPUs, sampled together. Use from one thread at a time."""
 
-    def __init__(self, process: ProcessSampler | None = None, gpus: GpuSampler | None = None) -> None:
+    def __init__(self, process: ProcessSampler | None = None, gpus: GpuSampler | None = None,
+                 ranks: RankFinder | None = None) -> None:
         self.process = process or ProcessSampler()
         self.gpus = gpus or GpuSampler()
+        self.ranks = ranks or RankFinder(self.process.proc)
+        self._rank_samplers: dict[int, ProcessSampler] = {}
 
     def sample(self, pid: int | None, note: str | None = None) -> SystemSample:
         process = self.process.sample(pid) if pid is not None else None
         if process is None and note is None:
             note = "the training process is not visible from here" if pid is not None else "no training process"
-        return SystemSample(process, self.gpus.sample(), None if process else note)
+        gpus = self.gpus.sample()
+        ranks = self._sample_ranks(process, bool(gpus)) if process is not None else ()
+        return SystemSample(process, gpus, None if process else note, ranks)
+
+    def _sample_ranks(self, rank0: ProcessStats, gpus: bool) -> tuple[RankStats, ...]:
+        found = self.ranks.ranks_of(rank0.pid)
+        if len(found) < 2:
+            return ()
+        samplers = {r.pid: self._rank_samplers.get(r.pid) or ProcessSampler(self.process.clock, self.process.proc)
+                    for r in found if r.pid != rank0.pid}
+        self._rank_samplers = samplers  # a rank that is gone is forgotten
+        held = self.gpus.memory_by_pid() if gpus else {}
+        stats = []
+        for r in found:
+            process = rank0 if r.pid == rank0.pid else samplers[r.pid].sample(r.pid)
+            if process is not None:
+                stats.append(RankStats(r.rank, process, held.get(r.pid)))
+        return tuple(stats)
 
     def close(self) -> None:
         self.gpus.close()

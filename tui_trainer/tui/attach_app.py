@@ -18,6 +18,7 @@ from typing import Any
 
 from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.engine.loop.lr_preview import preview
+from tui_trainer.session.rank_processes import launcher_pid
 from tui_trainer.session.watch_control import WatchControl
 from tui_trainer.session.watch_runner import WatchRunner
 from tui_trainer.tui.app import TrainerApp
@@ -197,13 +198,18 @@ class AttachApp(TrainerApp):
 
     def _detached_lines(self) -> list[str]:
         ack = self.control.ack
-        pid = f" (pid {ack.pid})" if ack is not None and ack.pid else ""
+        trainer = ack.pid if ack is not None and ack.pid else None
+        # Of several ranks, torchrun's launcher passes a signal on to every one (rank 0 holds the lock).
+        launcher = launcher_pid(trainer) if trainer and ack is not None and ack.on_this_host else None
+        pid = f" (pid {trainer})" if trainer else ""
+        if launcher is not None:
+            pid = f" (rank 0 pid {trainer}, torchrun pid {launcher})"
         return [
             f"left the dashboard; training goes on in the background{pid}, step {self.model.step} of "
             f"{self.model.target}.",
             f"  run dir:    {self.run_dir}",
             f"  re-attach:  tui-trainer attach {self.run_dir}",
-            f"  stop it:    re-attach and press q, or kill -INT {ack.pid if ack and ack.pid else 'PID'} "
+            f"  stop it:    re-attach and press q, or kill -INT {launcher or trainer or 'PID'} "
             "(saves a checkpoint first)",
         ]
 

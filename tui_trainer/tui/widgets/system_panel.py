@@ -1,4 +1,6 @@
-"""CPU and memory of the training process, and a line per GPU (none on a CPU-only machine).
+"""CPU and memory of the training process (a line per rank when several train the run), and a line per GPU.
+
+A CPU-only machine has no GPU lines.
 
 Sampled every `SAMPLE_INTERVAL_S` on a worker thread (NVML calls can stall on a busy GPU),
 one sample at a time: a stalled one is skipped, not queued behind.
@@ -14,11 +16,12 @@ from textual import work
 from textual.widgets import Static
 
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.session.system_stats import GpuStats, SystemSample, SystemSampler
+from tui_trainer.session.system_stats import GpuStats, RankStats, SystemSample, SystemSampler
 from tui_trainer.tui.widgets.live_text import show_text
 
 SAMPLE_INTERVAL_S = 1.0
 HOT_GPU_C = 85
+RANK_LINES_SHOWN = 8  # more ranks than this are counted on one line, so the panel stays a few lines high
 
 # () -> (pid of the training process, or None and why it cannot be seen)
 PidSource = Callable[[], tuple[int | None, str | None]]
@@ -34,6 +37,10 @@ def describe_system(sample: SystemSample | None) -> str:
     proc = sample.process
     if proc is None:
         lines = [f"process: {sample.process_note or '-'}"]
+    elif sample.ranks:
+        lines = [describe_rank(rank) for rank in sample.ranks[:RANK_LINES_SHOWN]]
+        if len(sample.ranks) > RANK_LINES_SHOWN:
+            lines.append(f"... and {len(sample.ranks) - RANK_LINES_SHOWN} more ranks")
     else:
         cpu = "-" if proc.cpu_percent is None else f"{proc.cpu_percent:.0f}%"
         rss = human_bytes(proc.rss_bytes)
@@ -42,6 +49,13 @@ def describe_system(sample: SystemSample | None) -> str:
         lines = [f"process {proc.pid}: CPU {cpu} · RAM {rss}{share}"]
     lines += [describe_gpu(gpu) for gpu in sample.gpus]
     return "\n".join(lines)
+
+
+def describe_rank(rank: RankStats) -> str:
+    proc = rank.process
+    cpu = "-" if proc.cpu_percent is None else f"{proc.cpu_percent:.0f}%"
+    gpu = "" if rank.gpu_mem_bytes is None else f" · GPU {rank.gpu_mem_bytes / 1e9:.1f} GB"
+    return f"rank {rank.rank} pid {proc.pid}: CPU {cpu} · RAM {human_bytes(proc.rss_bytes)}{gpu}"
 
 
 def describe_gpu(gpu: GpuStats) -> str:
