@@ -15,7 +15,7 @@ from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.trainer import RunResult, Trainer
-from tui_trainer.engine.rundir.history import read_history
+from tui_trainer.engine.rundir.history import TIMING_KEYS, read_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, read_run
 
 TINY = {"size": "tiny", "device": "cpu"}
@@ -157,7 +157,7 @@ def step_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def without_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k != "time"} for r in records]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
 
 
 def child_env() -> dict[str, str]:

@@ -135,6 +135,7 @@ def make_job(
         ),
         grad_clip=1.0,
         batch_size=batch_size,
+        tokens_per_batch=batch_size * shape.block_size,
         device=str(target_device),
         config={"model": dataclasses.asdict(config), "vocab": vocab, "options": options},
     )

@@ -24,10 +24,14 @@ class Started(Event):
     target: int
     device: str
     resumed_from: str | None = None
+    elapsed: float | None = None  # training time before this start (a resumed run's), in seconds
 
 
 @dataclass(frozen=True)
 class StepCompleted(Event):
+    """A logged step. Speeds are over training time (`step_rate`); `elapsed` is the run's training
+    time so far, across resumes; `lrs` holds every param group's LR (`lr` is the first's)."""
+
     step: int
     epoch: int
     loss: float
@@ -35,12 +39,18 @@ class StepCompleted(Event):
     steps_per_sec: float
     samples_per_sec: float
     target: int
+    elapsed: float | None = None  # None: not known (an older run's history)
+    lrs: tuple[float, ...] = ()
+    grad_norm: float | None = None  # before clipping; None where the step did not measure it
+    tokens_per_sec: float | None = None  # when the job says how many tokens a batch holds
+    scalars: dict[str, float] = field(default_factory=dict)  # the job's own, from its loss_fn
 
 
 @dataclass(frozen=True)
 class Evaluated(Event):
     step: int
     metrics: dict[str, float]
+    seconds: float = 0.0  # how long it took (kept out of training time)
 
 
 @dataclass(frozen=True)

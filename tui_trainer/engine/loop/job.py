@@ -45,11 +45,14 @@ class Retargetable(Protocol):
 class Job:
     """Everything the trainer needs for one training run.
 
-    `loss_fn(model, batch)` returns the scalar loss tensor of one micro-batch; the trainer runs
-    backward, gradient clipping, the optimizer, the scheduler and the EMA update. With
+    `loss_fn(model, batch)` returns the scalar loss tensor of one micro-batch, or a dict with that
+    tensor under `loss` and named scalars to log beside it (`{"loss": loss, "accuracy": acc}`:
+    numbers or one-value tensors, read on logged steps only); the trainer runs backward,
+    gradient clipping, the optimizer, the scheduler and the EMA update. With
     `grad_accum_steps=K`, one step takes K batches, backpropagates each loss divided by K and
     then steps the optimizer once: a step is one optimizer step everywhere (target, history,
-    checkpoints, schedule). `batch_size` is the size of one of those batches.
+    checkpoints, schedule). `batch_size` is the size of one of those batches, and
+    `tokens_per_batch`, if given, how many tokens one holds (for tokens/s).
     `evaluate(model)` returns metrics such as `{"val_loss": 1.23}`; the trainer calls it in
     eval mode under `torch.no_grad()` and puts the model back in train mode.
     `scheduler` is stepped once per optimizer step; if it also has `retarget(step, total)`,
@@ -74,6 +77,7 @@ class Job:
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
     grad_accum_steps: int = 1
+    tokens_per_batch: int | None = None
 
 
 JobFactory = Callable[..., Job]

@@ -316,7 +316,7 @@ def _resume_locked(
         control = control or TrainingControl()
         trainer = Trainer(job, run_dir, info, step=step, target=target, on_event=on_event, control=control,
                           resumed_from=str(start.path), when_disk_full=when_disk_full,
-                          **side_channels(run_dir, job, control, lock, history))
+                          elapsed=history.resumed_elapsed, **side_channels(run_dir, job, control, lock, history))
     except BaseException:
         history.close()
         raise

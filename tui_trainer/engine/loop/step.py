@@ -4,47 +4,113 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.lr_takeover import steps_on_metric
+from tui_trainer.engine.rundir.history import STEP_RECORD_KEYS
 
 
-def train_step(job: Job) -> torch.Tensor:
+@dataclass(frozen=True)
+class StepResult:
+    """What one step leaves to read on a logged step, all still on the device (nothing synced).
+
+    `grad_norm` is the total gradient norm before clipping: the one clipping returns, or on a
+    step asked to measure it; None otherwise. `scalars` are the job's own (a `loss_fn` that
+    returns a dict), each the mean over the step's micro-batches.
+    """
+
+    loss: torch.Tensor
+    grad_norm: torch.Tensor | None = None
+    scalars: dict[str, torch.Tensor | float] = field(default_factory=dict)
+
+
+def train_step(job: Job, measure_grad_norm: bool = False) -> StepResult:
     """One optimizer step of `job` over its next `grad_accum_steps` batches; their mean loss, detached.
 
     Each micro-batch's loss is divided by the number of micro-batches before its backward, so
     the gradients are those of their mean. Clipping, the optimizer, the scheduler and the EMA
     run once, after the last micro-batch (a grad scaler unscales once, before clipping).
+    `measure_grad_norm` computes the gradient norm where no clipping does (logged steps only).
     """
     micro_steps = job.grad_accum_steps
     scaler = job.grad_scaler
     job.optimizer.zero_grad(set_to_none=True)
     total = None
+    scalars: dict[str, Any] = {}
     for _ in range(micro_steps):
         batch = to_device(job.batches.next_batch(), job.device)
-        loss = job.loss_fn(job.model, batch)
+        loss, extra = split_loss(job.loss_fn(job.model, batch))
         scaled = loss / micro_steps if micro_steps > 1 else loss
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
         total = loss.detach() if total is None else total + loss.detach()
-    if scaler is not None:
+        for name, value in extra.items():
+            scalars[name] = value if name not in scalars else scalars[name] + value
+    grad_norm = None
+    if job.grad_clip or measure_grad_norm:
+        if scaler is not None:
+            scaler.unscale_(job.optimizer)  # the norm of the true gradients; step() then does not unscale again
         if job.grad_clip:
-            scaler.unscale_(job.optimizer)
-            torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
+        else:
+            grad_norm = total_grad_norm(job.model.parameters())
+    if scaler is not None:
         scaler.step(job.optimizer)
         scaler.update()
     else:
-        if job.grad_clip:
-            torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
         job.optimizer.step()
     if job.scheduler is not None and not steps_on_metric(job.scheduler):  # those step at evaluations
         job.scheduler.step()
     if job.ema is not None:
         update_ema(job.ema, job.model)
     assert total is not None
-    return total / micro_steps if micro_steps > 1 else total
+    if micro_steps > 1:
+        total = total / micro_steps
+        scalars = {name: value / micro_steps for name, value in scalars.items()}
+    return StepResult(total, grad_norm, scalars)
+
+
+# The names a step's history record already uses: a job's own scalar may not take one.
+RESERVED_SCALARS = STEP_RECORD_KEYS
+
+
+def split_loss(output: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The loss to backpropagate and the job's named scalars (detached), from what `loss_fn` returned:
+    a loss tensor, or a dict with `loss` and more."""
+    if not isinstance(output, Mapping):
+        return output, {}
+    if "loss" not in output:
+        raise ValueError(f"loss_fn returned a dict without 'loss' (keys: {', '.join(map(str, output))}); "
+                         "put the tensor to backpropagate under 'loss'")
+    extra = {}
+    for name, value in output.items():
+        if name == "loss":
+            continue
+        if not isinstance(name, str) or name in RESERVED_SCALARS:
+            raise ValueError(f"loss_fn returned a scalar named {name!r}, which the history uses for its own; "
+                             f"rename it (taken: {', '.join(sorted(RESERVED_SCALARS))})")
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise ValueError(f"loss_fn returned {name!r} with {value.numel()} values; "
+                                 "each extra must be one number (e.g. .mean())")
+            value = value.detach().reshape(())
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        else:
+            raise ValueError(f"loss_fn returned {name!r} as {type(value).__name__}; give a number or a one-value tensor")
+        extra[name] = value
+    return output["loss"], extra
+
+
+def total_grad_norm(parameters: Any) -> torch.Tensor:
+    """The 2-norm of all gradients together, as `clip_grad_norm_` computes it, without clipping (no sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads)
 
 
 def update_ema(ema: Any, model: Any) -> None:

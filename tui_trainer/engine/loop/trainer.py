@@ -22,8 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC
@@ -36,7 +35,10 @@ from tui_trainer.engine.loop.evaluation import evaluate_apart
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.run_records import RunRecords, disk_full_note
 from tui_trainer.engine.loop.saving import SAVE_BACKGROUND, SAVE_SYNC, Saving
-from tui_trainer.engine.loop.step import train_step
+from tui_trainer.engine.loop.step import StepResult, train_step
+from tui_trainer.engine.loop.step_numbers import read_step_numbers
+from tui_trainer.engine.loop.step_rate import StepRate
+from tui_trainer.engine.loop.training_clock import EVALUATING, PAUSED, SAVING, TrainingClock
 from tui_trainer.engine.rundir.commands import ControlFilePoller
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.journal import JournalWriter
@@ -44,7 +46,6 @@ from tui_trainer.engine.rundir.layout import RunInfo, RunLock
 
 EventCallback = Callable[[ev.Event], None]
 PAUSE_POLL_S = 0.1
-SPEED_SMOOTHING = 0.1
 
 
 @dataclass
@@ -76,9 +77,11 @@ class Trainer(Saving):
         journal: JournalWriter | None = None,
         when_disk_full: str = ev.DISK_FULL_STOP,
         save_mode: str = SAVE_SYNC,
+        elapsed: float = 0.0,
     ) -> None:
         """The side channels (history, control file, lock, journal) are handed in, never built here:
-        whoever launches the run decides which process owns them (`launch.side_channels`)."""
+        whoever launches the run decides which process owns them (`launch.side_channels`).
+        `elapsed` is the training time the run already had (a resume's)."""
         if when_disk_full not in (ev.DISK_FULL_STOP, ev.DISK_FULL_PAUSE):
             raise ValueError(f"when_disk_full must be 'stop' or 'pause', got {when_disk_full!r}")
         if save_mode not in (SAVE_SYNC, SAVE_BACKGROUND):
@@ -107,7 +110,8 @@ class Trainer(Saving):
         self._last_metrics: dict[str, float] = {}
         self._metrics_step: int | None = None
         self._last_loss: float | None = None
-        self._steps_per_sec = 0.0
+        self.clock = TrainingClock(elapsed)  # training time: pauses, evaluations and saves kept out
+        self._rate = StepRate()
         self._lock = lock
         # Every event but step summaries, and the notes, for viewers in other processes.
         self.journal = journal
@@ -158,7 +162,7 @@ class Trainer(Saving):
         self._emit(
             ev.Started(
                 str(self.run_dir), self.info.run_id, self.info.job, self.step, self.target,
-                str(job.device), self.resumed_from,
+                str(job.device), self.resumed_from, self.clock.elapsed,
             )
         )
         self.records.set_state("running")
@@ -167,35 +171,37 @@ class Trainer(Saving):
         reason = "target"
         try:
             job.model.train()
-            last_tick = time.perf_counter()
+            clock = self.clock
+            self._rate.add(self.step, clock.elapsed)
+            clock.start()
             while True:
                 if self.records.unwritten is not None:
-                    reason = self._wait_for_writes() or reason
+                    with clock.apart(PAUSED):
+                        reason = self._wait_for_writes() or reason
                     if reason != "target":
                         break
-                    last_tick = time.perf_counter()
                 if self.checkpoints.saver.finished:
                     self._collect_save()
                 if self.control_file is not None:
                     self.control_file.poll()
                 if self.control.has_requests():
-                    reason = self._apply_requests() or reason
+                    with clock.apart(PAUSED):  # a pause, or a save asked for
+                        reason = self._apply_requests() or reason
                     if reason != "target":
                         break
-                    last_tick = time.perf_counter()
                 if self.step >= self.target:
                     break
-                loss = train_step(self.job)
+                logged = (self.step + 1) % self.settings.log_every == 0 or self.step + 1 == self.target
+                result = train_step(self.job, measure_grad_norm=logged)
                 self.step += 1
-                now = time.perf_counter()
-                self._update_speed(now - last_tick)
-                last_tick = now
-                if self.step % self.settings.log_every == 0 or self.step == self.target:
-                    self._log_step(loss)
+                if logged:
+                    self._log_step(result)
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
-                    self._scheduled_evaluation()
+                    with clock.apart(EVALUATING):
+                        self._scheduled_evaluation()
                 if self.control.settle(self.checkpoints.periodic_due(self.step)):  # ranks agree (DDP)
-                    self._save(PERIODIC)
+                    with clock.apart(SAVING):
+                        self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
             reason = "disk_full"
             self.notes.append(disk_full_note(exc, self.step, self._last_saved_step(), self.run_dir))
@@ -224,23 +230,29 @@ class Trainer(Saving):
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
-    def _update_speed(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        rate = 1.0 / seconds
-        self._steps_per_sec = rate if not self._steps_per_sec else (
-            SPEED_SMOOTHING * rate + (1 - SPEED_SMOOTHING) * self._steps_per_sec
-        )
-
-    def _log_step(self, loss: torch.Tensor) -> None:
-        value = float(self.control.mean_over_ranks(loss).item())  # under DDP, the global batch's loss
-        self._last_loss = value
-        lr = self.current_lr()
-        self.history.log_step(self.step, self.job.batches.epoch, value, lr, time.time())
+    def _log_step(self, result: StepResult) -> None:
+        # The one device sync of a logged step; under DDP the global batch's loss and scalars.
+        numbers = read_step_numbers(result, self.control.mean_over_ranks)
+        elapsed = self.clock.lap()  # after the sync: the device's work is done and counted
+        rate = self._rate.add(self.step, elapsed)
+        self._last_loss = numbers.loss
+        lrs = tuple(float(group["lr"]) for group in self.job.optimizer.param_groups)
+        job = self.job
+        samples = rate * job.batch_size * job.grad_accum_steps
+        tokens = rate * job.tokens_per_batch * job.grad_accum_steps if job.tokens_per_batch else None
+        more: dict[str, Any] = {"elapsed": round(elapsed, 3)}
+        if numbers.grad_norm is not None:
+            more["grad_norm"] = numbers.grad_norm
+        more["samples_per_sec"] = float(f"{samples:.4g}")
+        if tokens is not None:
+            more["tokens_per_sec"] = float(f"{tokens:.4g}")
+        if len(lrs) > 1:
+            more["lrs"] = lrs
+        self.history.log_step(self.step, job.batches.epoch, numbers.loss, lrs[0], time.time(), more | numbers.scalars)
         self._emit(
             ev.StepCompleted(
-                self.step, self.job.batches.epoch, value, lr, self._steps_per_sec,
-                self._steps_per_sec * self.job.batch_size * self.job.grad_accum_steps, self.target,
+                self.step, job.batches.epoch, numbers.loss, lrs[0], rate, samples, self.target,
+                elapsed, lrs, numbers.grad_norm, tokens, numbers.scalars,
             )
         )
 
@@ -253,10 +265,11 @@ class Trainer(Saving):
             return {}
         if self._metrics_step == self.step:
             return self._last_metrics
+        began = time.perf_counter()
         metrics = evaluate_apart(self.job)
         self._last_metrics, self._metrics_step = metrics, self.step
         self.history.log_eval(self.step, self.job.batches.epoch, metrics, time.time())
-        self._emit(ev.Evaluated(self.step, metrics))
+        self._emit(ev.Evaluated(self.step, metrics, time.perf_counter() - began))
         return metrics
 
     def _scheduled_evaluation(self) -> None:

@@ -1,7 +1,10 @@
 """The run's history: `history.jsonl` as it happens, `training_history.json` as a summary.
 
-`history.jsonl` has one object per logged step (`step`, `epoch`, `loss`, `lr`, `time`) and one
-per evaluation (`step` and the metrics, e.g. `val_loss`); `history.idx` indexes it (see
+`history.jsonl` has one object per logged step (`step`, `epoch`, `loss`, `lr`, `time`; then
+`elapsed`, the run's training time in seconds across resumes, `grad_norm` before clipping,
+`samples_per_sec`, `tokens_per_sec` if the job gives tokens per batch, `lrs` when there are
+several param groups, and the job's own scalars by name; older runs have the first five only)
+and one per evaluation (`step` and the metrics, e.g. `val_loss`); `history.idx` indexes it (see
 `history_index`). After a resume from step N every line past N is cut off first, in place, so
 the file always reads as one continuous run, at a cost that does not grow with its length.
 
@@ -15,6 +18,13 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+
+# A step record's own fields; any other number in one is a scalar the job logged (its loss_fn's dict).
+STEP_RECORD_KEYS = frozenset({"step", "epoch", "loss", "lr", "lrs", "time", "elapsed", "grad_norm",
+                              "samples_per_sec", "tokens_per_sec"})
+# A step record's fields that measure time, not training: two runs of the same steps differ in these alone.
+TIMING_KEYS = frozenset({"time", "elapsed", "samples_per_sec", "tokens_per_sec"})
 
 
 def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ See `history` for the file's records and `history_index` for the index.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import struct
@@ -24,6 +25,7 @@ from tui_trainer.engine.rundir.history_cuts import cut_offset, log_cut, step_of
 from tui_trainer.engine.rundir.history_epochs import EpochSummary
 from tui_trainer.engine.rundir.history_index import build_index, create_index, index_path, load_index, truncate_index
 from tui_trainer.engine.rundir.history_scan import KIND_OTHER, KIND_TRAIN, KIND_VAL, RECORD, scan_records
+from tui_trainer.engine.rundir.history_tail import parse_record
 
 FLUSH_INTERVAL_S = 1.0
 BUFFER_BYTES = 1 << 16
@@ -117,10 +119,12 @@ class HistoryWriter:
         self.unwritten: WriteDidNotFit | None = None
         self._end = 0  # bytes of history.jsonl written, buffered ones included
         self._last_step = -1
+        self.resumed_elapsed = 0.0  # the training time its last kept step record holds (older runs: none, 0)
         if resume_step is not None:
             cut = truncate_history(self.path, resume_step)
             self.dropped, self._end, self.notes = cut.dropped, cut.offset, cut.notes
             self.summary = self._restore_summary(summary_state, cut.records)
+            self.resumed_elapsed = self._elapsed_at(cut.records)
         elif self.path.exists() and self.path.stat().st_size:
             raise FileExistsError(f"{self.path} already exists; resume the run instead")
         else:
@@ -146,14 +150,34 @@ class HistoryWriter:
                 return summary
         return EpochSummary.from_records(np.asarray(records))
 
+    def _elapsed_at(self, count: int) -> float:
+        """`elapsed` of the last step record among the first `count`, read from its line alone."""
+        loaded = load_index(self.path)
+        assert loaded is not None
+        records = loaded[:count]
+        train = np.flatnonzero(records["kind"] == KIND_TRAIN)
+        if not len(train):
+            return 0.0
+        at = int(train[-1])
+        start, end = (int(records["end"][at - 1]) if at else 0), int(records["end"][at])
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            record = parse_record(f.read(end - start))
+        elapsed = record.get("elapsed") if record else None
+        return float(elapsed) if isinstance(elapsed, (int, float)) and math.isfinite(elapsed) and elapsed > 0 else 0.0
+
     def summary_state(self) -> dict[str, Any]:
         """For the checkpoint: the per-epoch summary and how much of the history it covers."""
         return {"epochs": self.summary.state(), "history_end": self._end, "history_step": self._last_step}
 
-    def log_step(self, step: int, epoch: int, loss: float, lr: float, now: float) -> None:
+    def log_step(self, step: int, epoch: int, loss: float, lr: float, now: float,
+                 more: Mapping[str, Any] | None = None) -> None:
+        """One step record; `more` adds fields after `time` (see `history`): numbers, lists of
+        numbers, None. Positional only, as the ranks that write no history take it."""
         # Called every step: formatted by hand, as json.dumps would, at a third of its cost.
-        loss_text = repr(loss) if math.isfinite(loss) else "null"
-        line = f'{{"step": {step}, "epoch": {epoch}, "loss": {loss_text}, "lr": {lr!r}, "time": {now:.3f}}}\n'
+        extra = "".join(f", {_key(k)}: {_json_value(v)}" for k, v in more.items()) if more else ""
+        line = (f'{{"step": {step}, "epoch": {epoch}, "loss": {_json_value(loss)}, "lr": {lr!r}, '
+                f'"time": {now:.3f}{extra}}}\n')
         self._append(line.encode(), step, loss, epoch, KIND_TRAIN)
         self.summary.add_step(epoch, step, loss)
 
@@ -205,6 +229,29 @@ class HistoryWriter:
             self.sync()
         self._file.close()
         self._index.close()
+
+
+_KEYS: dict[str, str] = {}  # a name as a JSON string, made once: the same few names come every step
+
+
+def _key(name: str) -> str:
+    key = _KEYS.get(name)
+    if key is None:
+        key = json.dumps(name)
+        if len(_KEYS) < 1024:
+            _KEYS[name] = key
+    return key
+
+
+def _json_value(value: Any) -> str:
+    """A number as json.dumps writes it, NaN and inf as null (a diverged value must not make the file unreadable)."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_json_value, value)) + "]"
+    return repr(value) if isinstance(value, int) else json.dumps(value)
 
 
 class _Appender:
