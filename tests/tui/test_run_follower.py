@@ -12,7 +12,7 @@ from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_path
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.rundir.commands import ACK_FILE, write_json_atomic
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, write_run
-from tui_trainer.session.run_follower import RunFollower, SpeedMeter
+from tui_trainer.session.run_follower import RunFollower
 from tui_trainer.session.runner import Launched
 from tui_trainer.tui.run_model import RunModel
 
@@ -152,12 +152,29 @@ def test_garbled_or_missing_files_do_not_break_following(tmp_path):
     assert list(_of(events, CurveLoaded)[0].steps) == [1] and follower.ack is None
 
 
-def test_speed_is_measured_over_windows_of_a_second():
-    meter = SpeedMeter()
-    for i in range(250):
-        meter.add(i, i * 0.01)  # 100 steps/s, 10 ms apart
-    assert 99 <= meter.rate <= 101
-    assert meter.add(5, 100.0) == meter.rate  # a replayed step restarts the window
+def test_a_followed_run_is_timed_by_its_training_time_so_a_pause_is_not_step_time(tmp_path):
+    _run_dir(tmp_path)
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()
+    # 20 steps/s of training; a minute's pause (wall time) between steps 10 and 11.
+    for step in range(1, 21):
+        wall = 100.0 + step * 0.05 + (60.0 if step > 10 else 0.0)
+        _append(tmp_path, {"step": step, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": wall, "elapsed": step * 0.05,
+                           "grad_norm": 0.5, "samples_per_sec": 640.0, "accuracy": 0.25})
+    follower.poll()
+    last = _of(events, ev.StepCompleted)[-1]
+    assert 19.9 <= last.steps_per_sec <= 20.1 and last.elapsed == 1.0
+    assert (last.grad_norm, last.samples_per_sec, last.lrs, last.scalars) == (0.5, 640.0, (0.1,), {"accuracy": 0.25})
+
+
+def test_an_older_history_without_training_time_is_timed_by_its_clock(tmp_path):
+    _run_dir(tmp_path)
+    follower, events, _ = _follower(tmp_path)
+    follower.poll()
+    _append(tmp_path, *({"step": i, "epoch": 0, "loss": 1.0, "lr": 0.1, "time": 10.0 + i * 0.01} for i in range(1, 251)))
+    follower.poll()
+    last = _of(events, ev.StepCompleted)[-1]
+    assert 99 <= last.steps_per_sec <= 101 and last.grad_norm is None and last.scalars == {}
 
 
 def _journal(tmp_path, *items):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from tui_trainer.engine.errors import CheckpointError, RunDirError, TrainerError
 from tui_trainer.engine.rundir.history import iter_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir, read_run
 from tui_trainer.engine.tools.history_summary import (
+    HistoryRow,
     HistorySummary,
     downsample,
     merge_records,
@@ -52,19 +54,24 @@ def run_history(args: argparse.Namespace) -> int:
     if with_val:
         table.add_column("val_loss", justify="right")
     table.add_column("lr", justify="right")
+    with_grad = any(r.grad_norm is not None for r in shown)
+    if with_grad:
+        table.add_column("grad norm", justify="right")
     for r in shown:
         step = f"{r.first_step}-{r.step}" if spans and r.first_step != r.step else str(r.step)
         lr = "-" if r.lr is None else f"{r.lr:.3g}"
         metric = [fmt.format_loss(r.metrics.get(monitored.name))] if monitored is not None else []
         val = [fmt.format_loss(r.val_loss)] if with_val else []
-        table.add_row(step, fmt.format_loss(r.loss), *metric, *val, lr)
+        grad = [_number(r.grad_norm)] if with_grad else []
+        table.add_row(step, fmt.format_loss(r.loss), *metric, *val, lr, *grad)
     print(f"history of {source.name}")
     fmt.console().print(table)
     if spans:
         evaluated = "the metrics" if monitored is not None else "val_loss"
         print(
             f"{table_data.total} steps shown as {len(shown)} rows: loss is the mean over each row's steps, "
-            f"{evaluated} the last evaluation among them (--json prints every record)"
+            f"{evaluated} the last evaluation among them"
+            + (", lr and grad norm their last step's" if with_grad else "") + " (--json prints every record)"
         )
     for note in notes:
         print(f"note: {note}")
@@ -171,6 +178,31 @@ def history_summary_lines(s: HistorySummary) -> list[str]:
         )
     if s.non_finite_losses:
         lines.append(f"{s.non_finite_losses} steps had a non-finite loss (NaN or inf)")
-    if s.elapsed_s is not None:
+    last = s.last_logged
+    if last is not None and last.elapsed is not None:
+        wall = f" (wall time {fmt.format_duration(s.elapsed_s)}, pauses included)" if s.elapsed_s is not None else ""
+        lines.append(f"training time {fmt.format_duration(last.elapsed)}{wall}")
+    elif s.elapsed_s is not None:
         lines.append(f"time {fmt.format_duration(s.elapsed_s)}")
+    if last is not None:
+        lines.extend(_last_step_lines(last))
     return lines
+
+
+def _last_step_lines(last: HistoryRow) -> list[str]:
+    """The numbers logged beside the loss, at the last logged step (an older run logged none)."""
+    said = []
+    if last.grad_norm is not None:
+        said.append(f"grad norm {_number(last.grad_norm)}")
+    if last.samples_per_sec is not None:
+        said.append(f"{_number(last.samples_per_sec)} samples/s")
+    if last.tokens_per_sec is not None:
+        said.append(f"{_number(last.tokens_per_sec)} tokens/s")
+    said.extend(f"{name} {_number(value)}" for name, value in last.scalars.items())
+    return [f"at step {last.step}: " + ", ".join(said)] if said else []
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if math.isfinite(value) else str(value).lower()

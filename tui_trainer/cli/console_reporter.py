@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop.step_rate import eta_seconds
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.tui.time_format import format_duration
 
 PLAIN_LINE_INTERVAL_S = 2.0
 
@@ -56,11 +58,11 @@ class PlainReporter:
 
 
 class RichReporter(PlainReporter):
-    """A live progress bar with ETA, speed and loss; other events print above it."""
+    """A live progress bar with ETA, speed and loss (the trainer's, over training time); other events print above it."""
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         super().__init__()
         self.console = Console()
@@ -69,7 +71,7 @@ class RichReporter(PlainReporter):
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             TextColumn("{task.fields[speed]}"),
             TextColumn("loss {task.fields[loss]}"),
             console=self.console,
@@ -89,7 +91,7 @@ class RichReporter(PlainReporter):
         if isinstance(event, ev.Started):
             self.progress.start()  # a no-op once started
             self.task = self.progress.add_task(
-                "training", total=event.target, completed=event.step, speed="", loss="-"
+                "training", total=event.target, completed=event.step, speed="", loss="-", eta="-"
             )
             self._held = event
             return
@@ -101,6 +103,7 @@ class RichReporter(PlainReporter):
             self.progress.update(
                 self.task, completed=event.step, total=event.target,
                 speed=f"{event.steps_per_sec:.1f} it/s", loss=f"{event.loss:.4f}",
+                eta=format_duration(eta_seconds(event.step, event.target, event.steps_per_sec)),
             )
         elif isinstance(event, ev.TargetChanged) and self.task is not None:
             self.progress.update(self.task, total=event.new_target)
@@ -140,9 +143,12 @@ def describe(event: ev.Event) -> str | None:
         case ev.Started(run_dir=run_dir, step=step, target=target, device=device):
             return f"training {run_dir} on {device}: step {step} -> {target}"
         case ev.StepCompleted():
+            more = "".join(f" {name} {value:.4g}" for name, value in event.scalars.items())
+            grad = f" grad_norm {event.grad_norm:.3g}" if event.grad_norm is not None else ""
+            eta = format_duration(eta_seconds(event.step, event.target, event.steps_per_sec))
             return (
-                f"step {event.step}/{event.target} epoch {event.epoch} loss {event.loss:.4f} "
-                f"lr {event.lr:.2e} {event.steps_per_sec:.1f} steps/s"
+                f"step {event.step}/{event.target} epoch {event.epoch} loss {event.loss:.4f}{more} "
+                f"lr {event.lr:.2e}{grad} {event.steps_per_sec:.1f} steps/s ETA {eta}"
             )
         case ev.Evaluated(step=step, metrics=metrics):
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())

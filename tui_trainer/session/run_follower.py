@@ -26,7 +26,9 @@ from tui_trainer.engine.atomic import pid_alive
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX, CheckpointMeta, read_sidecar
 from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop.step_rate import StepRate
 from tui_trainer.engine.rundir.commands import ACK_FILE, Ack, file_key, read_ack
+from tui_trainer.engine.rundir.history import STEP_RECORD_KEYS
 from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.rundir.journal_tail import JournalTail
@@ -39,25 +41,12 @@ SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, 
 ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full"}
 
 
-class SpeedMeter:
-    """Steps per second from the history's timestamps, over windows of at least a second."""
-
-    def __init__(self, window_s: float = 1.0) -> None:
-        self.window_s = window_s
-        self.rate = 0.0
-        self._ref: tuple[int, float] | None = None
-
-    def add(self, step: int, at: float) -> float:
-        if self._ref is None or step <= self._ref[0]:
-            self._ref = (step, at)
-        elif at - self._ref[1] >= self.window_s:
-            self.rate = (step - self._ref[0]) / (at - self._ref[1])
-            self._ref = (step, at)
-        return self.rate
-
-
 def _float(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    return float(value) if _is_number(value) else math.nan
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RunFollower:
@@ -77,7 +66,7 @@ class RunFollower:
         self.target: int | None = None
         self.keep_last: int | None = None
         self.alive: bool | None = None
-        self._speed = SpeedMeter()
+        self._speed = StepRate()  # over the history's training time, as the trainer computes it
         self._started = False
         self._run_key: Any = None
         self._ack_key: Any = None
@@ -217,14 +206,30 @@ class RunFollower:
         step, at = record["step"], _float(record.get("time"))
         at = at if math.isfinite(at) else time.time()
         if "loss" in record:
-            self.step = step
-            rate = self._speed.add(step, at)
-            epoch = record.get("epoch")
-            self.put(ev.StepCompleted(step, epoch if isinstance(epoch, int) else 0, _float(record["loss"]),
-                                      _float(record.get("lr")), rate, 0.0, self.target or step, time=at))
+            self.put(self._step_event(record, step, at))
         else:
             metrics = {k: _float(v) for k, v in record.items() if k not in ("step", "time", "epoch")}
             self.put(ev.Evaluated(step, metrics, time=at))
+
+    def _step_event(self, record: dict[str, Any], step: int, at: float) -> ev.StepCompleted:
+        """A step record as the trainer reported it; an older run's (no training time) is timed
+        by its clock, pauses and all."""
+        self.step = step
+        elapsed = _float(record.get("elapsed"))
+        rate = self._speed.add(step, elapsed if math.isfinite(elapsed) else at)
+        epoch = record.get("epoch")
+        lr = _float(record.get("lr"))
+        lrs = record.get("lrs")
+        grad_norm, samples, tokens = (_float(record.get(k)) for k in ("grad_norm", "samples_per_sec", "tokens_per_sec"))
+        scalars = {k: _float(v) for k, v in record.items() if k not in STEP_RECORD_KEYS and (v is None or _is_number(v))}
+        return ev.StepCompleted(
+            step, epoch if isinstance(epoch, int) else 0, _float(record["loss"]), lr, rate,
+            samples if math.isfinite(samples) else 0.0, self.target or step,
+            elapsed if math.isfinite(elapsed) else None,
+            tuple(map(_float, lrs)) if isinstance(lrs, list) else (lr,),
+            grad_norm if "grad_norm" in record else None, tokens if math.isfinite(tokens) else None, scalars,
+            time=at,
+        )
 
     def _follow_state(self) -> None:
         info = self.info

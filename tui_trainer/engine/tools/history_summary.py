@@ -1,7 +1,8 @@
 """A run's history made readable: one row per step, a few rows for a long run, and a summary.
 
-Records are `history.jsonl` lines: step records (`step`, `epoch`, `loss`, `lr`, `time`) and
-evaluation records (`step` and metrics such as `val_loss`). A foreign checkpoint's embedded
+Records are `history.jsonl` lines: step records (`step`, `epoch`, `loss`, `lr`, `time`, and in
+newer runs `elapsed`, `grad_norm`, throughput and the job's own scalars) and evaluation records
+(`step` and metrics such as `val_loss`). A foreign checkpoint's embedded
 history (a dict of lists, or a list of dicts) is turned into the same records first.
 """
 
@@ -11,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tui_trainer.engine.rundir.history import STEP_RECORD_KEYS
 
 STEP_KEYS = ("step", "steps", "iteration", "iterations", "iter", "iters", "global_step")
 LOSS_KEYS = ("loss", "train_loss", "losses", "train_losses")
@@ -33,6 +36,11 @@ class HistoryRow:
     time: float | None = None
     first_step: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # every metric evaluated at this step
+    grad_norm: float | None = None  # before clipping
+    elapsed: float | None = None  # the run's training time at this step (newer runs)
+    samples_per_sec: float | None = None
+    tokens_per_sec: float | None = None
+    scalars: dict[str, float] = field(default_factory=dict)  # the job's own, logged with the loss
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class HistorySummary:
     last_epoch: int | None
     elapsed_s: float | None
     monitored: MetricTrend | None = None  # the run's monitored metric, if not val_loss or train loss
+    last_logged: HistoryRow | None = None  # the last step record: grad norm, throughput, training time, scalars
 
 
 def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
@@ -84,9 +93,20 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
         if "loss" not in record:  # an evaluation: every number it holds is a metric
             row.metrics.update((k, _number(v, missing=math.nan)) for k, v in record.items()
                                if k not in NOT_METRICS and (v is None or _number(v) is not None))
+        else:
+            _step_numbers(row, record)
         time = _number(record.get("time"))
         row.time = time if time is not None else row.time
     return [rows[step] for step in sorted(rows)]
+
+
+def _step_numbers(row: HistoryRow, record: Mapping[str, Any]) -> None:
+    """What a step record holds beside the loss (none of it in an older run's)."""
+    row.grad_norm = _number(record.get("grad_norm"), missing=math.nan) if "grad_norm" in record else None
+    row.elapsed = _number(record.get("elapsed"))
+    row.samples_per_sec, row.tokens_per_sec = _number(record.get("samples_per_sec")), _number(record.get("tokens_per_sec"))
+    row.scalars = {k: _number(v, missing=math.nan) for k, v in record.items()  # type: ignore[misc]
+                   if k not in STEP_RECORD_KEYS and (v is None or _number(v) is not None)}
 
 
 def downsample(rows: Sequence[HistoryRow], max_rows: int = DEFAULT_ROWS) -> list[HistoryRow]:
@@ -112,9 +132,14 @@ def downsample(rows: Sequence[HistoryRow], max_rows: int = DEFAULT_ROWS) -> list
                 time=last.time,
                 first_step=span[0].step,
                 metrics=dict(evaluated[-1]) if evaluated else {},
+                grad_norm=last_logged.grad_norm if (last_logged := _last_logged(span)) else None,
             )
         )
     return merged
+
+
+def _last_logged(rows: Sequence[HistoryRow]) -> HistoryRow | None:
+    return next((r for r in reversed(rows) if r.loss is not None), None)
 
 
 def summarize(rows: Sequence[HistoryRow], monitor: str = "val_loss", mode: str = "min") -> HistorySummary:
@@ -144,6 +169,7 @@ def summarize(rows: Sequence[HistoryRow], monitor: str = "val_loss", mode: str =
         elapsed_s=times[-1] - times[0] if len(times) > 1 else None,
         monitored=None if monitor in ("val_loss", "train_loss", "loss") else trend_of(
             monitor, mode, [(r.step, r.metrics[monitor]) for r in rows if monitor in r.metrics]),
+        last_logged=logged[-1] if logged else None,
     )
 
 

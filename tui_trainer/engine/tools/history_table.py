@@ -86,6 +86,7 @@ def _large_table(path: Path, records: np.ndarray, steps: np.ndarray, max_rows: i
             time=end_row.time,
             first_step=first,
             metrics=_row_at(path, records, int(eval_steps[eb - 1])).metrics if eb > ea else {},
+            grad_norm=lr_row.grad_norm if lr_row else None,
         ))
     summary = _summary(path, records, steps, train_steps, losses, val_steps, vals, len(eval_steps))
     if monitor not in PLAIN_LOSSES:  # its curve: the evaluation lines alone are read
@@ -117,6 +118,7 @@ def _summary(path: Path, records: np.ndarray, steps: np.ndarray, train_steps: np
         non_finite_losses=int((~finite).sum()),
         last_epoch=last_logged.epoch if last_logged else None,
         elapsed_s=last_row.time - first_row.time if first_row.time is not None and last_row.time is not None else None,
+        last_logged=last_logged,
     )
 
 
