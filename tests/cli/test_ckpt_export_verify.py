@@ -55,7 +55,7 @@ def test_verify_all_ok(capsys, tmp_path):
     result = run(capsys, "ckpt", "verify", run_dir)
     lines = result.out.splitlines()
     assert result.code == 0
-    assert lines[0].startswith(f"OK       {run_dir / 'step_00000100.pt'}  sha256 matches")
+    assert lines[0].startswith(f"OK       {run_dir / 'step_00000100.pt'}  xxh3_128 matches")
     assert lines[-1] == "2 checked: 2 OK, 0 with problems"
 
 

@@ -59,7 +59,7 @@ def test_show_reports_a_checksum_mismatch(capsys, tmp_path):
     run_dir = make_run(tmp_path / "run", steps=(100,))
     path = run_dir / "step_00000100.pt"
     sidecar = run_dir / "step_00000100.meta.json"
-    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"sha256": "0" * 64}))
+    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"checksum": "xxh3_128:" + "0" * 32}))
     assert "checksum MISMATCH" in run(capsys, "ckpt", "show", path).out
 
 

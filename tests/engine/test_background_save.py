@@ -20,7 +20,7 @@ from tests.full_disk import FullDisk
 from tui_trainer.cli.main import main
 from tui_trainer.engine.checkpoints import store as checkpoint_store
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, checksum_of_file
 from tui_trainer.engine.checkpoints.meta import INTERRUPTED, PERIODIC, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.control import TrainingControl
@@ -211,7 +211,7 @@ def test_sigint_during_a_background_save_waits_for_it_then_exits_130(tmp_path, m
     assert kinds.pop(10) == PERIODIC and list(kinds.values()) == [INTERRUPTED]
     for step in (10, *kinds):
         path = run_dir / checkpoint_name(step)
-        assert read_sidecar(sidecar_path(path)).sha256 == sha256_of_file(path)
+        assert read_sidecar(sidecar_path(path)).checksum == checksum_of_file(path)
         assert load_checkpoint(path)["meta"]["step"] == step
     assert temp_files(run_dir) == [] and read_run(run_dir).state == "interrupted"
 

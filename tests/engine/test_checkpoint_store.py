@@ -5,7 +5,7 @@ from collections import namedtuple
 
 import pytest
 
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import checksum_of_file
 from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import CheckpointNotFound, NotEnoughDiskSpace, RunDirError, UnsafePath
@@ -67,7 +67,7 @@ def test_a_save_writes_the_file_and_a_sidecar_with_its_checksum(store, tmp_path)
     path = tmp_path / checkpoint_name(100)
     assert path.read_bytes() == payload(100)
     sidecar = read_sidecar(sidecar_path(path))
-    assert sidecar.sha256 == sha256_of_file(path)
+    assert sidecar.checksum == checksum_of_file(path)
     assert sidecar.size_bytes == path.stat().st_size
     assert sidecar.run_id == RUN and sidecar.step == 100 and sidecar.created
     assert json.loads(sidecar_path(path).read_text())["name"] == path.name
@@ -122,7 +122,7 @@ def test_a_new_save_over_an_existing_name_is_atomic(store, tmp_path):
     assert path.read_bytes() == payload(200)
     store.save(meta(200), writer_of(b"new" * 10_000))
     assert path.read_bytes() == b"new" * 10_000
-    assert read_sidecar(sidecar_path(path)).sha256 == sha256_of_file(path)
+    assert read_sidecar(sidecar_path(path)).checksum == checksum_of_file(path)
 
 
 def test_leftover_temp_files_are_hidden_from_listing_and_removed(store, tmp_path):

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import random
 import subprocess
@@ -37,7 +39,7 @@ def run(tmp_path):
 def test_intact_checkpoints_pass(run):
     results = verify_path(run)
     assert [r.path.name for r in results] == ["step_00000100.pt", "step_00000200.pt"]
-    assert all(r.ok and r.problem is None and "sha256 matches" in r.detail for r in results)
+    assert all(r.ok and r.problem is None and "xxh3_128 matches" in r.detail for r in results)
 
 
 def test_truncated(run):
@@ -56,6 +58,29 @@ def test_flipped_byte(run):
     path = run / "step_00000100.pt"
     flip_byte(path, path.stat().st_size // 2)
     assert problem_of(path).startswith("checksum mismatch")
+
+
+def as_old_sidecar(path):
+    """Rewrite the sidecar as versions before `checksum` wrote it: the file's SHA-256 under `sha256`."""
+    sidecar = path.with_name(path.name.removesuffix(".pt") + ".meta.json")
+    recorded = json.loads(sidecar.read_text())
+    del recorded["checksum"]
+    sidecar.write_text(json.dumps(recorded | {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
+
+
+def test_an_old_sha256_sidecar_still_verifies(run):
+    path = run / "step_00000100.pt"
+    as_old_sidecar(path)
+    [result] = verify_path(path)
+    assert result.ok and "sha256 matches" in result.detail
+    flip_byte(path, path.stat().st_size // 2)
+    assert problem_of(path).startswith("checksum mismatch: sha256 ")
+
+
+def test_a_checksum_this_version_cannot_compute_is_reported(run):
+    sidecar = run / "step_00000100.meta.json"
+    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"checksum": "md7:00ff"}))
+    assert "unknown checksum algorithm 'md7'" in problem_of(run / "step_00000100.pt")
 
 
 def test_random_bytes_of_the_right_size(run):

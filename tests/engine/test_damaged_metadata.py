@@ -46,7 +46,7 @@ def test_a_damaged_sidecar_falls_back_to_the_file(tmp_path):
     (run / "step_00000100.meta.json").write_text('{"name": "step_00000100.pt", "step": 100, "metrics": []}')
     listed = store_for(run).list()
     assert [c.meta.step for c in listed] == [100, 200]
-    assert listed[0].meta.sha256 is None  # rebuilt from the file, which cannot vouch for itself
+    assert listed[0].meta.recorded_checksum is None  # rebuilt from the file, which cannot vouch for itself
 
 
 def test_damaged_embedded_metadata_is_corrupt_not_a_crash(tmp_path):

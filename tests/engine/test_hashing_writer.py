@@ -1,9 +1,10 @@
 import errno
 import hashlib
+import json
 import os
-import threading
 
 import pytest
+import xxhash
 
 from tui_trainer.engine.checkpoints import hashing_writer
 from tui_trainer.engine.checkpoints.meta import (
@@ -16,7 +17,7 @@ from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.errors import NotEnoughDiskSpace
 
 SMALL, CHUNK = hashing_writer._SMALL_WRITE, hashing_writer._CHUNK
-BATCH = 2 * CHUNK  # several reads of the hash thread
+BATCH = 2 * CHUNK  # several gathered chunks
 
 
 def meta(step):
@@ -40,17 +41,26 @@ def in_pieces(data, sizes):
     return write
 
 
+def flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
 @pytest.mark.parametrize(
     "size",
     [0, 1, SMALL - 1, SMALL, SMALL + 1, CHUNK - 1, CHUNK, CHUNK + 1, BATCH - 1, BATCH, BATCH + 1, 2 * BATCH + 7],
 )
 @pytest.mark.parametrize("pieces", [[4096], [SMALL - 1, 1, SMALL, 17], [CHUNK + 3], [BATCH]], ids=str)
-def test_the_recorded_checksum_is_the_sha256_of_the_file(tmp_path, size, pieces):
+def test_the_recorded_checksum_is_the_xxh3_128_of_the_file(tmp_path, size, pieces):
     data = data_of(size)
     stored = CheckpointStore(tmp_path, "run-a").save(meta(size), in_pieces(data, pieces))
     assert stored.path.read_bytes() == data
     sidecar = read_sidecar(sidecar_path(stored.path))
-    assert sidecar.sha256 == hashlib.sha256(data).hexdigest()
+    assert sidecar.checksum == f"xxh3_128:{xxhash.xxh3_128(data).hexdigest()}"
+    assert sidecar.sha256 is None  # not computed: it was most of a save's cost
     assert sidecar.size_bytes == size
 
 
@@ -59,15 +69,11 @@ def test_a_flipped_byte_is_caught(tmp_path, offset):
     store = CheckpointStore(tmp_path, "run-a")
     stored = store.save(meta(1), in_pieces(data_of(BATCH + CHUNK), [SMALL + 5, 300]))
     assert store.integrity_problem(store.get(stored.path.name)) is None
-    with open(stored.path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0x01]))
+    flip_byte(stored.path, offset)
     assert store.integrity_problem(store.get(stored.path.name)).startswith("checksum mismatch")
 
 
-def test_a_failed_save_stops_hashing_and_skips_the_fsync(tmp_path, monkeypatch):
+def test_a_failed_save_skips_the_fsync(tmp_path, monkeypatch):
     fsynced = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: fsynced.append(fd) or real_fsync(fd))
@@ -80,10 +86,9 @@ def test_a_failed_save_stops_hashing_and_skips_the_fsync(tmp_path, monkeypatch):
         CheckpointStore(tmp_path, "run-a").save(meta(1), dies)
     assert list(tmp_path.iterdir()) == []
     assert fsynced == []  # a file about to be deleted is not waited onto the disk
-    assert not [t for t in threading.enumerate() if t.name == "checkpoint-hash"]
 
 
-def test_a_disk_full_at_the_last_write_stops_hashing(tmp_path, monkeypatch):
+def test_a_disk_full_at_the_last_write_leaves_nothing(tmp_path, monkeypatch):
     real_write_through = hashing_writer.HashingWriter._write_through
 
     def full_at_the_tail(self, data):
@@ -99,4 +104,39 @@ def test_a_disk_full_at_the_last_write_stops_hashing(tmp_path, monkeypatch):
     with pytest.raises(NotEnoughDiskSpace, match="disk full"):
         CheckpointStore(tmp_path, "run-a").save(meta(1), writes)
     assert list(tmp_path.iterdir()) == []
-    assert not [t for t in threading.enumerate() if t.name == "checkpoint-hash"]
+
+
+def as_old_sidecar(path):
+    """Rewrite a sidecar as versions before `checksum` wrote it: the file's SHA-256 under `sha256`."""
+    sidecar = sidecar_path(path)
+    recorded = json.loads(sidecar.read_text())
+    del recorded["checksum"]
+    recorded["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    sidecar.write_text(json.dumps(recorded))
+
+
+def test_an_old_sha256_sidecar_still_verifies_and_catches_a_flipped_byte(tmp_path):
+    store = CheckpointStore(tmp_path, "run-a")
+    path = store.save(meta(1), in_pieces(data_of(CHUNK + 9), [SMALL + 5])).path
+    as_old_sidecar(path)
+    stored = store.get(path.name)
+    assert (stored.meta.checksum, stored.meta.recorded_checksum) == (None, f"sha256:{stored.meta.sha256}")
+    assert store.integrity_problem(stored) is None
+    flip_byte(path, CHUNK)
+    assert store.integrity_problem(store.get(path.name)).startswith("checksum mismatch")
+
+
+def test_a_checksum_of_an_unknown_algorithm_is_reported_not_matched(tmp_path):
+    store = CheckpointStore(tmp_path, "run-a")
+    path = store.save(meta(1), in_pieces(data_of(100), [100])).path
+    sidecar = sidecar_path(path)
+    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"checksum": "md7:00ff"}))
+    assert "unknown checksum algorithm 'md7'" in store.integrity_problem(store.get(path.name))
+
+
+def test_checksum_of_file_names_its_algorithm(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(data_of(CHUNK + 1))
+    assert hashing_writer.checksum_of_file(path) == f"xxh3_128:{xxhash.xxh3_128(path.read_bytes()).hexdigest()}"
+    assert hashing_writer.checksum_of_file(path, "sha256") == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    assert hashing_writer.sha256_of_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -13,7 +13,7 @@ import torch
 from tests.cli.ckpt_cli import run
 from tui_trainer.demo.job import make_job
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import checksum_of_file
 from tui_trainer.engine.checkpoints.meta import checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.loop.job import job_factory
@@ -85,7 +85,7 @@ def test_no_valid_checkpoint_names_each_one_skipped_and_why(capsys, tmp_path):
         state["config"]["data_dir"] = Path("data/train")
         torch.save(state, path)
         meta = read_sidecar(sidecar_path(path))  # the sidecar vouches for the file as written: it verifies
-        meta.sha256, meta.size_bytes = sha256_of_file(path), path.stat().st_size
+        meta.checksum, meta.size_bytes = checksum_of_file(path), path.stat().st_size
         CheckpointStore(run_dir).write_meta(meta)
     (run_dir / checkpoint_name(2)).write_bytes(b"PK\x03\x04 cut short")
     result = run(capsys, "resume", run_dir, "--max-iters", "6", "--headless")

@@ -106,7 +106,7 @@ def test_kill_9_at_random_instants_never_leaves_a_broken_checkpoint(forkserver, 
         capture_output=True, text=True, env=child_env(), timeout=60,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"{run_dir / checkpoint_name(target)}  sha256 matches" in verified.stdout
+    assert f"{run_dir / checkpoint_name(target)}  xxh3_128 matches" in verified.stdout
 
 
 def test_the_check_catches_a_truncated_checkpoint_under_its_final_name(tmp_path):

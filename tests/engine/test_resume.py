@@ -8,7 +8,7 @@ from tiny_runs import checkpoint_kinds, step_records, stop_at, without_time
 from tui_trainer.demo.job import make_job
 from tui_trainer.engine.loop.job import job_factory
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import checksum_of_file
 from tui_trainer.engine.checkpoints.meta import (
     FINAL,
     INTERRUPTED,
@@ -163,7 +163,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped_and_moved_aside(tiny_run, resume
 
     resumed.run()
     assert [s.step for s in resumed.of(ev.CheckpointSaved)] == [30]  # not shadowed by the damaged file
-    assert read_sidecar(sidecar_path(newest)).sha256 == sha256_of_file(newest)
+    assert read_sidecar(sidecar_path(newest)).checksum == checksum_of_file(newest)
     assert load_checkpoint(newest)["meta"]["step"] == 30
 
 
@@ -196,7 +196,7 @@ def test_a_checkpoint_whose_sidecar_was_lost_is_resumed_and_its_sidecar_rebuilt(
     assert resumed.trainer.step == 30
     assert "rebuilt the missing or damaged metadata of step_00000030.pt" in resumed.trainer.notes
     rebuilt = read_sidecar(sidecar_path(newest))
-    assert (rebuilt.sha256, rebuilt.size_bytes, rebuilt.run_id) == (recorded.sha256, recorded.size_bytes, recorded.run_id)
+    assert (rebuilt.checksum, rebuilt.size_bytes, rebuilt.run_id) == (recorded.checksum, recorded.size_bytes, recorded.run_id)
 
 
 def test_resume_from_an_older_checkpoint_supersedes_newer_ones(tiny_run, resume):

@@ -10,7 +10,7 @@ import pytest
 from tiny_runs import PYTHON, checkpoint_kinds, child_env, step_records
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import checksum_of_file
 from tui_trainer.engine.checkpoints.meta import INTERRUPTED, checkpoint_name, read_sidecar, sidecar_path
 from tui_trainer.engine.rundir.history import read_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, read_run
@@ -97,7 +97,7 @@ def assert_interrupted_checkpoint(run_dir: Path) -> int:
     assert list(kinds.values()) == [INTERRUPTED]
     step = next(iter(kinds))
     path = run_dir / checkpoint_name(step)
-    assert read_sidecar(sidecar_path(path)).sha256 == sha256_of_file(path)
+    assert read_sidecar(sidecar_path(path)).checksum == checksum_of_file(path)
     assert load_checkpoint(path)["meta"]["step"] == step
     assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
     assert read_run(run_dir).state == "interrupted"

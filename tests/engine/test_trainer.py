@@ -9,7 +9,7 @@ import pytest
 from tiny_runs import Gate, at_step, step_records, stop_at, wait_until
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import checksum_of_file
 from tui_trainer.engine.checkpoints.meta import FINAL, INTERRUPTED, MANUAL, PERIODIC, checkpoint_name
 from tui_trainer.engine.checkpoints.store import CheckpointStore
 from tui_trainer.engine.loop import events as ev
@@ -96,7 +96,7 @@ def test_checkpoints_verify_and_load(tiny_run):
     run.run()
     store = CheckpointStore(run.run_dir, read_run(run.run_dir).run_id)
     for stored in store.list():
-        assert stored.meta.sha256 == sha256_of_file(stored.path)
+        assert stored.meta.checksum == checksum_of_file(stored.path)
         assert store.integrity_problem(stored) is None
         state = load_checkpoint(stored.path)
         assert state["meta"]["step"] == stored.meta.step

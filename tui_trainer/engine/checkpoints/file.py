@@ -135,7 +135,7 @@ def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
             raise CheckpointCorrupt(f"{path} has damaged metadata; it cannot be listed or resumed") from None
         meta.name = path.name
         meta.size_bytes = file_size(path)
-        meta.sha256 = None  # the sidecar held it; `verify` reports the loss
+        meta.sha256 = meta.checksum = None  # the sidecar held it; `verify` reports the loss
         return meta
     model_state_of(obj, path)  # refuse files that hold no weights at all
     return foreign_meta(obj, path)

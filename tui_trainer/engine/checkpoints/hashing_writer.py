@@ -1,37 +1,45 @@
-"""A file writer that computes the SHA-256 of what it writes, on a second thread.
+"""A file writer that checksums what it writes, and the checksums a sidecar can record.
 
-The hash thread reads back, from the page cache, the bytes already written and hashes them while
-the caller keeps writing, and `finish()` fsyncs while the hash catches up, so checksumming a
-checkpoint costs little more than writing and fsyncing it when a core is free.
-The buffers handed to `write()` cannot be hashed later: torch reuses them after the call.
+A checksum is written as `algorithm:hex`. New saves use XXH3-128 (xxHash): ~15 GB/s on one core
+here, so hashing each buffer as torch hands it over costs ~7 ms for 108 MB on the saving thread,
+where SHA-256 on a second thread cost 80-90 ms of CPU that a busy 2-core machine could not hide.
+The checksum catches a torn, truncated or flipped file; like SHA-256 beside an unsigned sidecar,
+it does not stop someone who can rewrite both. Sidecars written before record `sha256` and
+still verify.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
+import xxhash
+
+CHECKSUM_ALGORITHM = "xxh3_128"
+_HASHES: dict[str, Callable[[], Any]] = {"xxh3_128": xxhash.xxh3_128, "sha256": hashlib.sha256}
 _CHUNK = 4 << 20
 _SMALL_WRITE = 64 << 10
 
 
-class HashingWriter:
-    """Wraps an unbuffered binary file opened for writing and reading (`"w+b", buffering=0`)."""
+class UnknownChecksum(ValueError):
+    """A recorded checksum names an algorithm this version cannot compute."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+
+class HashingWriter:
+    """Wraps an unbuffered binary file opened for writing (`buffering=0`); hashes each write before it goes out.
+
+    torch reuses the buffers it hands to `write()`, so they are hashed during the call.
+    """
+
+    def __init__(self, file: IO[bytes], algorithm: str = CHECKSUM_ALGORITHM) -> None:
         self._file = file
         self._fd = file.fileno()
-        self._hash = hashlib.sha256()
+        self._algorithm = algorithm
+        self._hash = new_hash(algorithm)
         self._written = 0
         self._pending = bytearray()
-        self._closed = False
-        self._abandoned = False
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._hash_loop, name="checkpoint-hash", daemon=True)
-        self._thread.start()
 
     @property
     def bytes_written(self) -> int:
@@ -41,7 +49,7 @@ class HashingWriter:
         size = len(data)
         if size < _SMALL_WRITE:
             # torch.save makes hundreds of tiny writes (zip headers, pickle); gathering them
-            # saves a syscall and a wake-up of the hash thread each.
+            # saves a syscall and a hash call each.
             self._pending += data
             if len(self._pending) >= _CHUNK:
                 self._write_through(self._pending)
@@ -58,70 +66,57 @@ class HashingWriter:
         total = 0
         while total < len(view):  # an unbuffered write may be partial
             total += self._file.write(view[total:])
-        with self._cond:
-            self._written += total
-            self._cond.notify()
+        self._hash.update(view)
+        self._written += total
 
     def flush(self) -> None:
         """Writes reach the file by `finish()`; torch calls this anyway."""
 
     def finish(self) -> str:
-        """Write what is gathered, fsync the file, wait for the hash; return the hex digest of everything.
+        """Write what is gathered and fsync the file; return the checksum of everything (`algorithm:hex`).
 
-        When this returns the file is complete on disk. The fsync waits on the disk while the
-        hash thread hashes the last bytes, so the two overlap.
+        When this returns the file is complete on disk.
         """
-        try:
-            if self._pending:
-                self._write_through(self._pending)
-                self._pending = bytearray()
-        except BaseException:  # a full disk: the file will be deleted
-            self.abandon()
-            raise
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        try:
-            os.fsync(self._fd)
-        finally:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._hash.hexdigest()
+        if self._pending:
+            self._write_through(self._pending)
+            self._pending = bytearray()
+        os.fsync(self._fd)
+        return f"{self._algorithm}:{self._hash.hexdigest()}"
 
     def abandon(self) -> None:
-        """Stop hashing a file that will be deleted, without fsyncing it."""
-        with self._cond:
-            self._closed = self._abandoned = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _hash_loop(self) -> None:
-        offset = 0
-        # One buffer read into again and again: a fresh 4 MB bytes object per read costs page faults.
-        buffer = bytearray(_CHUNK)
-        view = memoryview(buffer)
-        try:
-            while True:
-                with self._cond:
-                    while offset >= self._written and not self._closed:
-                        self._cond.wait()
-                    end, closed = self._written, self._closed
-                while offset < end and not self._abandoned:
-                    got = os.preadv(self._fd, [view[: min(_CHUNK, end - offset)]], offset)
-                    if not got:
-                        raise OSError("checkpoint file shrank while being hashed")
-                    self._hash.update(view[:got])
-                    offset += got
-                if closed:
-                    return
-        except BaseException as exc:  # reported by finish()
-            self._error = exc
+        """Forget a file that will be deleted, without fsyncing it."""
+        self._pending = bytearray()
 
 
-def sha256_of_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
+def new_hash(algorithm: str) -> Any:
+    try:
+        return _HASHES[algorithm]()
+    except KeyError:
+        known = ", ".join(sorted(_HASHES))
+        raise UnknownChecksum(f"unknown checksum algorithm {algorithm!r} (this version knows {known})") from None
+
+
+def checksum_of_file(path: str | os.PathLike[str], algorithm: str = CHECKSUM_ALGORITHM) -> str:
+    """The file's checksum as a sidecar records it: `algorithm:hex`."""
+    digest = new_hash(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return f"{algorithm}:{digest.hexdigest()}"
+
+
+def algorithm_of(checksum: str) -> str:
+    """`xxh3_128` of `xxh3_128:<hex>`; UnknownChecksum for an algorithm this version cannot compute."""
+    algorithm, colon, _ = checksum.partition(":")
+    if not colon or algorithm not in _HASHES:
+        raise UnknownChecksum(f"unknown checksum algorithm {algorithm!r}; a newer tui-trainer may read it")
+    return algorithm
+
+
+def file_matches(path: str | os.PathLike[str], checksum: str) -> bool:
+    """Whether the file's checksum, by the algorithm `checksum` names, is `checksum`."""
+    return checksum_of_file(path, algorithm_of(checksum)) == checksum
+
+
+def sha256_of_file(path: str | os.PathLike[str]) -> str:
+    return checksum_of_file(path, "sha256").removeprefix("sha256:")

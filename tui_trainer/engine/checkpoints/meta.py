@@ -84,7 +84,8 @@ class CheckpointMeta:
     metrics: dict[str, float] = field(default_factory=dict)
     metrics_step: int | None = None
     size_bytes: int | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # as older sidecars recorded it; new saves fill `checksum`
+    checksum: str | None = None  # `algorithm:hex`, e.g. `xxh3_128:...` (hashing_writer)
     created: str | None = None
     run_id: str | None = None
     pinned: bool = False
@@ -104,6 +105,13 @@ class CheckpointMeta:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+    @property
+    def recorded_checksum(self) -> str | None:
+        """The checksum to check the file against, `algorithm:hex`, from either field."""
+        if self.checksum is not None:
+            return self.checksum
+        return None if self.sha256 is None else f"sha256:{self.sha256}"
+
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckpointMeta:
@@ -119,7 +127,7 @@ class CheckpointMeta:
             value = getattr(meta, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"sidecar {name} is not an integer")
-        for name in ("kind", "created", "run_id", "sha256"):
+        for name in ("kind", "created", "run_id", "sha256", "checksum"):
             if not isinstance(getattr(meta, name), (str, type(None))):
                 raise ValueError(f"sidecar {name} is not a string")
         meta.metrics = {k: _as_float(v) for k, v in (meta.metrics or {}).items()}

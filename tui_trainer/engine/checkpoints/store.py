@@ -18,7 +18,7 @@ from typing import IO
 
 from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_files, temp_path_for
 from tui_trainer.engine.checkpoints import retention
-from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, UnknownChecksum, checksum_of_file, file_matches
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
@@ -162,10 +162,14 @@ class CheckpointStore:
         recorded = stored.meta.size_bytes
         if recorded is not None and size != recorded:
             return f"size {size} != recorded {recorded} (truncated or overwritten)"
-        if stored.meta.sha256 is None:
+        checksum = stored.meta.recorded_checksum
+        if checksum is None:
             return None  # no sidecar to check against; loading the file is the remaining test
-        if sha256_of_file(stored.path) != stored.meta.sha256:
-            return "checksum mismatch (the file changed after it was written)"
+        try:
+            if not file_matches(stored.path, checksum):
+                return "checksum mismatch (the file changed after it was written)"
+        except UnknownChecksum as exc:
+            return f"{exc}; it cannot be checked"
         return None
 
     def _markable(self, metas: list[CheckpointMeta]) -> list[CheckpointMeta]:
@@ -210,9 +214,9 @@ class CheckpointStore:
                 except BaseException:
                     writer.abandon()
                     raise
-                digest = writer.finish()  # fsyncs the file too
+                checksum = writer.finish()  # fsyncs the file too
                 size = writer.bytes_written
-            meta.sha256, meta.size_bytes = digest, size
+            meta.checksum, meta.sha256, meta.size_bytes = checksum, None, size
             meta.created = meta.created or now_iso()
             with store_lock(self.directory):
                 os.replace(temp, final)
@@ -298,7 +302,7 @@ class CheckpointStore:
             if meta.kind == FOREIGN or read_sidecar(sidecar_path(path)) is not None:
                 continue
             try:
-                meta.sha256, meta.size_bytes = sha256_of_file(path), file_size(path)
+                meta.checksum, meta.sha256, meta.size_bytes = checksum_of_file(path), None, file_size(path)
                 with store_lock(self.directory):
                     if read_sidecar(sidecar_path(path)) is None:  # nobody wrote one meanwhile
                         self._write_sidecar(meta)

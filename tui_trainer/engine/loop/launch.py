@@ -149,7 +149,8 @@ def _believed(store: CheckpointStore, stored: StoredCheckpoint, state: Mapping[s
         return stored
     try:
         # The checksum was just checked against the file, and a pin is the user's, not the file's.
-        kept = {"sha256": stored.meta.sha256, "size_bytes": stored.meta.size_bytes, "pinned": stored.meta.pinned}
+        kept = {"sha256": stored.meta.sha256, "checksum": stored.meta.checksum, "size_bytes": stored.meta.size_bytes,
+                "pinned": stored.meta.pinned}
         truth = CheckpointMeta.from_json({**embedded, **kept})
     except (ValueError, TypeError):
         return stored

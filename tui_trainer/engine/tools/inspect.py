@@ -23,7 +23,7 @@ from tui_trainer.engine.checkpoints.file import (
     optimizer_state_of,
 )
 from tui_trainer.engine.checkpoints import hf_trainer
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import UnknownChecksum, file_matches
 from tui_trainer.engine.checkpoints.lightning_state import MonitoredScore, monitored_score
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
 from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
@@ -161,11 +161,15 @@ def plain(value: Any) -> Any:
 
 
 def _checksum_state(path: Path, meta: CheckpointMeta) -> str:
-    if meta.sha256 is None:
+    checksum = meta.recorded_checksum
+    if checksum is None:
         return "not recorded"
     if meta.size_bytes is not None and path.stat().st_size != meta.size_bytes:
         return "MISMATCH"
-    return "matches" if sha256_of_file(path) == meta.sha256 else "MISMATCH"
+    try:
+        return "matches" if file_matches(path, checksum) else "MISMATCH"
+    except UnknownChecksum:
+        return f"unknown algorithm ({checksum.partition(':')[0]})"
 
 
 def _embedded_meta(obj: Mapping[str, Any]) -> CheckpointMeta | None:

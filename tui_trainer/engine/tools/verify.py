@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
 from tui_trainer.engine.checkpoints import hf_trainer
-from tui_trainer.engine.checkpoints.hashing_writer import sha256_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import UnknownChecksum, algorithm_of, checksum_of_file
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
     SIDECAR_SUFFIX,
@@ -149,7 +149,8 @@ def verify_against_sidecar(path: Path, size: int, run_id: str | None = None) -> 
     if size == 0:
         recorded = f" (recorded {meta.size_bytes} bytes)" if meta.size_bytes else ""
         return VerifyResult(path, False, f"empty file (0 bytes){recorded}")
-    if meta.size_bytes is None or meta.sha256 is None:
+    checksum = meta.recorded_checksum
+    if meta.size_bytes is None or checksum is None:
         result = verify_loads(path)
         if result.ok:
             detail = f"loads safely, {human_bytes(size)}; the sidecar records no checksum"
@@ -159,17 +160,21 @@ def verify_against_sidecar(path: Path, size: int, run_id: str | None = None) -> 
         why = "truncated?" if size < meta.size_bytes else "grown or replaced?"
         return VerifyResult(path, False, f"size {size} != recorded {meta.size_bytes} ({why})")
     try:
-        digest = sha256_of_file(path)
+        algorithm = algorithm_of(checksum)
+        actual = checksum_of_file(path, algorithm)
+    except UnknownChecksum as exc:
+        return VerifyResult(path, False, f"{exc}; it cannot be checked")
     except OSError as exc:
         return VerifyResult(path, False, f"cannot read: {exc.strerror or exc}")
-    if digest != meta.sha256:
+    if actual != checksum:
+        digest, recorded = actual.partition(":")[2], checksum.partition(":")[2]
         return VerifyResult(
-            path, False, f"checksum mismatch: sha256 {digest[:12]}... != recorded {meta.sha256[:12]}... (damaged)"
+            path, False, f"checksum mismatch: {algorithm} {digest[:12]}... != recorded {recorded[:12]}... (damaged)"
         )
     problem = _resume_would_refuse(path, meta, run_id)
     if problem is not None:
         return VerifyResult(path, False, problem)
-    return VerifyResult(path, True, detail=f"sha256 matches, {human_bytes(size)}")
+    return VerifyResult(path, True, detail=f"{algorithm} matches, {human_bytes(size)}")
 
 
 def _resume_would_refuse(path: Path, meta: CheckpointMeta, run_id: str | None) -> str | None:
