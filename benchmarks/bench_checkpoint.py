@@ -5,9 +5,11 @@ hashing writer, fsync, rename, directory fsync, sidecar) against `torch.save(sta
 followed by an fsync, on the demo model's full training state and on a ~100 MB state (35 MB of
 weights plus AdamW's two moments, like the 102 MB checkpoint users describe). Other rows split
 the difference: torch.save to an open file object (as the store does), the store's unbuffered
-file without hashing, and with the hashing writer but without the rename, directory fsync and
-sidecar. The ways alternate within each round, in an order that rotates from round to round;
-the table gives medians.
+file without hashing, and with a checksumming writer but without the rename, directory fsync and
+sidecar: the store's (XXH3-128 on each buffer as it is written), the same with SHA-256 or BLAKE3,
+and the store's writer before (SHA-256, or BLAKE3, on a second thread reading the written bytes
+back; `checksum_writers.py`). BLAKE3's rows need `pip install blake3`. The ways alternate within
+each round, in an order that rotates from round to round; the table gives medians.
 
 Part B writes 1,000 checkpoints of the tiny demo model through the store (real sidecars), then
 times listing them against `torch.load(weights_only=True)` of each file (a sample, scaled up),
@@ -18,7 +20,7 @@ subprocess next to the start-up costs it cannot avoid.
 
 Run from the repository root (or with the package installed, without PYTHONPATH):
 
-    PYTHONPATH=. python benchmarks/bench_checkpoint.py [--rounds N] [--large-rounds N] [--count N] [--load-sample N]
+    PYTHONPATH=. python benchmarks/bench_checkpoint.py [--rounds N] [--large-rounds N] [--saves-only] [--count N] [--load-sample N]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +52,9 @@ from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.job import DEMO_JOB, Job
 from tui_trainer.engine.rundir import layout as run_dirs
 from tui_trainer.engine.rundir.layout import RunInfo, new_run_id, write_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from checksum_writers import blake3_or_none, inline_writer, read_back_writer  # noqa: E402
 
 SEED = 1337
 SAVE_GOAL = 1.10
@@ -103,7 +109,7 @@ def capture(job: Job, meta: CheckpointMeta) -> dict[str, Any]:
     return training_state.capture(job, meta, {"target": 10_000, "job": DEMO_JOB, "job_options": {}})
 
 
-# --- part A: one save, five ways --------------------------------------------------------------
+# --- part A: one save, many ways --------------------------------------------------------------
 
 
 def save_ways(directory: Path, run_id: str) -> dict[str, Callable[[dict[str, Any], int], Path]]:
@@ -134,21 +140,31 @@ def save_ways(directory: Path, run_id: str) -> dict[str, Callable[[dict[str, Any
             os.fsync(f.fileno())
         return path
 
-    def hashing(state: dict[str, Any], n: int) -> Path:
-        path = directory / f"hash_{n}.pt"
-        with open(path, "w+b", buffering=0) as f:
-            writer = HashingWriter(f)
-            torch.save(state, writer)
-            writer.finish()  # fsyncs
-        return path
+    def hashing(make_writer: Callable[[Any], Any]) -> Callable[[dict[str, Any], int], Path]:
+        def save(state: dict[str, Any], n: int) -> Path:
+            path = directory / f"hash_{n}.pt"
+            with open(path, "w+b", buffering=0) as f:
+                writer = make_writer(f)
+                torch.save(state, writer)
+                writer.finish()  # fsyncs
+            return path
 
-    return {
+        return save
+
+    ways = {
         "raw: torch.save(state, path) + fsync": raw_path,
         "raw: torch.save to open(wb) + fsync": raw_file,
         "diag: unbuffered file, no hash + fsync": unbuffered,
-        "diag: + hashing writer (no rename/sidecar)": hashing,
-        "engine: CheckpointStore.save": engine,
+        "diag: + xxh3_128 as written (the store's writer)": hashing(HashingWriter),
+        "diag: + sha256 as written": hashing(inline_writer(hashlib.sha256)),
+        "diag: + sha256 on a 2nd thread (the writer before)": hashing(read_back_writer(hashlib.sha256)),
     }
+    blake3 = blake3_or_none()
+    if blake3 is not None:
+        ways["diag: + blake3 as written"] = hashing(inline_writer(blake3))
+        ways["diag: + blake3 on a 2nd thread"] = hashing(read_back_writer(blake3))
+    ways["engine: CheckpointStore.save"] = engine
+    return ways
 
 
 def fsync_file(path: Path) -> None:
@@ -181,16 +197,16 @@ def time_saves(label: str, job: Job, rounds: int, root: Path) -> None:
     shutil.rmtree(directory)
 
     baseline = statistics.median(seconds[names[0]])
-    print(f"\nA. save, {label}: {size / 1e6:.1f} MB, {rounds} rounds (medians)")
-    print(f"   {'way':<44} {'median':>9} {'min':>9} {'vs raw':>8}  goal <= {SAVE_GOAL:.2f}x")
+    print(f"\nA. save, {label}: {size / 1e6:.1f} MB, {rounds} rounds (medians), load average {load_average()}")
+    print(f"   {'way':<52} {'median':>9} {'min':>9} {'vs raw':>8}  goal <= {SAVE_GOAL:.2f}x")
     for name in names:
         median = statistics.median(seconds[name])
         ratio = median / baseline
         verdict = "(baseline)" if name == names[0] else ""
         if name.startswith("engine"):
             verdict = "met" if ratio <= SAVE_GOAL else "NOT met"
-        print(f"   {name:<44} {ms(median):>9} {ms(min(seconds[name])):>9} {ratio:7.2f}x  {verdict}".rstrip())
-    print(f"   {'(not in the ratio) training_state.capture':<44} {ms(capture_s):>9}")
+        print(f"   {name:<52} {ms(median):>9} {ms(min(seconds[name])):>9} {ratio:7.2f}x  {verdict}".rstrip())
+    print(f"   {'(not in the ratio) training_state.capture':<52} {ms(capture_s):>9}")
 
 
 # --- part B: listing ----------------------------------------------------------------------------
@@ -355,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-sample", type=int, default=50, help="files torch.load'ed to extrapolate from (default: 50)")
     parser.add_argument("--list-rounds", type=int, default=5, help="rounds of listing (default: 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument("--saves-only", action="store_true", help="part A only: skip listing")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"bench_checkpoint: torch {torch.__version__}, threads={torch.get_num_threads()}, "
@@ -364,10 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         time_saves("demo small model, full training state", trained_job("small"), args.rounds, root)
         big = large_job()
         time_saves("~9M-parameter GPT, full training state", big, args.large_rounds, root)
-        large_file = root / "large.pt"
-        torch.save(capture(big, meta_for(1, "reference")), large_file)
-        del big
-        time_listing(args.count, args.load_sample, args.list_rounds, root, large_file)
+        if not args.saves_only:
+            large_file = root / "large.pt"
+            torch.save(capture(big, meta_for(1, "reference")), large_file)
+            del big
+            time_listing(args.count, args.load_sample, args.list_rounds, root, large_file)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nload average at the end: {load_average()}")
