@@ -27,7 +27,8 @@ print(json.dumps(seen))
 """
 
 
-@pytest.mark.parametrize("command", [["train", "--max-iters", "5"], ["resume"], []], ids=["train", "resume", "default"])
+@pytest.mark.parametrize("command", [["train", "--max-iters", "5"], ["resume"], [], ["train", "--nproc", "2"]],
+                         ids=["train", "resume", "default", "nproc"])
 def test_the_dashboard_starts_the_same_command_headless_in_the_background_without_torch(tmp_path, command):
     if command == ["resume"]:
         command = ["resume", str(tmp_path / "missing-run")]

@@ -75,3 +75,42 @@ def test_the_dashboards_trainer_pauses_on_a_full_disk_where_a_headless_one_stops
         with pytest.raises(RuntimeError):
             train_commands._drive_headless(launch, detached=detached)
         assert asked["when_disk_full"] == expected
+
+
+def test_a_two_rank_run_reports_rank_0s_run_dir_and_save_and_stop_reaches_every_rank(tmp_path):
+    from tui_trainer.engine.rundir.lock import lock_holder
+    from tui_trainer.session.rank_processes import find_ranks
+    from tui_trainer.session.watch_control import WatchControl
+
+    run_dir = tmp_path / "run"
+    trainer = DetachedTrainer(["train", "--nproc", "2", "--run-dir", str(run_dir), "--max-iters", "100000",
+                               "--ckpt-every", "0", *TINY, "--headless"])
+    trainer.start()
+    try:
+        report = trainer.wait_launched(timeout=90)
+        assert report is not None and report.error is None and report.run_dir == run_dir.resolve()
+        assert report.pid == trainer.pid  # the process that started torchrun, which passes a signal on
+        assert any("training on 2 processes" in note for note in report.notes)  # rank 0's words
+        _wait(lambda: lock_holder(run_dir) is not None)
+        ranks = find_ranks(lock_holder(run_dir).pid)  # rank 0 holds the run dir
+        assert [r.rank for r in ranks] == [0, 1]
+        assert WatchControl(run_dir).end_run(save=True)  # through the control file, as the dashboard's q
+        assert trainer.process.wait(60) == 0
+        assert not any(os.path.exists(f"/proc/{r.pid}") for r in ranks)
+    finally:
+        if trainer.poll_exit() is None:
+            os.kill(trainer.pid, signal.SIGKILL)
+    log = (run_dir / LOG_FILE).read_text()
+    assert log.startswith("--- ") and f"trainer pid {trainer.pid} started in the background" in log
+    assert "saved interrupted checkpoint" in log and "\x1e" not in log
+    assert log.rstrip().endswith("exits with status 0 (torchrun, 2 ranks)")
+
+
+def test_a_two_rank_run_that_cannot_start_says_rank_0s_reason(tmp_path):
+    trainer = DetachedTrainer(["train", "--nproc", "2", "--job", "no_such_module:make_job",
+                               "--run-dir", str(tmp_path / "run"), "--headless"])
+    trainer.start()
+    report = trainer.wait_launched(timeout=90)
+    assert report.run_dir is None and report.exit_code == 1
+    assert report.error == "cannot import job module 'no_such_module': No module named 'no_such_module'"
+    assert not (tmp_path / "run").exists()

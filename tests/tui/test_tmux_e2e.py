@@ -6,6 +6,7 @@ Skipped when tmux is missing, except under CI (where `.ci/run` installs it): the
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -75,11 +76,13 @@ def terminal(tmux: str, tmp_path: Path) -> Iterator[Terminal]:
         term("kill-server", check=False)
 
 
-def train_command(run_dir: Path, config: Path, *, ckpt_every: int = 50, exit_file: Path | None = None) -> str:
+def train_command(run_dir: Path, config: Path, *, ckpt_every: int = 50, exit_file: Path | None = None,
+                  max_iters: int = 2000, nproc: int | None = None) -> str:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(config)}
-    argv = [sys.executable, "-m", "tui_trainer", "train", "--run-dir", str(run_dir), "--max-iters", "2000",
+    argv = [sys.executable, "-m", "tui_trainer", "train", "--run-dir", str(run_dir), "--max-iters", str(max_iters),
             "--ckpt-every", str(ckpt_every), "--job-opt", "size=tiny", "--job-opt", "device=cpu"]
+    argv += ["--nproc", str(nproc)] if nproc else []
     command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
     if exit_file is None:
         return "exec " + command  # the dashboard itself gets the terminal's SIGHUP
@@ -214,6 +217,70 @@ def test_a_dropped_terminal_never_stops_training_and_attach_brings_the_dashboard
     assert len(interrupted) == 1 and verify_file(interrupted[0].path).ok
     steps = [r["step"] for r in read_history(run_dir / "history.jsonl") if "loss" in r]
     assert steps == list(range(1, interrupted[0].meta.step + 1))  # one continuous run
+
+
+def test_a_two_rank_run_pauses_extends_detaches_and_finishes_under_the_dashboard(terminal, tmp_path):
+    """`train --nproc 2` opens the dashboard on the ranks torchrun starts: a line each, and every key reaches both."""
+    run_dir, exit_file = tmp_path / "checkpoints" / "run", tmp_path / "exit_code"
+    command = train_command(run_dir, tmp_path / "config", ckpt_every=500, max_iters=600, nproc=2, exit_file=exit_file)
+    terminal.start(command + "; sleep 30", tmp_path)  # the shell stays, so the words on leaving can be read
+    wait_until(lambda: "RUNNING" in terminal.header(), "the RUNNING header", 2 * START_TIMEOUT_S, terminal.screen)
+    terminal.keys("p")
+    wait_until(lambda: "PAUSED" in terminal.header(), "the PAUSED header", screen=terminal.screen)
+    paused_at = header_step(terminal.header())
+    assert paused_at < 600
+    wait_until(lambda: len(rank_lines(terminal.screen())) == 2, "a line per rank in the system panel",
+               screen=terminal.screen)
+    ranks = rank_lines(terminal.screen())
+    assert ranks[0] == trainer_pid(run_dir) and ranks[1] != ranks[0]  # rank 0 holds the run dir
+
+    # Both ranks wait: rank 0 writes no step, and neither spends the CPU a training rank does.
+    step, cpu = last_step(run_dir), [cpu_seconds(pid) for pid in ranks.values()]
+    time.sleep(1.0)
+    assert last_step(run_dir) == step == paused_at
+    assert all(cpu_seconds(pid) - before < 0.4 for pid, before in zip(ranks.values(), cpu)), "a rank trained on"
+
+    terminal.keys("r")
+    wait_until(lambda: "New iteration target" in terminal.screen(), "the target modal", screen=terminal.screen)
+    terminal.keys("800", "Enter")
+    wait_until(lambda: "/800" in terminal.header(), "the new target in the header", screen=terminal.screen)
+
+    terminal.keys("q")
+    wait_until(lambda: "Leave the dashboard?" in terminal.screen(), "the question q asks", screen=terminal.screen)
+    terminal.keys("q")  # detach: both ranks stay, paused
+    wait_until(lambda: "re-attach:" in terminal.screen(), "the word on leaving", screen=terminal.screen)
+    wait_until(exit_file.exists, "the dashboard to exit after detaching", screen=terminal.screen)
+    assert "torchrun pid" in terminal.screen() and exit_file.read_text().strip() == "0"
+    assert all(_alive(pid) for pid in ranks.values())
+
+    terminal("kill-session", "-t", "e2e")
+    terminal.start(attach_command(tmp_path / "config"), tmp_path)
+    wait_until(lambda: "PAUSED" in terminal.header() and "/800" in terminal.header(), "the re-attached dashboard",
+               START_TIMEOUT_S, terminal.screen)
+    wait_until(lambda: rank_lines(terminal.screen()) == ranks, "the same two ranks", screen=terminal.screen)
+    terminal.keys("p")
+    wait_until(lambda: "FINISHED" in terminal.header(), "the FINISHED header", 2 * START_TIMEOUT_S, terminal.screen)
+    assert header_step(terminal.header()) == 800
+    steps = [r["step"] for r in read_history(run_dir / "history.jsonl") if "loss" in r]
+    assert steps == list(range(1, 801))  # one continuous history, each step once
+    assert max(c.meta.step for c in store_for(run_dir).list()) == 800
+    wait_until(lambda: not any(_alive(pid) for pid in ranks.values()), "both ranks to exit")
+    wait_until(lambda: "exits with status 0 (torchrun, 2 ranks)" in (run_dir / "trainer.log").read_text(),
+               "the launcher's exit line in trainer.log")
+
+
+def rank_lines(screen: str) -> dict[int, int]:
+    """{rank: pid} from the system panel's rank lines."""
+    return {int(rank): int(pid) for rank, pid in re.findall(r"rank (\d+) pid (\d+): CPU", screen)}
+
+
+def last_step(run_dir: Path) -> int:
+    return max((r["step"] for r in read_history(run_dir / "history.jsonl") if "loss" in r), default=0)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def attach_command(config: Path) -> str:
