@@ -47,6 +47,10 @@ def train_loss(step: int) -> float:
     return 2.1 + 2.2 * math.exp(-step / 60) + 0.05 * math.sin(step * 1.7)
 
 
+def grad_norm(step: int) -> float:
+    return 0.4 + 1.6 * math.exp(-step / 40) + 0.1 * math.sin(step * 0.9)
+
+
 def val_loss(step: int) -> float:
     return 2.1 + 2.2 * math.exp(-step / 60) + 0.02
 
@@ -73,10 +77,10 @@ def scripted_events(run_dir: Path) -> list[ev.Event]:
     def at(step: float) -> float:
         return STARTED + step / STEPS_PER_SEC
 
-    events: list[ev.Event] = [ev.Started(str(run_dir), RUN_ID, DEMO_JOB, 0, TARGET, "cpu", time=at(0))]
+    events: list[ev.Event] = [ev.Started(str(run_dir), RUN_ID, DEMO_JOB, 0, TARGET, "cpu", elapsed=0.0, time=at(0))]
     for step in range(1, LAST_STEP + 1):
         events.append(ev.StepCompleted(step, 0, train_loss(step), 1e-3, STEPS_PER_SEC, STEPS_PER_SEC * 32, TARGET,
-                                       time=at(step)))
+                                       step / STEPS_PER_SEC, (1e-3,), grad_norm(step), time=at(step)))
         if step % 25 == 0:
             events.append(ev.Evaluated(step, {"val_loss": val_loss(step)}, time=at(step)))
         if step in CHECKPOINT_STEPS:

@@ -35,8 +35,10 @@ from tui_trainer.tui.widgets.run_progress import RunProgress
 from tui_trainer.tui.widgets.status_header import StatusHeader
 from tui_trainer.tui.widgets.system_panel import SystemPanel
 
-# Ages in the checkpoint table go stale slowly; re-reading sidecars more often buys nothing.
+# Re-reading the sidecars more often buys nothing; the ages in the table tick every second
+# without it (and the elapsed training time with them, between logged steps).
 CHECKPOINT_REFRESH_S = 15.0
+TICK_S = 1.0
 FIRST_DATA_INTERVAL_S, FIRST_DATA_WITHIN_S = 0.05, 10.0
 
 
@@ -114,6 +116,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self._first_data = self.set_interval(FIRST_DATA_INTERVAL_S, self.drain_events,
                                              repeat=int(FIRST_DATA_WITHIN_S / FIRST_DATA_INTERVAL_S))
         self.set_interval(CHECKPOINT_REFRESH_S, self.refresh_checkpoints)
+        self.set_interval(TICK_S, self.tick)
         self.call_after_refresh(gc.enable)  # off for the start-up (see `tui_trainer.tui.run_dashboard`)
         # Start after the first frame: the worker's torch import competes for the GIL.
         self.call_after_refresh(self._start_training)
@@ -145,6 +148,8 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
         self.panels.show(changed)
         if Changed.CHECKPOINTS in changed:
             self.refresh_checkpoints()
+        for saved in self.model.take_saves_asked():
+            self.notify(f"saved step {saved.step} as {Path(saved.path).name}", timeout=4)
         alert = self.model.take_disk_full_alert()
         if alert is not None:
             self.show_disk_full(alert)
@@ -155,6 +160,14 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             self.refresh_checkpoints()
         if (self.quitting or self.control.stop_reason is not None) and self.runner.done.is_set():
             self.exit(0)
+
+    def tick(self) -> None:
+        """Once a second: the checkpoints' ages and the elapsed time move on even when nothing was reported."""
+        try:
+            self.query_one(CheckpointTable).tick_ages()
+            self.query_one(StatusHeader).show(self.model)
+        except NoMatches:
+            pass
 
     def refresh_checkpoints(self) -> None:
         if self.model.run_dir:
@@ -182,7 +195,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
     def action_save_now(self) -> None:
         if self._can_steer("save"):
             self.control.save_now()
-            self.notify(f"saving a checkpoint after step {self.model.step}", timeout=3)
+            # The step it saves is the one running now, which no report has named yet: the
+            # toast that names it comes when the save is done.
+            self.notify("saving a checkpoint after the current step", timeout=3)
 
     def action_new_target(self) -> None:
         if self._can_continue():

@@ -7,12 +7,14 @@ Plain Python owned by the UI thread: no Textual, no torch, so it is tested on it
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Flag, auto
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_trainer.engine.loop.job import DEMO_JOB
+from tui_trainer.engine.loop.step_rate import eta_seconds
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.session.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
 from tui_trainer.tui.chart_data import LossSeries
@@ -34,6 +36,8 @@ STATE_WORDS = {
 }
 ENDED_STATES = frozenset({"finished", "stopped", "interrupted", "failed"})
 MAX_LOG_LINES = 1000
+SPARK_POINTS = 24  # logged values kept per scalar for its sparkline
+GRAD_NORM = "grad_norm"  # the sparkline of the gradient norm, beside the job's own scalars
 
 
 class Changed(Flag):
@@ -62,7 +66,20 @@ class RunModel:
     step: int = 0
     target: int | None = None
     epoch: int | None = None
-    steps_per_sec: float = 0.0
+    steps_per_sec: float = 0.0  # over training time (`step_rate`), as every view computes it
+    samples_per_sec: float = 0.0
+    tokens_per_sec: float | None = None
+    lrs: tuple[float, ...] = ()  # every param group's LR at the last logged step
+    grad_norm: float | None = None  # before clipping
+    scalars: dict[str, float] = field(default_factory=dict)  # the job's own, from its loss_fn
+    recent: dict[str, deque[float]] = field(default_factory=dict)  # grad norm and scalars, for sparklines
+    # Training time (pauses, evaluations, saves left out) as of `elapsed_at` (wall time); None
+    # until a trainer has said it (an older run followed from its files: wall time since it started).
+    elapsed: float = 0.0
+    elapsed_at: float | None = None
+    step_interval: float = 0.0  # wall seconds between the last two logged steps
+    eval_seconds: float = 0.0  # time kept out of `elapsed`, as reported (this session's)
+    save_seconds: float = 0.0
     started_at: float | None = None
     ended_at: float | None = None
     error: str | None = None
@@ -75,6 +92,7 @@ class RunModel:
     unread_log: int = 0
     disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
     _disk_full_alert: ev.DiskFull | None = None  # not yet shown as an alert
+    _saves_asked: list[ev.CheckpointSaved] = field(default_factory=list)  # manual saves, not yet toasted
 
     # --- derived values -----------------------------------------------------------------------
 
@@ -101,15 +119,23 @@ class RunModel:
         return min(1.0, self.step / self.target) if self.target else 0.0
 
     def eta_seconds(self) -> float | None:
-        if self.state != "running" or not self.target or self.steps_per_sec <= 0:
+        """Training time to the target at the current speed (pauses, evaluations and saves not foreseen)."""
+        if self.state != "running":
             return None
-        return max(0, self.target - self.step) / self.steps_per_sec
+        return eta_seconds(self.step, self.target, self.steps_per_sec)
 
     def elapsed_seconds(self, now: float | None = None) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.ended_at if self.ended_at is not None else (now if now is not None else time.time())
-        return max(0.0, end - self.started_at)
+        """The run's training time, across resumes; it ticks between logged steps while running."""
+        now = now if now is not None else time.time()
+        if self.elapsed_at is None:  # nothing said it: wall time, as an older run's history has no more
+            if self.started_at is None:
+                return None
+            return max(0.0, (self.ended_at if self.ended_at is not None else now) - self.started_at)
+        if self.state not in ("running", "pausing") or self.ended_at is not None:
+            return self.elapsed
+        # Up to about two logged steps' worth past the last one: an evaluation or a save after it
+        # is not training time, and the next step's report brings the true figure.
+        return self.elapsed + min(max(0.0, now - self.elapsed_at), max(1.0, 2 * self.step_interval))
 
     def take_log(self) -> list[LogLine]:
         """Log lines added since the last call."""
@@ -124,6 +150,11 @@ class RunModel:
             del self.log[: len(self.log) - MAX_LOG_LINES]
             self.unread_log = min(self.unread_log, MAX_LOG_LINES)
 
+    def take_saves_asked(self) -> list[ev.CheckpointSaved]:
+        """The saves asked for (manual) that finished since the last call, once."""
+        saves, self._saves_asked = self._saves_asked, []
+        return saves
+
     def take_disk_full_alert(self) -> ev.DiskFull | None:
         """The newest full-disk pause not yet alerted, once."""
         alert, self._disk_full_alert = self._disk_full_alert, None
@@ -134,6 +165,7 @@ class RunModel:
         self.state, self.worker_done, self.error, self.end_reason = "loading", False, None, None
         self.disk_full = self._disk_full_alert = None
         self.ended_at, self.steps_per_sec = None, 0.0
+        self.elapsed_at = None  # the new trainer's Started says where the training time stands
 
     # --- applying events ----------------------------------------------------------------------
 
@@ -148,11 +180,10 @@ class RunModel:
 
         at = getattr(event, "time", None) or time.time()
         if isinstance(event, ev.StepCompleted):
-            self.step, self.epoch, self.target = event.step, event.epoch, event.target
-            self.steps_per_sec = event.steps_per_sec
-            self.train.append(event.step, event.loss)
+            self._step(event, at)
             return Changed.STATUS | Changed.CHART
         if isinstance(event, ev.Evaluated):
+            self.eval_seconds += event.seconds
             if self.metric in event.metrics:
                 self.val.append(event.step, event.metrics[self.metric])
                 return Changed.CHART
@@ -161,10 +192,15 @@ class RunModel:
             self.run_dir, self.run_id, self.job = event.run_dir, event.run_id, event.job
             self.device, self.step, self.target = event.device, event.step, event.target
             self.started_at, self.ended_at, self.state = at, None, "running"
+            self.elapsed, self.elapsed_at = event.elapsed or 0.0, (at if event.elapsed is not None else None)
+            self.steps_per_sec = 0.0
             how = f"resumed from {Path(event.resumed_from).name}" if event.resumed_from else "started"
             self.note(f"{how} at step {event.step}, target {event.target}, on {event.device}", at=at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.CheckpointSaved):
+            self.save_seconds += event.seconds
+            if event.kind == "manual":
+                self._saves_asked.append(event)
             self.note(
                 f"saved {Path(event.path).name} ({event.kind}, {human_bytes(event.size_bytes)}"
                 # 0: not timed (an amended sidecar, or a save seen from `watch`)
@@ -265,3 +301,25 @@ class RunModel:
                 self.state = {"target": "finished"}.get(event.reason, "stopped")
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         return Changed.NOTHING
+
+    def _step(self, event: ev.StepCompleted, at: float) -> None:
+        self.step, self.epoch, self.target = event.step, event.epoch, event.target
+        self.steps_per_sec, self.samples_per_sec, self.tokens_per_sec = (
+            event.steps_per_sec, event.samples_per_sec, event.tokens_per_sec)
+        self.lrs = event.lrs or (event.lr,)
+        self.grad_norm, self.scalars = event.grad_norm, event.scalars
+        if event.elapsed is not None:
+            if self.elapsed_at is not None:
+                self.step_interval = max(0.0, at - self.elapsed_at)
+            self.elapsed, self.elapsed_at = event.elapsed, at
+        if event.grad_norm is not None:
+            self._remember(GRAD_NORM, event.grad_norm)
+        for name, value in event.scalars.items():
+            self._remember(name, value)
+        self.train.append(event.step, event.loss)
+
+    def _remember(self, name: str, value: float) -> None:
+        recent = self.recent.get(name)
+        if recent is None:
+            recent = self.recent[name] = deque(maxlen=SPARK_POINTS)
+        recent.append(value)

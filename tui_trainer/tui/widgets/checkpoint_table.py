@@ -23,6 +23,7 @@ from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.time_format import format_age
 
 COLUMNS = ("step", "epoch", "train", "val", "size", "age", "marks")
+AGE = COLUMNS.index("age")
 VAL_LOSS = "val_loss"
 # The sorts `o` cycles through (a header click picks one): column -> newest, best, largest first.
 SORTS = ("step", "val", "size")
@@ -35,6 +36,7 @@ class CheckpointRow:
     cells: tuple[str, ...]
     sort_values: tuple[float, float, float] | None = None  # step, monitored metric, size in bytes
     val_loss: tuple[str, ...] = ()  # the val_loss cell, when another metric is monitored
+    created: str | None = None  # ISO time of the save, for the age cell to tick
 
 
 def sort_rows(rows: Sequence[CheckpointRow], column: str, mode: str = "min") -> list[CheckpointRow]:
@@ -78,6 +80,7 @@ def checkpoint_rows(stored: Sequence[Any], now: datetime | None = None, monitor:
                 ),
                 (float(meta.step), _finite(meta.metric(monitor)), float(meta.size_bytes or 0)),
                 (_loss(meta.metric(VAL_LOSS)),) if with_val_loss else (),
+                meta.created,
             )
         )
     return rows
@@ -107,6 +110,7 @@ class CheckpointTable(DataTable):
         self._given: list[CheckpointRow] = []
         self.metric, self.mode = VAL_LOSS, "min"  # the run's monitored metric, in the "val" column
         self._with_val_loss = False
+        self._ages: dict[str, str] = {}  # age cells ticked since the rows were filled
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -160,9 +164,20 @@ class CheckpointTable(DataTable):
         self._given = list(rows)
         self._fill(rows, self.selected_name, self.cursor_row)
 
+    def tick_ages(self, now: datetime | None = None) -> None:
+        """Bring the age cells up to `now`, touching only those whose text changed."""
+        for row in self._rows:
+            if row.created is None:
+                continue
+            age = format_age(row.created, now)
+            if self._ages.get(row.name, row.cells[AGE]) != age:
+                self._ages[row.name] = age
+                self.update_cell(row.name, "age", age)
+
     def _fill(self, given: list[CheckpointRow], selected: str | None, old_index: int) -> None:
         rows = sort_rows(given, self.sort_by, self.mode)
         self.clear()
+        self._ages = {}
         for row in rows:
             extra = (row.val_loss or ("-",)) if self._with_val_loss else ()
             self.add_row(*row.cells[:4], *extra, *row.cells[4:], key=row.name)

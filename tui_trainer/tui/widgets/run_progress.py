@@ -1,4 +1,5 @@
-"""Progress toward the current target: a bar with the percentage, then step counts and ETA."""
+"""Progress toward the current target: a bar with the percentage, step counts and ETA, then the
+learning rate, gradient norm, throughput and the job's scalars (`TrainScalars`) as room allows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from textual.widgets import Label, ProgressBar
 from tui_trainer.tui.run_model import RunModel
 from tui_trainer.tui.time_format import format_duration
 from tui_trainer.tui.widgets.live_text import show_text
+from tui_trainer.tui.widgets.train_scalars import TrainScalars
+
+BAR_ROOM = 20  # the bar and its percentage keep at least this many columns
 
 
 class RunProgress(Horizontal):
@@ -28,11 +32,20 @@ class RunProgress(Horizontal):
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, show_eta=False, show_percentage=True)
         yield Label("", id="progress-text")
+        yield TrainScalars(id="train-scalars")
 
     _shown: tuple[object, ...] | None = None
     _text_width = 0
+    _model: RunModel | None = None
+
+    def on_resize(self) -> None:
+        if self._model is not None:
+            self.show(self._model)
 
     def show(self, model: RunModel) -> None:
+        self._model = model
+        room = self.content_size.width - self._text_width - 1 - BAR_ROOM - 2  # 1: the text's margin; 2: ours
+        self.query_one(TrainScalars).show(model, room)
         text = f"{model.step}/{model.target or '-'}"
         if model.state == "running":
             text += f"  ETA {format_duration(model.eta_seconds())}"

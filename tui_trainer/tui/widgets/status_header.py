@@ -1,5 +1,8 @@
 """The top line: run, job, state (in words and colour), step / target, epoch, ETA, speed, elapsed, device.
 
+Speed, ETA and elapsed are over training time: a pause, an evaluation or a save does not move
+them; the time evaluations and saves took is shown after elapsed, as room allows.
+
 It stays one line: on a narrow terminal the least useful facts are left out, not wrapped.
 """
 
@@ -89,6 +92,8 @@ def describe(model: RunModel, width: int | None = None) -> str:
         (3, f"elapsed {format_duration(model.elapsed_seconds())}"),
         (7, (model.device or "-").upper()),
     ]
+    if model.eval_seconds >= 0.5 or model.save_seconds >= 0.5:  # kept out of elapsed, so said apart
+        parts.insert(-1, (8, f"+ eval {format_duration(model.eval_seconds)}, saves {format_duration(model.save_seconds)}"))
     if width is None:
         return SEPARATOR.join(text for _, text in parts)
     # Strictly by importance: once a fact does not fit, the less important ones are left out too.
