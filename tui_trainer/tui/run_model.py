@@ -93,6 +93,7 @@ class RunModel:
     disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
     _disk_full_alert: ev.DiskFull | None = None  # not yet shown as an alert
     _saves_asked: list[ev.CheckpointSaved] = field(default_factory=list)  # manual saves, not yet toasted
+    _steps_timed: bool = False  # a step has reported the training time
 
     # --- derived values -----------------------------------------------------------------------
 
@@ -266,6 +267,10 @@ class RunModel:
             self.note(event.text, event.level, event.time, event.source)
             return Changed.LOG
         if isinstance(event, CurveLoaded):
+            if self.elapsed_at is not None and not self._steps_timed:
+                # A whole curve at once carries no training time: until a step does, wall time
+                # since the run began (a finished run attached later), not the start's figure.
+                self.elapsed_at = None
             self.metric = event.metric
             self.train.load(event.steps, event.losses)
             self.val.load(event.val_steps, event.val_losses)
@@ -309,6 +314,7 @@ class RunModel:
         self.lrs = event.lrs or (event.lr,)
         self.grad_norm, self.scalars = event.grad_norm, event.scalars
         if event.elapsed is not None:
+            self._steps_timed = True
             if self.elapsed_at is not None:
                 self.step_interval = max(0.0, at - self.elapsed_at)
             self.elapsed, self.elapsed_at = event.elapsed, at
