@@ -91,10 +91,12 @@ def test_a_two_rank_run_reports_rank_0s_run_dir_and_save_and_stop_reaches_every_
         assert report is not None and report.error is None and report.run_dir == run_dir.resolve()
         assert report.pid == trainer.pid  # the process that started torchrun, which passes a signal on
         assert any("training on 2 processes" in note for note in report.notes)  # rank 0's words
-        _wait(lambda: lock_holder(run_dir) is not None)
+        _wait(lambda: (run_dir / "control_ack.json").exists())  # rank 0 listens to the control file
         ranks = find_ranks(lock_holder(run_dir).pid)  # rank 0 holds the run dir
         assert [r.rank for r in ranks] == [0, 1]
-        assert WatchControl(run_dir).end_run(save=True)  # through the control file, as the dashboard's q
+        control, errors = WatchControl(run_dir), []
+        control.on_error = errors.append
+        assert control.end_run(save=True), errors  # through the control file, as the dashboard's q
         assert trainer.process.wait(60) == 0
         assert not any(os.path.exists(f"/proc/{r.pid}") for r in ranks)
     finally:

@@ -246,8 +246,10 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
 
     # Started by a dashboard, a full disk pauses the run for its alert; headless it ends the run.
     when_disk_full = DISK_FULL_PAUSE if detached else DISK_FULL_STOP
-    # Detached: plain lines, into the run's trainer.log once launched. Of several ranks, rank 0 speaks.
+    # Detached: plain lines, into the run's trainer.log once launched. Of several ranks, rank 0 speaks
+    # (and alone reports how the start went: the others would say only that rank 0 failed).
     reporter = make_reporter() if nproc_launch.is_rank_zero() else nproc_launch.SilentReporter()
+    reports = detached and nproc_launch.is_rank_zero()
     job_lines = JournalOutput()
     reporter.start()  # before the capture, so the job's lines pass on through the reporter's
     try:
@@ -255,13 +257,13 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
             try:
                 trainer = launch(on_event=lambda event: _report(reporter.handle, event), when_disk_full=when_disk_full)
             except BaseException as exc:
-                if detached:
+                if reports:
                     from tui_trainer.engine.errors import TrainerError
                     from tui_trainer.session.detached import report_failed
 
                     report_failed(str(exc) if isinstance(exc, TrainerError) else f"{type(exc).__name__}: {exc}")
                 raise
-            if detached and nproc_launch.is_rank_zero():
+            if reports:
                 from tui_trainer.session.detached import report_launched
 
                 report_launched(trainer.run_dir, trainer.notes)
