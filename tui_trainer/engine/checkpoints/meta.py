@@ -92,6 +92,13 @@ class CheckpointMeta:
     format_version: int = FORMAT_VERSION
 
     @property
+    def recorded_checksum(self) -> str | None:
+        """The checksum to check the file against, `algorithm:hex`, from either field."""
+        if self.checksum is not None:
+            return self.checksum
+        return None if self.sha256 is None else f"sha256:{self.sha256}"
+
+    @property
     def val_loss(self) -> float | None:
         return self.metrics.get("val_loss")
 
@@ -105,13 +112,6 @@ class CheckpointMeta:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-    @property
-    def recorded_checksum(self) -> str | None:
-        """The checksum to check the file against, `algorithm:hex`, from either field."""
-        if self.checksum is not None:
-            return self.checksum
-        return None if self.sha256 is None else f"sha256:{self.sha256}"
-
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckpointMeta:
