@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 from tui_trainer.engine.checkpoints import hf_trainer
-from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SIDECAR_SUFFIX
+from tui_trainer.engine.checkpoints.meta import (
+    CHECKPOINT_SUFFIX,
+    SHARDED_SUFFIX,
+    SIDECAR_SUFFIX,
+)
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointNotFound, NotACheckpoint, RunDirError
 from tui_trainer.engine.rundir.layout import store_for
@@ -27,8 +31,11 @@ def existing_file(path: str | Path, dir_hint: str) -> Path:
     file = Path(path)
     if not file.exists():
         raise CheckpointNotFound(f"{file}: no such file")
+    if file.is_dir() and file.name.endswith(SHARDED_SUFFIX):  # a step folder of several ranks: one checkpoint
+        return file
     if file.is_dir():
-        newest = max(file.glob(f"step_*{CHECKPOINT_SUFFIX}"), default=None)  # names sort by step
+        newest = max([*file.glob(f"step_*{CHECKPOINT_SUFFIX}"), *file.glob(f"step_*{SHARDED_SUFFIX}")],
+                     default=None, key=lambda p: p.name)  # names sort by step
         example = f" (its newest: {newest})" if newest is not None else ""
         raise NotACheckpoint(f"{file} is a directory, not a checkpoint file; {dir_hint}{example}")
     if file.name.endswith(SIDECAR_SUFFIX):

@@ -35,8 +35,10 @@ def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
     group.add_argument("--nproc", type=positive_int, metavar="N",
                        help="train on N processes on this machine through torchrun (DDP: gloo on the CPU, NCCL on "
                        "GPUs, one GPU each); rank 0 alone writes the run dir. The dashboard shows a line per rank")
-    group.add_argument("--strategy", choices=("ddp",), default="ddp",
-                       help="how the processes share the work (default: ddp, each with a whole copy of the model)")
+    group.add_argument("--strategy", choices=("ddp", "fsdp"),
+                       help="how the processes share the work: ddp (the default for a new run), each with a whole "
+                       "copy of the model; fsdp, each with a shard of the model, optimizer and checkpoint (a step "
+                       "folder step_N.dcp). resume continues the way the run was trained")
 
 
 def launched_ranks() -> bool:
@@ -86,6 +88,9 @@ def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any], *, detac
     means nothing to it.
     """
     check_devices(args.nproc, job_options)
+    from tui_trainer.cli.strategy import preflight
+
+    preflight(args, job_options)
     where = getattr(args, "path", None) or getattr(args, "run_dir", None) or "RUN_DIR"
     command = [sys.executable, "-m", __name__, RESUME_AS, f"tui-trainer resume --nproc {args.nproc} {where}",
                "--standalone", "--nproc-per-node", str(args.nproc),

@@ -193,7 +193,9 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
     if nproc_launch.launched_ranks():  # one of several ranks: rank 0 owns the run dir
         from tui_trainer.engine.loop.distributed import on_ranks
 
-        launch = on_ranks(launch)
+        from tui_trainer.cli.strategy import strategy_for
+
+        launch = on_ranks(launch, strategy_for(args))
     elif getattr(args, "nproc", None) and not dashboard:  # the dashboard starts this command detached
         if detached:
             return _drive_ranks_detached(args)

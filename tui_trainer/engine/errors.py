@@ -47,10 +47,6 @@ class ArchitectureMismatch(CheckpointError):
     """The checkpoint's weights do not fit the job's model."""
 
 
-class RankCountMismatch(CheckpointError):
-    """A checkpoint saved by one number of processes, resumed by another."""
-
-
 class RunDirBusy(TrainerError):
     """Another live process is training in this run dir."""
 

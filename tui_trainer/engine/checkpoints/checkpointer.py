@@ -66,13 +66,13 @@ class Checkpointer:
             return True
         return bool(p.every_minutes) and time.monotonic() - self._last_time >= p.every_minutes * 60
 
-    def saved_at(self, step: int) -> CheckpointMeta | None:
-        """This run's checkpoint at `step`, if one is on disk.
+    def saved_at(self, step: int, name: str | None = None) -> CheckpointMeta | None:
+        """This run's checkpoint at `step` (named `name`, by default the one-file name), if one is on disk.
 
         Any other file under that name (another run's, or a damaged one) is moved aside, since
         skipping the save or overwriting the file would both lose data; returns None then.
         """
-        path = self.run_dir / checkpoint_name(step)
+        path = self.run_dir / (name or checkpoint_name(step))
         if not path.exists():
             return None
         saved = read_sidecar(sidecar_path(path))
@@ -132,6 +132,15 @@ class Checkpointer:
         if exc is not None:
             raise exc
         return stored
+
+    def commit_sharded(self, partial: Path, meta: CheckpointMeta, seconds: float) -> StoredCheckpoint:
+        """A finished sharded step folder (`engine.loop.sharding`) under its final name, announced and pruned after."""
+        stored = self.store.commit_folder(partial, meta)
+        try:
+            after, error = self._prune_events(), None
+        except BaseException as exc:  # saved all the same
+            after, error = [], exc
+        return self.report(SaveOutcome(meta, stored, error, [], after, seconds))
 
     def amend(self, meta: CheckpointMeta, announce: bool) -> Path:
         """Rewrite the sidecar of an existing checkpoint (a new kind or fresh metrics), then prune."""

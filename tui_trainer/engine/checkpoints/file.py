@@ -24,6 +24,7 @@ from tui_trainer.engine.checkpoints.lightning_state import monitored_score
 from tui_trainer.engine.checkpoints.meta import (
     FOREIGN,
     FORMAT_NAME,
+    SHARDED_SUFFIX,
     CheckpointMeta,
     file_size,
 )
@@ -53,6 +54,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mma
     if path.name == hf_trainer.TRAINING_ARGS:  # a pickle of the Trainer's arguments: never opened at all
         raise NotACheckpoint(f"{path} holds a Trainer's training arguments (a pickle, never loaded), "
                              f"not weights; pass its folder, {path.parent}")
+    if path.is_dir() and path.name.endswith(SHARDED_SUFFIX):  # several ranks' step folder (FSDP)
+        from tui_trainer.engine.checkpoints.dcp_io import load_full
+
+        return load_full(path)
     if path.is_dir():  # a Hugging Face checkpoint folder, or an output dir of them; any other is refused
         from tui_trainer.engine.checkpoints.hf_load import load_checkpoint_dir
 
@@ -127,14 +132,22 @@ def optimizer_state_of(obj: Any) -> Mapping[str, Any] | None:
 def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
     """Metadata from inside a checkpoint file (used when it has no sidecar)."""
     path = Path(path)
-    obj = load_checkpoint(path, mmap=True)
+    if path.is_dir() and path.name.endswith(SHARDED_SUFFIX):
+        from tui_trainer.engine.checkpoints.dcp_io import read_state_file
+        from tui_trainer.engine.checkpoints.sharded_folder import folder_size
+
+        obj: Any = read_state_file(path)  # its metadata, without the sharded tensors
+        size = folder_size(path)
+    else:
+        obj = load_checkpoint(path, mmap=True)
+        size = file_size(path)
     if is_own_format(obj):
         try:
             meta = CheckpointMeta.from_json(dict(obj["meta"]))
         except (KeyError, TypeError, ValueError):
             raise CheckpointCorrupt(f"{path} has damaged metadata; it cannot be listed or resumed") from None
         meta.name = path.name
-        meta.size_bytes = file_size(path)
+        meta.size_bytes = size
         meta.sha256 = meta.checksum = None  # the sidecar held it; `verify` reports the loss
         return meta
     model_state_of(obj, path)  # refuse files that hold no weights at all

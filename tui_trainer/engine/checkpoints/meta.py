@@ -21,6 +21,7 @@ from tui_trainer.engine.atomic import read_regular
 FORMAT_NAME = "tui-trainer"
 FORMAT_VERSION = 1
 CHECKPOINT_SUFFIX = ".pt"
+SHARDED_SUFFIX = ".dcp"  # a step folder written by several ranks (engine.checkpoints.sharded_folder)
 SIDECAR_SUFFIX = ".meta.json"
 
 # Kinds of checkpoint. Rotating kinds count toward keep-last; a manual save stays until deleted.
@@ -32,7 +33,11 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}{CHECKPOINT_SUFFIX}"
 
 
-_NAME_RE = re.compile(r"^step_(\d{8,})\.pt$")
+def sharded_checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}{SHARDED_SUFFIX}"
+
+
+_NAME_RE = re.compile(r"^step_(\d{8,})\.(pt|dcp)$")
 
 
 def step_of_name(name: str) -> int | None:
@@ -65,7 +70,16 @@ def sidecar_disagrees(sidecar: CheckpointMeta, name: str, embedded: Any = None) 
 
 
 def sidecar_path(checkpoint: Path) -> Path:
-    return checkpoint.with_name(checkpoint.name.removesuffix(CHECKPOINT_SUFFIX) + SIDECAR_SUFFIX)
+    """`step_N.meta.json` beside `step_N.pt` (a file) or `step_N.dcp` (a sharded step folder)."""
+    name = checkpoint.name
+    stem = name.removesuffix(SHARDED_SUFFIX) if name.endswith(SHARDED_SUFFIX) else name.removesuffix(CHECKPOINT_SUFFIX)
+    return checkpoint.with_name(stem + SIDECAR_SUFFIX)
+
+
+def checkpoint_names_of(sidecar_name: str) -> tuple[str, str]:
+    """The names a sidecar can describe: the checkpoint file, or the sharded folder of that step."""
+    stem = sidecar_name.removesuffix(SIDECAR_SUFFIX)
+    return stem + CHECKPOINT_SUFFIX, stem + SHARDED_SUFFIX
 
 
 def now_iso() -> str:
@@ -151,8 +165,7 @@ def read_sidecar(path: str | os.PathLike[str]) -> CheckpointMeta | None:
         meta = CheckpointMeta.from_json(json.loads(read_regular(path)))
     except (OSError, ValueError, TypeError, RecursionError):
         return None
-    own_name = os.path.basename(os.fspath(path)).removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
-    return meta if meta.name == own_name else None
+    return meta if meta.name in checkpoint_names_of(os.path.basename(os.fspath(path))) else None
 
 
 def _as_float(value: Any) -> float:

@@ -16,15 +16,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from tui_trainer.engine.atomic import atomic_write_json, fsync_dir, remove_temp_files, temp_path_for
-from tui_trainer.engine.checkpoints import retention
-from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter, UnknownChecksum, checksum_of_file, file_matches
+from tui_trainer.engine.atomic import (
+    atomic_write_json,
+    fsync_dir,
+    remove_temp_files,
+    temp_path_for,
+)
+from tui_trainer.engine.checkpoints import retention, sharded_folder
+from tui_trainer.engine.checkpoints.hashing_writer import (
+    HashingWriter,
+    UnknownChecksum,
+    checksum_of_file,
+    file_matches,
+)
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
     FOREIGN,
     PERIODIC,
+    SHARDED_SUFFIX,
     SIDECAR_SUFFIX,
     CheckpointMeta,
+    checkpoint_names_of,
     file_size,
     now_iso,
     read_sidecar,
@@ -95,6 +107,8 @@ class CheckpointStore:
             meta = None
             if name.endswith(CHECKPOINT_SUFFIX):
                 meta = read_sidecar(os.path.join(directory, name[: -len(CHECKPOINT_SUFFIX)] + SIDECAR_SUFFIX))
+            elif name.endswith(SHARDED_SUFFIX):
+                meta = read_sidecar(os.path.join(directory, name[: -len(SHARDED_SUFFIX)] + SIDECAR_SUFFIX))
             if meta is None and not sidecars_only:
                 meta = self._meta_from_file(self.directory / name)
             if meta is not None:
@@ -119,6 +133,12 @@ class CheckpointStore:
                         names.append(e.name)
                         if e.is_symlink():
                             links.append(e.name)
+                    elif e.name.endswith(SHARDED_SUFFIX) and e.name[0] != ".":  # a sharded step folder
+                        if e.is_symlink():
+                            names.append(e.name)
+                            links.append(e.name)
+                        elif e.is_dir(follow_symlinks=False):
+                            names.append(e.name)
         except FileNotFoundError:
             raise RunDirError(f"{self.directory} does not exist") from None
         except NotADirectoryError:
@@ -154,6 +174,8 @@ class CheckpointStore:
 
     def integrity_problem(self, stored: StoredCheckpoint) -> str | None:
         """Why this checkpoint cannot be trusted, or None if its size and checksum match."""
+        if sharded_folder.is_sharded_name(stored.path.name):
+            return self._folder_problem(stored)
         size = file_size(stored.path)
         if size is None:
             return "file is missing"
@@ -172,6 +194,17 @@ class CheckpointStore:
             return f"{exc}; it cannot be checked"
         return None
 
+    def _folder_problem(self, stored: StoredCheckpoint) -> str | None:
+        """A sharded step folder: every file against its manifest, the manifest against the sidecar."""
+        if not os.path.lexists(stored.path):
+            return "folder is missing"
+        problem = sharded_folder.manifest_problem(stored.path)
+        if problem is not None:
+            return problem
+        if stored.meta.sha256 is not None and sharded_folder.manifest_digest(stored.path) != stored.meta.sha256:
+            return "its manifest does not match the checksum its sidecar recorded (rewritten after the save)"
+        return None
+
     def _markable(self, metas: list[CheckpointMeta]) -> list[CheckpointMeta]:
         """Marks go to this run's checkpoints; a folder of foreign files marks among those."""
         own = retention.own_checkpoints(metas, self.run_id)
@@ -181,7 +214,9 @@ class CheckpointStore:
         return [replace(m, kind=PERIODIC) for m in metas if m.kind == FOREIGN and m.step >= 0]
 
     def _meta_from_file(self, path: Path) -> CheckpointMeta | None:
-        from tui_trainer.engine.checkpoints import file as checkpoint_file  # imports torch
+        from tui_trainer.engine.checkpoints import (
+            file as checkpoint_file,  # imports torch
+        )
 
         try:
             return checkpoint_file.read_meta(path)
@@ -231,6 +266,24 @@ class CheckpointStore:
                 written = writer.bytes_written if writer is not None else 0
                 raise self._full_while_writing(final.name, expected_bytes, written) from None
             raise
+        return StoredCheckpoint(final, meta)
+
+    def commit_folder(self, partial: Path, meta: CheckpointMeta) -> StoredCheckpoint:
+        """Give a finished sharded step folder (its manifest written last) its final name, then its sidecar.
+
+        Never over an existing checkpoint: DCP writing into an existing folder can leave a mix
+        that loads without error, so a folder of the same name is an error, and `partial` stays.
+        """
+        final = self._safe_path(meta.name)
+        meta.sha256 = sharded_folder.manifest_digest(partial)
+        meta.size_bytes = sharded_folder.folder_size(partial)
+        meta.created = meta.created or now_iso()
+        with store_lock(self.directory):
+            if os.path.lexists(final):
+                raise CheckpointError(f"{final.name} already exists; the new save stays in {partial.name}")
+            os.rename(partial, final)
+            atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
+        fsync_dir(self.directory)
         return StoredCheckpoint(final, meta)
 
     def check_space(self, expected_bytes: int) -> None:
@@ -285,7 +338,8 @@ class CheckpointStore:
     def _write_sidecar(self, meta: CheckpointMeta) -> None:
         """Write a sidecar beside its checkpoint, never beside nothing. Hold the store lock."""
         path = self._safe_path(meta.name)
-        if not os.path.isfile(path):  # a sidecar describing a deleted file would be an orphan
+        present = os.path.isdir(path) if sharded_folder.is_sharded_name(meta.name) else os.path.isfile(path)
+        if not present or os.path.islink(path):  # a sidecar describing a deleted file would be an orphan
             raise CheckpointNotFound(f"no checkpoint named {meta.name!r} in {self.directory}")
         atomic_write_json(sidecar_path(path), meta.to_json())
 
@@ -302,7 +356,10 @@ class CheckpointStore:
             if meta.kind == FOREIGN or read_sidecar(sidecar_path(path)) is not None:
                 continue
             try:
-                meta.checksum, meta.sha256, meta.size_bytes = checksum_of_file(path), None, file_size(path)
+                if sharded_folder.is_sharded_name(meta.name):
+                    meta.sha256, meta.size_bytes = sharded_folder.manifest_digest(path), sharded_folder.folder_size(path)
+                else:
+                    meta.checksum, meta.sha256, meta.size_bytes = checksum_of_file(path), None, file_size(path)
                 with store_lock(self.directory):
                     if read_sidecar(sidecar_path(path)) is None:  # nobody wrote one meanwhile
                         self._write_sidecar(meta)
@@ -321,7 +378,7 @@ class CheckpointStore:
         return [
             self.directory / name for name in sorted(names)
             if name.endswith(SIDECAR_SUFFIX) and name[0] != "."
-            and name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX not in names
+            and not any(checkpoint in names for checkpoint in checkpoint_names_of(name))
         ]
 
     def remove_orphan_sidecars(self) -> list[Path]:
@@ -342,8 +399,9 @@ class CheckpointStore:
         """
         path = self._safe_path(name)
         gone = CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
+        folder = sharded_folder.is_sharded_name(name) and os.path.isdir(path) and not os.path.islink(path)
         with store_lock(self.directory):
-            size = file_size(path)
+            size = sharded_folder.folder_size(path) if folder else file_size(path)
             if size is None:
                 raise gone
             # Sidecar first: a crash in between leaves a complete checkpoint whose sidecar resume
@@ -351,7 +409,10 @@ class CheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 sidecar_path(path).unlink()
             try:
-                path.unlink()
+                if folder:
+                    sharded_folder.remove_folder(path)  # renamed away first: never half-deleted under its name
+                else:
+                    path.unlink()
             except FileNotFoundError:
                 raise gone from None
         fsync_dir(self.directory)

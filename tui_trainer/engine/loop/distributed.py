@@ -7,9 +7,11 @@ target or keep-last) reach every rank at the same step through `RankControl`: on
 small int64 tensor after each step, so every rank takes the same branch of the loop and none
 waits in a collective for one that went elsewhere.
 
-A checkpoint holds the replicated model and optimizer once, in the usual plain keys, and under
-`RANKS_KEY` each rank's batch position and RNG streams, gathered to rank 0, so each rank resumes
-exactly where it stood. A checkpoint saved by N processes resumes on N processes only.
+Under DDP a checkpoint holds the replicated model and optimizer once, in the usual plain keys,
+and under `RANKS_KEY` each rank's batch position and RNG streams, gathered to rank 0, so each rank
+resumes exactly where it stood. Under FSDP (`sharding`) each rank saves its shard into a step
+folder. A checkpoint saved by N processes resumes exactly on N, and on M (one included) with the
+same weights and optimizer, each rank continuing the epoch where the N had reached together.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch.distributed as dist
 
 from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.meta import CheckpointMeta
+from tui_trainer.engine.checkpoints.meta import SHARDED_SUFFIX, CheckpointMeta
 from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
@@ -178,14 +180,26 @@ class RankControl(TrainingControl):
 
 
 def restore_rank_state(job: Job, state: Mapping[str, Any]) -> None:
-    """This rank's own batch position and RNG streams, from a checkpoint with `RANKS_KEY`."""
-    mine = state[RANKS_KEY][rank()]
-    job.batches.load_state_dict(mine["data"])
-    restore_rng_state(mine["rng"])
+    """This rank's own batch position and RNG streams, from a checkpoint with `RANKS_KEY`.
+
+    Saved by another number of processes: rank 0's position mapped to this world
+    (`training_state.data_state_for`), the RNG streams of rank `rank mod N`.
+    """
+    saved = state[RANKS_KEY]
+    here, world = rank(), world_size()
+    if len(saved) == world:
+        job.batches.load_state_dict(saved[here]["data"])
+        restore_rng_state(saved[here]["rng"])
+        return
+    job.batches.load_state_dict(training_state.data_state_for(saved[0]["data"], len(saved), world))
+    restore_rng_state(saved[here % len(saved)]["rng"])
 
 
-def on_ranks(launch: Callable[..., Trainer]) -> Callable[..., Trainer]:
-    """`launch` (a new run or a resume) as rank 0; the other ranks follow the run it started."""
+def on_ranks(launch: Callable[..., Trainer], strategy: str = "ddp") -> Callable[..., Trainer]:
+    """`launch` (a new run or a resume) as rank 0; the other ranks follow the run it started.
+
+    `strategy`: "ddp" (each rank a whole copy of the model) or "fsdp" (each rank a shard of it).
+    """
 
     def launch_here(**kw: Any) -> Trainer:
         join()
@@ -203,7 +217,7 @@ def on_ranks(launch: Callable[..., Trainer]) -> Callable[..., Trainer]:
             if "failed" in started:
                 raise RankZeroFailed(f"rank {here}: rank 0 did not start the run ({started['failed']})")
             trainer = _follow(started, control, kw)
-        _share_work(trainer, here, world_size())
+        _share_work(trainer, here, world_size(), strategy)
         if trainer.save_mode != SAVE_SYNC:  # a background save's full disk would surface on rank 0 alone, any step
             trainer.save_mode = SAVE_SYNC
             trainer.notes.append("saves run in the foreground on several processes, so that a full disk stops "
@@ -282,7 +296,13 @@ def _follow(started: dict[str, Any], control: RankControl, kw: Mapping[str, Any]
     job = build_job(info.job, info.job_options, info.settings.max_iters, run_dir=run_dir)
     training_state.restore(job, started["state"], "rank 0's state")
     if started["resumed_from"]:
-        saved = load_checkpoint(Path(started["resumed_from"]), map_location="cpu")
+        source = Path(started["resumed_from"])
+        if source.name.endswith(SHARDED_SUFFIX):  # its state.pt is enough: the weights came from rank 0
+            from tui_trainer.engine.checkpoints.dcp_io import read_state_file
+
+            saved = read_state_file(source)
+        else:
+            saved = load_checkpoint(source, map_location="cpu")
         if RANKS_KEY in saved:
             restore_rank_state(job, saved)
     history = QuietHistory()
@@ -296,8 +316,9 @@ def _follow(started: dict[str, Any], control: RankControl, kw: Mapping[str, Any]
     return trainer
 
 
-def _share_work(trainer: Trainer, here: int, world: int) -> None:
-    """Give this rank its share of the batches and wrap its model in DDP (which syncs rank 0's weights)."""
+def _share_work(trainer: Trainer, here: int, world: int, strategy: str = "ddp") -> None:
+    """Give this rank its share of the batches and wrap its model: in DDP (which syncs rank 0's
+    weights), or sharded with FSDP, every rank starting from the same whole state."""
     job = trainer.job
     if not callable(getattr(job.batches, "shard", None)):
         raise TrainerError(
@@ -308,6 +329,16 @@ def _share_work(trainer: Trainer, here: int, world: int) -> None:
         job.batches.shard(here, world)
     except ValueError as exc:
         raise TrainerError(f"cannot share this job's batches between {world} processes: {exc}") from None
+    if strategy == "fsdp":
+        from tui_trainer.engine.loop import sharding
+
+        sharding.wrap(job)
+        trainer.sharded_saves = sharding.ShardedSaves(here, world)
+        if here == 0:
+            trainer.notes.append(f"training on {world} processes (FSDP, each holds a shard of the model; "
+                                 f"{dist.get_backend()}); every rank writes its shard of each checkpoint, rank 0 "
+                                 "the rest of the run dir")
+        return
     device = torch.device(job.device)
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     job.model = torch.nn.parallel.DistributedDataParallel(job.model, device_ids=ids)

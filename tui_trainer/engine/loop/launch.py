@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tui_trainer.engine.checkpoints import sharded_folder
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_disagrees, step_of_name
@@ -251,6 +252,8 @@ def _resume_locked(
     if shared:
         notes.append(shared)
     notes += [f"removed leftover temporary file {p.name}" for p in store.remove_temp_files()]
+    notes += [f"removed {p.name}: a save of several processes that was interrupted before it finished (never loaded)"
+              for p in sharded_folder.remove_leftovers(run_dir)]
     notes += [f"rebuilt the missing or damaged metadata of {name}" for name in store.repair_sidecars()]
     notes += [f"ignoring {p.name}: a link to a file outside {run_dir}" for p in store.links_outside()]
     own = [c for c in store.list() if c.meta.run_id == info.run_id]
@@ -285,7 +288,9 @@ def _resume_locked(
     if start is None:
         raise RunDirError(f"no valid checkpoint left in {run_dir} to resume from: skipped {'; '.join(skipped)}")
 
-    training_state.check_rank_count(state, start.path.name)  # before anything is set aside or written
+    ranks_note = training_state.rank_count_note(state, start.path.name)
+    if ranks_note:
+        notes.append(ranks_note)
     step = start.meta.step
     newer = [c for c in own if _true_step(c) > step or (_true_step(c) == step and c.path != start.path)]
     if newer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta, checkpoint_name
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit, is_disk_full
@@ -25,8 +25,13 @@ SAVE_SYNC, SAVE_BACKGROUND = "sync", "background"  # a save stalls the loop, or 
 class Saving:
     """The trainer's saves; mixed into `Trainer`, never used alone."""
 
+    # Under --strategy fsdp every rank saves its shard: `engine.loop.sharding.ShardedSaves`.
+    sharded_saves: Any = None
+
     def _checkpoint(self: Trainer, kind: str, evaluate: bool | None = None) -> Path | None:
         """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
+        if self.sharded_saves is not None:
+            return self.sharded_saves.checkpoint(self, kind, evaluate)
         if self.step == 0:
             return None
         ranks = self.control.gather_rank_states(self.job)  # under DDP: each rank's position and RNG, to rank 0

@@ -14,9 +14,17 @@ from typing import Any
 import torch
 
 from tui_trainer.engine.checkpoints.file import is_own_format, model_state_of
-from tui_trainer.engine.checkpoints.meta import FORMAT_NAME, FORMAT_VERSION, CheckpointMeta
-from tui_trainer.engine.checkpoints.plain_keys import model_state, renamed_for, unwrapped
-from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt, RankCountMismatch
+from tui_trainer.engine.checkpoints.meta import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    CheckpointMeta,
+)
+from tui_trainer.engine.checkpoints.plain_keys import (
+    model_state,
+    renamed_for,
+    unwrapped,
+)
+from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
 from tui_trainer.engine.loop import lr_takeover
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
@@ -29,13 +37,16 @@ HISTORY_KEY = "history_summary"
 RANKS_KEY = "ranks"
 
 
-def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any]) -> dict[str, Any]:
+def capture(job: Job, meta: CheckpointMeta, extra: Mapping[str, Any], sharded: bool = False) -> dict[str, Any]:
+    """The job's state now. `sharded`: all but the model and optimizer, which the ranks save with DCP."""
+    weights: dict[str, Any] = (
+        {"optimizer_form": "by_name"} if sharded else {"model": model_state(job.model), "optimizer": job.optimizer.state_dict()}
+    )
     state: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "meta": meta.to_json(),
-        "model": model_state(job.model),
-        "optimizer": job.optimizer.state_dict(),
+        **weights,
         "data": job.batches.state_dict(),
         "rng": capture_rng_state(),
         "config": job.config,
@@ -77,14 +88,47 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
     weights = renamed_for(model.state_dict(), model_state_of(state, source))
     check_model_fits(model, weights, source)
     model.load_state_dict(weights)
-    job.optimizer.load_state_dict(state["optimizer"])
+    if state.get("optimizer_form") == "by_name":  # a sharded checkpoint's (DCP's form), read whole
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
+
+        set_optimizer_state_dict(model, job.optimizer, dict(state["optimizer"]),
+                                 options=StateDictOptions(full_state_dict=True))
+    else:
+        job.optimizer.load_state_dict(state["optimizer"])
     job.scheduler = lr_takeover.original_of(job.scheduler)
     for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
         if part is not None and key in state:
             part.load_state_dict(state[key])
     job.scheduler = lr_takeover.resume_takeover(job.scheduler, job.optimizer, state.get(lr_takeover.STATE_KEY))
-    job.batches.load_state_dict(state["data"])
+    saved_ranks = saved_rank_count(state)
+    job.batches.load_state_dict(data_state_for(state["data"], saved_ranks, world_size_here()))
     restore_rng_state(state["rng"])
+
+
+def data_state_for(data: Mapping[str, Any], saved_ranks: int, ranks: int) -> Mapping[str, Any]:
+    """A rank's saved batch position, for a run of `ranks` processes resuming one of `saved_ranks`.
+
+    Each of N ranks drew every N-th batch of an epoch's order, so N ranks at position p have used
+    the first p*N batches together; M ranks continue at p*N // M each (less than M batches of the
+    epoch are seen twice or skipped at the seam).
+    """
+    if saved_ranks == ranks or "position" not in data or not isinstance(data.get("position"), int):
+        return data
+    return {**data, "position": data["position"] * saved_ranks // ranks}
+
+
+def saved_rank_count(state: Mapping[str, Any]) -> int:
+    ranks = state.get(RANKS_KEY)
+    return len(ranks) if isinstance(ranks, list) and ranks else 1
+
+
+def world_size_here() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def history_summary_of(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -93,15 +137,12 @@ def history_summary_of(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-def check_rank_count(state: Mapping[str, Any], source: str) -> None:
-    """RankCountMismatch if `state` was saved by another number of processes than this run has."""
-    ranks = state.get(RANKS_KEY)
-    saved = len(ranks) if isinstance(ranks, list) else 1
-    here = (torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized()
-            else int(os.environ.get("WORLD_SIZE", "1")))
-    if saved != here:
-        how = f"--nproc {saved}" if saved > 1 else "without --nproc"
-        raise RankCountMismatch(
-            f"{source} was saved by {saved} process(es) and this run has {here}; resume it {how} "
-            "(each process resumes its own batch position and random streams)"
-        )
+def rank_count_note(state: Mapping[str, Any], source: str) -> str | None:
+    """What changes when `state`, saved by N processes, resumes on another number of them."""
+    saved, here = saved_rank_count(state), world_size_here()
+    if saved == here:
+        return None
+    return (f"{source} was saved by {saved} process(es) and resumes on {here}: the weights and optimizer are "
+            f"the same, each process continues the epoch at the batches the {saved} had reached together, and "
+            f"the random streams of rank r come from rank r mod {saved}; so the run from here is not bit-identical "
+            f"to one that stayed on {saved} (resume with {'--nproc ' + str(saved) if saved > 1 else 'no --nproc'} for that)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.file import (
     foreign_history,
     foreign_meta,
@@ -22,11 +23,21 @@ from tui_trainer.engine.checkpoints.file import (
     model_state_of,
     optimizer_state_of,
 )
-from tui_trainer.engine.checkpoints import hf_trainer
 from tui_trainer.engine.checkpoints.hashing_writer import UnknownChecksum, file_matches
-from tui_trainer.engine.checkpoints.lightning_state import MonitoredScore, monitored_score
-from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, sidecar_path
-from tui_trainer.engine.tools.tensor_summary import TensorSummary, dtype_name, summarize_tensors
+from tui_trainer.engine.checkpoints.lightning_state import (
+    MonitoredScore,
+    monitored_score,
+)
+from tui_trainer.engine.checkpoints.meta import (
+    CheckpointMeta,
+    read_sidecar,
+    sidecar_path,
+)
+from tui_trainer.engine.tools.tensor_summary import (
+    TensorSummary,
+    dtype_name,
+    summarize_tensors,
+)
 
 # Facts the sidecar and the file's embedded copy should agree on (pins and checksums are
 # recorded only in the sidecar, after the file was written).
@@ -60,12 +71,13 @@ def inspect_checkpoint(path: str | Path, marks: tuple[str, ...] = ()) -> Checkpo
     obj = load_checkpoint(path, mmap=True)
     own = is_own_format(obj)
     sidecar_file = sidecar_path(path)
-    sidecar_meta = read_sidecar(sidecar_file) if sidecar_file.exists() and path.suffix == ".pt" else None
+    has_sidecar = sidecar_file.exists() and path.suffix in (".pt", ".dcp")
+    sidecar_meta = read_sidecar(sidecar_file) if has_sidecar else None
     embedded = _embedded_meta(obj) if own else None
     if sidecar_meta is not None:
         meta, sidecar = sidecar_meta, "present"
     else:
-        sidecar = "damaged" if sidecar_file.exists() and path.suffix == ".pt" else "missing"
+        sidecar = "damaged" if has_sidecar else "missing"
         meta = embedded or (foreign_meta(obj, path) if isinstance(obj, Mapping) else CheckpointMeta(path.name, -1))
         meta.name = path.name
     details = CheckpointDetails(
@@ -164,6 +176,11 @@ def _checksum_state(path: Path, meta: CheckpointMeta) -> str:
     checksum = meta.recorded_checksum
     if checksum is None:
         return "not recorded"
+    if path.is_dir():  # a sharded step folder: every file against its manifest, the manifest against the sidecar
+        from tui_trainer.engine.checkpoints import sharded_folder
+
+        same = sharded_folder.manifest_problem(path) is None and sharded_folder.manifest_digest(path) == meta.sha256
+        return "matches" if same else "MISMATCH"
     if meta.size_bytes is not None and path.stat().st_size != meta.size_bytes:
         return "MISMATCH"
     try:

@@ -15,11 +15,17 @@ from pathlib import Path
 
 from tui_trainer.engine.atomic import find_temp_files
 from tui_trainer.engine.checkpoints import hf_trainer
-from tui_trainer.engine.checkpoints.hashing_writer import UnknownChecksum, algorithm_of, checksum_of_file
+from tui_trainer.engine.checkpoints.hashing_writer import (
+    UnknownChecksum,
+    algorithm_of,
+    checksum_of_file,
+)
 from tui_trainer.engine.checkpoints.meta import (
     CHECKPOINT_SUFFIX,
+    SHARDED_SUFFIX,
     SIDECAR_SUFFIX,
     CheckpointMeta,
+    checkpoint_names_of,
     read_sidecar,
     sidecar_disagrees,
     sidecar_path,
@@ -28,6 +34,7 @@ from tui_trainer.engine.checkpoints.resumable import read_skeleton, resume_probl
 from tui_trainer.engine.checkpoints.safetensors_header import (
     SUFFIX as SAFETENSORS_SUFFIX,
 )
+from tui_trainer.engine.checkpoints.sharded_folder import PARTIAL_SUFFIX
 from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointStore
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
@@ -56,12 +63,19 @@ class VerifyResult:
 def verify_path(path: str | os.PathLike[str]) -> list[VerifyResult]:
     """Verify one checkpoint file, or every checkpoint under a directory (recursively)."""
     path = Path(path)
+    if path.is_dir() and path.name.endswith((SHARDED_SUFFIX, PARTIAL_SUFFIX)):
+        from tui_trainer.engine.tools.verify_sharded import verify_sharded
+
+        return [verify_sharded(path, run_id_of(path.parent))]
     if path.is_dir():
         return verify_tree(path)
     if not path.exists():
         raise CheckpointNotFound(f"{path}: no such file or directory")
     if path.name.endswith(SIDECAR_SUFFIX):
         checkpoint = path.with_name(path.name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX)
+        sharded = path.with_name(checkpoint_names_of(path.name)[1])
+        if sharded.is_dir():
+            return verify_path(sharded)
         if not checkpoint.exists():
             return [VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint.name} is missing")]
         path = checkpoint
@@ -71,8 +85,10 @@ def verify_path(path: str | os.PathLike[str]) -> list[VerifyResult]:
 def verify_tree(root: Path) -> list[VerifyResult]:
     results = []
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        results += verify_directory(Path(directory), files)
+        # A sharded step folder is one checkpoint (its state.pt and shards are not checked as files of their own).
+        folders = [d for d in subdirs if d.endswith((SHARDED_SUFFIX, PARTIAL_SUFFIX))]
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in folders)
+        results += verify_directory(Path(directory), [*files, *folders])
     return results
 
 
@@ -95,9 +111,13 @@ def verify_directory(directory: Path, names: list[str]) -> list[VerifyResult]:
         path = directory / name
         if name.startswith("."):
             continue
-        if name.endswith(SIDECAR_SUFFIX):
+        if name.endswith((SHARDED_SUFFIX, PARTIAL_SUFFIX)) and path.is_dir() and not path.is_symlink():
+            from tui_trainer.engine.tools.verify_sharded import verify_sharded
+
+            results.append(verify_sharded(path, run_id))
+        elif name.endswith(SIDECAR_SUFFIX):
             checkpoint = name.removesuffix(SIDECAR_SUFFIX) + CHECKPOINT_SUFFIX
-            if checkpoint not in present:
+            if not any(n in present for n in checkpoint_names_of(name)):
                 results.append(VerifyResult(path, False, f"sidecar without its checkpoint: {checkpoint} is missing"))
         elif name.endswith((*FOREIGN_SUFFIXES, SAFETENSORS_SUFFIX)) and not (directory / name).is_dir():
             results.append(verify_file(path, run_id))
