@@ -39,6 +39,7 @@ def add_parsers(commands: Any) -> None:
                        "Hugging Face checkpoint-N/ folder) at step 0, with a new optimizer")
     _add_policy_flags(train, defaults=True)
     nproc_launch.add_nproc_flags(train, _positive_int)
+    _add_notify_flag(train)
     _add_ui_flags(train)
     train.set_defaults(handler=run_train)
 
@@ -61,6 +62,7 @@ def add_parsers(commands: Any) -> None:
                         "and the LR schedule the job's options build, at the run's step")
     _add_policy_flags(resume, defaults=False)
     nproc_launch.add_nproc_flags(resume, _positive_int)
+    _add_notify_flag(resume)
     _add_ui_flags(resume)
     resume.set_defaults(handler=run_resume)
 
@@ -87,6 +89,13 @@ def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
     group.add_argument("--save-mode", choices=SAVE_MODES, default=DEFAULT_SAVE_MODE,
                        help="background: a save copies the state and training goes on while a thread writes it; "
                        "sync: training waits for each save (default: background)")
+
+
+def _add_notify_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--notify-url", type=_notify_url, default=os.environ.get("TUI_TRAINER_NOTIFY_URL"),
+                        metavar="URL", help="POST a JSON message here when the run ends, fails or pauses on a full "
+                        "disk (ntfy, Slack-compatible webhooks); never kept in the run dir, so give it to resume "
+                        "too (default: $TUI_TRAINER_NOTIFY_URL)")
 
 
 def _add_ui_flags(parser: argparse.ArgumentParser) -> None:
@@ -190,6 +199,10 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
 
     detached = launch_fd() is not None
     dashboard = not detached and not args.headless and on_a_screen()
+    if dashboard or (getattr(args, "nproc", None) and not nproc_launch.launched_ranks()):
+        from tui_trainer.cli.run_notify import hand_to_children
+
+        hand_to_children(args)
     if nproc_launch.launched_ranks():  # one of several ranks: rank 0 owns the run dir
         from tui_trainer.engine.loop.distributed import on_ranks
 
@@ -201,7 +214,7 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
             return _drive_ranks_detached(args)
         return nproc_launch.run_on_ranks(args, parse_job_options(args.job_opt))
     if detached:
-        return _drive_detached(launch)
+        return _drive_detached(launch, args)
     if dashboard:
         theme = _theme(args)
         if theme:
@@ -211,7 +224,7 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
         from tui_trainer.cli.attach_command import start_and_attach
 
         return start_and_attach([*args.argv, "--headless"], theme=theme)
-    return _drive_headless(launch)
+    return _drive_headless(launch, args)
 
 
 def trains_here(args: argparse.Namespace) -> bool:
@@ -228,20 +241,21 @@ def on_a_screen() -> bool:
     return web or (sys.stdin.isatty() and sys.stdout.isatty())
 
 
-def _drive_headless(launch: Any, *, detached: bool = False) -> int:
+def _drive_headless(launch: Any, args: argparse.Namespace | None = None, *, detached: bool = False) -> int:
     from tui_trainer.engine.loop.signals import holding_interrupts
 
     with holding_interrupts():  # a Ctrl+C before the trainer's own handlers is held for them, never lost
-        return _train_headless(launch, detached=detached)
+        return _train_headless(launch, args, detached=detached)
 
 
-def _train_headless(launch: Any, *, detached: bool) -> int:
+def _train_headless(launch: Any, args: argparse.Namespace | None, *, detached: bool) -> int:
     """Start the trainer with a console reporter and signal-triggered saves; return the exit code.
 
     What the job prints, logs or warns still reaches the terminal (or, detached, the run's
     trainer.log), and the run's journal too.
     """
     from tui_trainer.cli.console_reporter import make_reporter
+    from tui_trainer.cli.run_notify import RunNotify, notify_url
     from tui_trainer.engine.loop.events import DISK_FULL_PAUSE, DISK_FULL_STOP
     from tui_trainer.engine.loop.signals import interrupt_saves
     from tui_trainer.session.job_output import JournalOutput, capture_job_output
@@ -253,11 +267,16 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
     reporter = make_reporter() if nproc_launch.is_rank_zero() else nproc_launch.SilentReporter()
     reports = detached and nproc_launch.is_rank_zero()
     job_lines = JournalOutput()
+    # Rank 0 alone tells; the bell only on a terminal of ours, once the run is over.
+    tells = nproc_launch.is_rank_zero()
+    notify = RunNotify(notify_url(args) if tells else None, lambda line: _report(reporter.note, line),
+                       sys.stdout if tells and not detached and sys.stdout.isatty() else None)
     reporter.start()  # before the capture, so the job's lines pass on through the reporter's
     try:
         with capture_job_output(job_lines.put, passthrough=True):
             try:
-                trainer = launch(on_event=lambda event: _report(reporter.handle, event), when_disk_full=when_disk_full)
+                trainer = launch(on_event=lambda event: (notify.see(event), _report(reporter.handle, event)),
+                                 when_disk_full=when_disk_full)
             except BaseException as exc:
                 if reports:
                     from tui_trainer.engine.errors import TrainerError
@@ -270,6 +289,8 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
 
                 report_launched(trainer.run_dir, trainer.notes)
             job_lines.send_to(getattr(trainer, "journal", None))
+            if notify.note:
+                trainer.notes.append(notify.note)
             for note in trainer.notes:
                 _report(reporter.note, note)
             # A trainer with no terminal (detached, nohup, a scheduler) has none to lose: it ignores SIGHUP.
@@ -277,10 +298,12 @@ def _train_headless(launch: Any, *, detached: bool) -> int:
                 result = trainer.run()
     except BaseException:
         _report(reporter.close, None)
+        notify.close()
         raise
     finally:
         job_lines.close()  # the job's last line may come as the capture ends
     _report(reporter.close, result)
+    notify.close()  # after the progress bar: the bell, and the last POST (waiting one timeout at most)
     for note in result.notes:
         _report(reporter.note, note)
     if result.reason == "disk_full":
@@ -294,10 +317,10 @@ def _has_terminal() -> bool:
     return any(os.isatty(fd) for fd in (0, 1, 2))
 
 
-def _drive_detached(launch: Any) -> int:
+def _drive_detached(launch: Any, args: argparse.Namespace) -> int:
     """The trainer a dashboard started: no terminal, so a hang-up means nothing to it."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    code = _drive_headless(launch, detached=True)
+    code = _drive_headless(launch, args, detached=True)
     # Nobody waits for this process: its log is where its exit status can be read. Of several
     # ranks, the process that started them says it.
     if not nproc_launch.launched_ranks():
@@ -359,6 +382,15 @@ def _rewarm(text: str) -> Any:
     try:
         return parse_rewarm(text)
     except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _notify_url(text: str) -> str:
+    from tui_trainer.session.webhook import BadNotifyUrl, check_url
+
+    try:
+        return check_url(text)
+    except BadNotifyUrl as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
