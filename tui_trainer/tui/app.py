@@ -26,6 +26,7 @@ from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
 from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import NewTarget, TargetScreen
+from tui_trainer.tui.terminal_alerts import TerminalAlerts
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable
 from tui_trainer.tui.widgets.disk_panel import DiskPanel
@@ -48,7 +49,7 @@ DASHBOARD_ACTIONS = frozenset(
 ) | CHECKPOINT_ACTIONS
 
 
-class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
+class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
     """Trains one run (built by `launch_fn` in a worker) and shows it."""
 
     CSS_PATH = "app.tcss"
@@ -141,7 +142,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, App[int]):
             pass  # a tick that fires while the app shuts down finds its widgets gone
 
     def _drain_events(self) -> None:
-        changed = self.model.apply(self.runner.buffer.drain())
+        events = self.runner.buffer.drain()
+        changed = self.model.apply(events)
+        self.alert_on(events)  # the bell and a desktop notification when the run ends
         if Changed.CHART in changed and self._first_data is not None:
             self._first_data.stop()
             self._first_data = None

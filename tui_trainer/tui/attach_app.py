@@ -175,7 +175,8 @@ class AttachApp(TrainerApp):
             self._leave([f"stopped the run while it was starting (pid {launching.pid}); nothing was trained"],
                         EXIT_INTERRUPTED)
             return
-        self.action_request_quit()
+        if not self.quitting:  # nothing trains it: ctrl+c leaves at once, as it would leave a shell command
+            self._leave(self._left_lines(), EXIT_INTERRUPTED)
 
     def _quit_choice(self, choice: str | None) -> None:
         if choice is None or self.quitting:
@@ -204,9 +205,11 @@ class AttachApp(TrainerApp):
         pid = f" (pid {trainer})" if trainer else ""
         if launcher is not None:
             pid = f" (rank 0 pid {trainer}, torchrun pid {launcher})"
+        newest = _newest_checkpoint(self.run_dir)
         return [
             f"left the dashboard; training goes on in the background{pid}, step {self.model.step} of "
             f"{self.model.target}.",
+            *([f"  checkpoint: {newest}"] if newest else []),
             f"  run dir:    {self.run_dir}",
             f"  re-attach:  tui-trainer attach {self.run_dir}",
             f"  stop it:    re-attach and press q, or kill -INT {launcher or trainer or 'PID'} "
@@ -225,11 +228,13 @@ class AttachApp(TrainerApp):
     def _left_lines(self) -> list[str]:
         if self.run_dir is None:
             return []
+        newest = _newest_checkpoint(self.run_dir)
+        saved = [f"  checkpoint: {newest}"] if newest else ["  no checkpoint was saved"]
         if self.model.state == "finished":
-            return [f"the run in {self.run_dir} finished at step {self.model.step}; "
-                    f"train further with `tui-trainer resume {self.run_dir} --max-iters N`"]
-        return [f"left {self.run_dir} (step {self.model.step}, nothing trains it now); "
-                f"continue it with `tui-trainer resume {self.run_dir}`"]
+            return [f"the run in {self.run_dir} finished at step {self.model.step}.", *saved,
+                    f"  train further: tui-trainer resume {self.run_dir} --max-iters N"]
+        return [f"left {self.run_dir} (step {self.model.step}, nothing trains it now).", *saved,
+                f"  continue:   tui-trainer resume {self.run_dir}"]
 
 
 def _plan_when_continued(target: int, rewarm: Any) -> str:
