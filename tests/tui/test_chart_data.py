@@ -10,11 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tui_trainer.tui.chart_data import (
+    ROBUST_AFTER_POINTS,
+    SMOOTHING_LEVELS,
+    Y_ALL,
+    Y_AUTO,
+    Y_ROBUST,
     LossSeries,
     debiased_ema,
+    debiased_ema_array,
     downsample_minmax,
     format_step,
     log_ticks,
+    next_smoothing,
+    next_y_mode,
+    robust_applies,
+    y_limits,
 )
 
 
@@ -104,3 +114,42 @@ def test_the_vectorised_ema_equals_the_running_one_and_continues_from_where_it_e
     replayed.append(1001, 2.5)
     assert list(loaded.steps) == list(replayed.steps)
     assert np.allclose(np.array(loaded.smoothed[1:]), np.array(replayed.smoothed[1:]), rtol=1e-12)
+
+
+def test_debiased_ema_starts_at_the_first_point():
+    values = np.array([4.3, 4.1, 3.9, 3.0])
+    smoothed, _, _ = debiased_ema_array(values, 0.99)
+    assert smoothed[0] == pytest.approx(4.3)  # no lag from zero, even at the heaviest smoothing
+    assert debiased_ema([4.3], 0.99)[0] == pytest.approx(4.3)
+
+
+def test_reweighting_a_series_smooths_it_again_and_appends_continue():
+    series = LossSeries(0.9)
+    series.load([1, 2, 3], [3.0, 2.0, 1.0])
+    series.reweight(0.6)
+    series.append(4, 1.0)
+    assert list(series.smoothed) == pytest.approx(debiased_ema([3.0, 2.0, 1.0, 1.0], 0.6))
+
+
+def test_robust_y_limits_leave_out_the_early_fall_and_lone_spikes():
+    steps = np.arange(1, 1001)
+    loss = 2.0 + 8.0 * np.exp(-steps / 20) + 0.01 * np.sin(steps)
+    loss[700] = 50.0  # one spike
+    low, high = y_limits(loss, robust=True)
+    assert 1.9 < low < 2.0 and high < 2.2  # the fall from 10 and the spike are left out
+    low_all, high_all = y_limits(loss, robust=False)
+    assert high_all > 50.0 and low_all < low
+
+
+def test_auto_turns_robust_once_past_the_first_steps():
+    assert not robust_applies(Y_AUTO, ROBUST_AFTER_POINTS - 1)
+    assert robust_applies(Y_AUTO, ROBUST_AFTER_POINTS)
+    assert robust_applies(Y_ROBUST, 3) and not robust_applies(Y_ALL, 10_000)
+    assert [next_y_mode(m) for m in (Y_AUTO, Y_ALL, Y_ROBUST)] == [Y_ALL, Y_ROBUST, Y_AUTO]
+
+
+def test_smoothing_steps_through_its_levels_and_stops_at_the_ends():
+    assert next_smoothing(0.0, +1) == SMOOTHING_LEVELS[1]
+    assert next_smoothing(0.9, +1) == 0.95 and next_smoothing(0.9, -1) == 0.8
+    assert next_smoothing(SMOOTHING_LEVELS[-1], +1) == SMOOTHING_LEVELS[-1]
+    assert next_smoothing(SMOOTHING_LEVELS[1], -1) == 0.0 and next_smoothing(0.0, -1) == 0.0

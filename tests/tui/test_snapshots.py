@@ -1,4 +1,4 @@
-"""The main screen as pictures: 80x24 and 120x40, in a colour theme and the monochrome one.
+"""The main screen as pictures: 80x24, 100x30 and 120x40, in a colour theme and the monochrome one.
 
 After an intended change to the dashboard's look, regenerate them with
 `pytest tests/tui/test_snapshots.py --snapshot-update` and look at the new SVGs before committing.
@@ -52,7 +52,7 @@ async def settle(pilot) -> None:
 
 
 @pytest.mark.parametrize("theme", ["dark", "mono"])
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)], ids=["80x24", "100x30", "120x40"])
 def test_main_screen(snap_compare, frozen, tmp_path: Path, theme: str, size: tuple[int, int]) -> None:
     app = make_app(ScriptedLaunch(tmp_path), theme=theme)
     assert snap_compare(app, terminal_size=size, run_before=settle)

@@ -14,7 +14,6 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
-from textual.widgets import Footer
 
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.session.run_source import RunControl, RunSource
@@ -29,6 +28,7 @@ from tui_trainer.tui.screens.target_modal import NewTarget, TargetScreen
 from tui_trainer.tui.terminal_alerts import TerminalAlerts
 from tui_trainer.tui.theme_switching import THEME_BINDINGS, ThemeSwitching
 from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable
+from tui_trainer.tui.widgets.compact_footer import CompactFooter
 from tui_trainer.tui.widgets.disk_panel import DiskPanel
 from tui_trainer.tui.widgets.loss_chart import LossChart
 from tui_trainer.tui.widgets.run_panels import RunPanels
@@ -45,7 +45,8 @@ FIRST_DATA_INTERVAL_S, FIRST_DATA_WITHIN_S = 0.05, 10.0
 
 DASHBOARD_ACTIONS = frozenset(
     {"toggle_pause", "save_now", "new_target", "toggle_log_scale", "toggle_smoothing", "request_quit",
-     "cycle_chart_window", "cycle_checkpoint_sort", "show_runs"}
+     "cycle_chart_window", "cycle_checkpoint_sort", "show_runs", "more_smoothing", "less_smoothing",
+     "cycle_y_range"}
 ) | CHECKPOINT_ACTIONS
 
 
@@ -64,9 +65,17 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         Binding("s", "save_now", "Save", tooltip="Save a checkpoint now", id="dashboard.save_now"),
         Binding("r", "new_target", "Target", tooltip="Set a new iteration target", id="dashboard.new_target"),
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale on the loss axis", id="dashboard.log_scale"),
-        Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (EMA)",
+        Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (debiased EMA) or not",
                 id="dashboard.smoothing"),
         # Not in the footer (no room at 80 columns); in the help screen and the command palette.
+        Binding("right_square_bracket", "more_smoothing", "More smoothing",
+                tooltip="Smooth the train loss more (EMA weight 0.6, 0.8, 0.9, 0.95, 0.99)", show=False,
+                id="dashboard.more_smoothing"),
+        Binding("left_square_bracket", "less_smoothing", "Less smoothing",
+                tooltip="Smooth the train loss less (down to none)", show=False, id="dashboard.less_smoothing"),
+        Binding("y", "cycle_y_range", "Y range",
+                tooltip="Y range: leave out the first steps' fall once past them (auto), whole curve, or always",
+                show=False, id="dashboard.y_range"),
         Binding("w", "cycle_chart_window", "Window", tooltip="Chart window: whole run, or the last N steps",
                 show=False, id="dashboard.chart_window"),
         Binding("o", "cycle_checkpoint_sort", "Sort", tooltip="Sort checkpoints by step, val loss or size",
@@ -100,7 +109,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
             yield DiskPanel(id="disk")
             yield SystemPanel(id="system")
         yield self.panels
-        yield Footer()
+        yield CompactFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a modal, the dashboard's keys belong to the modal (s and d in the quit dialog).
@@ -277,8 +286,16 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         chart.log_scale = not chart.log_scale
 
     def action_toggle_smoothing(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.smoothing = not chart.smoothing
+        self.query_one(LossChart).toggle_smoothing()
+
+    def action_more_smoothing(self) -> None:
+        self.query_one(LossChart).adjust_smoothing(+1)
+
+    def action_less_smoothing(self) -> None:
+        self.query_one(LossChart).adjust_smoothing(-1)
+
+    def action_cycle_y_range(self) -> None:
+        self.query_one(LossChart).cycle_y_range()
 
     def action_cycle_chart_window(self) -> None:
         self.query_one(LossChart).cycle_window()

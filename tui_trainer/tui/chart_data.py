@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 
 # TensorBoard's smoothing slider defaults to 0.6; 0.9 reads better for noisy per-step losses.
 EMA_WEIGHT = 0.9
+# The EMA weights `[` and `]` step through; 0 is no smoothing.
+SMOOTHING_LEVELS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
+# Y range modes `y` cycles through: robust once the run is past its first steps, the whole
+# curve, robust from the start.
+Y_AUTO, Y_ALL, Y_ROBUST = "auto", "all", "robust"
+Y_MODES = (Y_AUTO, Y_ALL, Y_ROBUST)
+# Robust limits leave out the first 10% of the points in view (the early fall) and the top and
+# bottom 1% of the rest (lone spikes), then pad by 10% of the span.
+ROBUST_SKIP, ROBUST_QUANTILES, Y_PAD = 0.10, (0.01, 0.99), 0.10
+# "Past the first steps": auto turns robust once this many points are in view.
+ROBUST_AFTER_POINTS = 50
 # Chart windows ("last N steps") on offer; only those shorter than the run so far are offered.
 WINDOWS = (100, 1_000, 10_000, 100_000, 1_000_000)
 
@@ -162,6 +173,49 @@ def linear_ticks(low: float, high: float, max_ticks: int) -> list[float]:
     return [round(start + i * step, 12) for i in range(count)]
 
 
+def next_smoothing(current: float, step: int) -> float:
+    """The smoothing level `step` places up (+1) or down (-1) from `current`, within SMOOTHING_LEVELS."""
+    below = [w for w in SMOOTHING_LEVELS if w <= current]
+    index = SMOOTHING_LEVELS.index(below[-1]) if below else 0
+    return SMOOTHING_LEVELS[min(max(index + step, 0), len(SMOOTHING_LEVELS) - 1)]
+
+
+def next_y_mode(current: str) -> str:
+    return Y_MODES[(Y_MODES.index(current) + 1) % len(Y_MODES)] if current in Y_MODES else Y_AUTO
+
+
+def robust_applies(mode: str, points: int) -> bool:
+    """Whether `mode` leaves the first steps' fall out of the y range, with `points` in view."""
+    return mode == Y_ROBUST or (mode == Y_AUTO and points >= ROBUST_AFTER_POINTS)
+
+
+def y_limits(values: np.ndarray, robust: bool) -> tuple[float, float] | None:
+    """The y axis for `values` (in x order), padded; robust: without the first steps' fall and lone spikes."""
+    import numpy as np
+
+    ys = np.asarray(values, dtype=float)
+    ys = ys[np.isfinite(ys)]
+    if not len(ys):
+        return None
+    if robust and len(ys) >= 10:
+        rest = ys[int(len(ys) * ROBUST_SKIP):]
+        low, high = (float(q) for q in np.quantile(rest, ROBUST_QUANTILES))
+    else:
+        low, high = float(ys.min()), float(ys.max())
+    span = high - low
+    pad = span * Y_PAD if span > 0 else max(abs(high) * Y_PAD, 1e-6)
+    return low - pad, high + pad
+
+
+def y_range_words(mode: str, robust: bool, short: bool = False) -> str:
+    """The y range in words for the caption: what the axis leaves out, and whether that was chosen."""
+    if short:
+        words = "y robust" if robust else "y all"
+    else:
+        words = "y: early fall left out" if robust else "y: whole curve"
+    return f"{words} (auto)" if mode == Y_AUTO and not short else words
+
+
 def window_choices(span: float) -> list[int | None]:
     """The whole run (None), then each window shorter than `span` steps, widest first."""
     return [None] + sorted((w for w in WINDOWS if w < span), reverse=True)
@@ -238,6 +292,20 @@ class LossSeries:
         self.steps, self.values, self.smoothed = array("d", xs.tobytes()), array("d", ys.tobytes()), array("d", smoothed.tobytes())
         self._ema = DebiasedEma(self._ema.weight)
         self._ema._raw, self._ema._count = raw, count
+        self.version += 1
+
+    @property
+    def weight(self) -> float:
+        return self._ema.weight
+
+    def reweight(self, weight: float) -> None:
+        """Smooth the whole series again with another EMA weight (numpy speed: a million points in ~0.1 s)."""
+        if weight == self._ema.weight:
+            return
+        self._ema = DebiasedEma(weight)
+        if self.values:
+            smoothed, self._ema._raw, self._ema._count = debiased_ema_array(self.values, weight)
+            self.smoothed = array("d", smoothed.tobytes())
         self.version += 1
 
     @property

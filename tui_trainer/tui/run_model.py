@@ -18,6 +18,7 @@ from tui_trainer.engine.loop.step_rate import eta_seconds
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.session.runner import CurveLoaded, JobOutput, Launched, LaunchFailed, RunEnded
 from tui_trainer.tui.chart_data import LossSeries
+from tui_trainer.tui.chart_markers import ChartMarker, event_markers, is_warm_start_note, resumed_from_step
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop import events as ev
@@ -88,6 +89,8 @@ class RunModel:
     train: LossSeries = field(default_factory=LossSeries)
     val: LossSeries = field(default_factory=LossSeries)  # the monitored metric's evaluations
     metric: str = "val_loss"  # the run's monitored metric, named by its CurveLoaded
+    markers: list[ChartMarker] = field(default_factory=list)  # the run's events on the curve
+    resumed_from: list[float] = field(default_factory=list)  # steps of the checkpoints it resumed from
     log: list[LogLine] = field(default_factory=list)
     unread_log: int = 0
     disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
@@ -173,8 +176,23 @@ class RunModel:
     def apply(self, events: list[Any]) -> Changed:
         changed = Changed.NOTHING
         for event in events:
+            changed |= self._mark(event)
             changed |= self._apply_one(event)
         return changed
+
+    def _mark(self, event: Any) -> Changed:
+        """Put the event's markers on the curve (by the event's name: kinds added later are tolerated)."""
+        reached = max(float(self.step), self.train.steps[-1] if len(self.train) else 0.0)
+        markers = event_markers(event, reached)
+        resumed = resumed_from_step(event)
+        if resumed is not None and resumed not in self.resumed_from:
+            self.resumed_from.append(resumed)
+        notes = [getattr(event, "text", "")] + list(getattr(event, "notes", ()))
+        if any(isinstance(text, str) and is_warm_start_note(text) for text in notes):
+            markers.append(ChartMarker(float(self.step), "warm_start"))
+        new = [m for m in markers if m not in self.markers]
+        self.markers.extend(new)
+        return Changed.CHART if new or resumed is not None else Changed.NOTHING
 
     def _apply_one(self, event: Any) -> Changed:
         from tui_trainer.engine.loop import events as ev  # on the first event: not needed for the first frame

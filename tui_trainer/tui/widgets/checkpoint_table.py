@@ -24,6 +24,7 @@ from tui_trainer.tui.time_format import format_age
 
 COLUMNS = ("step", "epoch", "train", "val", "size", "age", "marks")
 AGE = COLUMNS.index("age")
+MARKS = COLUMNS.index("marks")
 VAL_LOSS = "val_loss"
 # The sorts `o` cycles through (a header click picks one): column -> newest, best, largest first.
 SORTS = ("step", "val", "size")

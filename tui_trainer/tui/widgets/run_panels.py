@@ -13,8 +13,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.worker import get_current_worker
 
+from tui_trainer.tui.chart_markers import checkpoint_markers
 from tui_trainer.tui.run_model import Changed, RunModel
-from tui_trainer.tui.widgets.checkpoint_table import CheckpointRow, CheckpointTable, checkpoint_rows
+from tui_trainer.tui.widgets.checkpoint_table import MARKS, CheckpointRow, CheckpointTable, checkpoint_rows
 from tui_trainer.tui.widgets.event_log import EventLog
 from tui_trainer.tui.widgets.loss_chart import LossChart
 
@@ -26,7 +27,7 @@ class RunPanels(Horizontal):
         self.rows: list[CheckpointRow] = []  # the checkpoints as last listed
 
     def compose(self) -> ComposeResult:
-        yield LossChart(self.model.train, self.model.val, id="chart")
+        yield LossChart(self.model.train, self.model.val, self.model.markers, id="chart")
         with Vertical(id="side"):
             yield CheckpointTable(id="checkpoints")
             yield EventLog(id="events")
@@ -37,7 +38,14 @@ class RunPanels(Horizontal):
             self.query_one(EventLog).add(self.model.take_log())
         chart = self.query_one(LossChart)
         chart.metric = self.model.metric
+        if Changed.CHART in changed and self.rows:
+            self._mark_checkpoints()  # a resume names the checkpoint it started from
         chart.redraw()
+
+    def _mark_checkpoints(self) -> None:
+        marks = checkpoint_markers(((float(row.cells[0]), row.cells[MARKS]) for row in self.rows),
+                                   self.model.resumed_from)
+        self.query_one(LossChart).show_checkpoints(marks)
 
     @work(thread=True, exclusive=True, group="checkpoints", exit_on_error=False)
     def list_checkpoints(self, run_dir: str | Path) -> None:
@@ -53,3 +61,4 @@ class RunPanels(Horizontal):
         if self.is_mounted:
             self.rows = rows
             self.query_one(CheckpointTable).show_rows(rows, metric, mode)
+            self._mark_checkpoints()

@@ -82,14 +82,15 @@ def describe(model: RunModel, width: int | None = None) -> str:
         return model.error or ""
     target = model.target if model.target is not None else "-"
     # (importance, text) in display order; 0 is kept however narrow the line is.
+    # The run's name right after step, ETA and speed: at 80 columns it says which run this is.
     parts = [
-        (5, model.run_name),
+        (3, model.run_name),
         (6, f"job {model.job_name}"),
         (0, f"step {model.step}/{target}"),
-        (4, f"epoch {model.epoch if model.epoch is not None else '-'}"),
+        (5, f"epoch {model.epoch if model.epoch is not None else '-'}"),
         (1, f"ETA {format_duration(model.eta_seconds())}"),
         (2, format_rate(model.steps_per_sec) if model.state == "running" else "- it/s"),
-        (3, f"elapsed {format_duration(model.elapsed_seconds())}"),
+        (4, f"elapsed {format_duration(model.elapsed_seconds())}"),
         (7, (model.device or "-").upper()),
     ]
     if model.eval_seconds >= 0.5 or model.save_seconds >= 0.5:  # kept out of elapsed, so said apart
