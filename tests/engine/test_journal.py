@@ -32,6 +32,9 @@ ONE_OF_EACH = [
     ev.Resumed(320, time=9.0),
     ev.Finished(5000, "target", time=10.0),
     ev.Failed(321, "RuntimeError: CUDA out of memory", time=11.0),
+    ev.AnomalyFound(330, "non-finite loss", "loss nan", "pause", "step_00000300.pt", 30, time=12.0),
+    ev.AnomalyFound(331, "loss spike", "loss 9.1 > mean 2.3 + 6 x std 0.4", "stop", None, 0, time=12.5),
+    ev.RolledBack(300, 330, "step_00000300.pt", 30, 1, time=13.0),
 ]
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from tui_trainer.engine.loop import events as ev
+from tui_trainer.engine.loop.anomaly import anomaly_line, rollback_line
 from tui_trainer.engine.loop.step_rate import eta_seconds
 from tui_trainer.engine.sizes import human_bytes
 from tui_trainer.tui.time_format import format_duration
@@ -168,6 +169,10 @@ def describe(event: ev.Event) -> str | None:
             return f"paused at step {step}"
         case ev.Resumed(step=step):
             return f"resumed at step {step}"
+        case ev.AnomalyFound(step=step, kind=kind, detail=detail, action=action):
+            return anomaly_line(step, kind, detail, action)
+        case ev.RolledBack(step=step, from_step=bad, name=name, skipped_batches=skipped):
+            return rollback_line(step, bad, name, skipped)
         case ev.Finished(step=step, reason=reason):
             return f"finished at step {step} ({reason})"
         case ev.Failed(step=step, error=error):

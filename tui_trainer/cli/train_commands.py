@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.cli import nproc_launch
+from tui_trainer.cli.anomaly_flags import EXIT_ANOMALY, add_anomaly_flags, anomaly_guard
 from tui_trainer.cli.job_options import parse_job_options
 from tui_trainer.engine.loop.job import DEMO_JOB
 
@@ -38,6 +39,7 @@ def add_parsers(commands: Any) -> None:
                        help="start from this checkpoint's weights (ours, nanoGPT, Lightning, safetensors or a "
                        "Hugging Face checkpoint-N/ folder) at step 0, with a new optimizer")
     _add_policy_flags(train, defaults=True)
+    add_anomaly_flags(train)
     nproc_launch.add_nproc_flags(train, _positive_int)
     _add_notify_flag(train)
     _add_ui_flags(train)
@@ -61,6 +63,7 @@ def add_parsers(commands: Any) -> None:
                         help="keep the weights and the step count; start a new optimizer (no saved moments) "
                         "and the LR schedule the job's options build, at the run's step")
     _add_policy_flags(resume, defaults=False)
+    add_anomaly_flags(resume)
     nproc_launch.add_nproc_flags(resume, _positive_int)
     _add_notify_flag(resume)
     _add_ui_flags(resume)
@@ -185,6 +188,9 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def _with_save_mode(trainer: Any, args: argparse.Namespace) -> Any:
     trainer.save_mode = getattr(args, "save_mode", DEFAULT_SAVE_MODE)  # `tui-trainer` alone has no flag
+    from tui_trainer.session.detached import launch_fd
+
+    trainer.anomaly_guard = anomaly_guard(args, detached=launch_fd() is not None)
     return trainer
 
 
@@ -308,6 +314,8 @@ def _train_headless(launch: Any, args: argparse.Namespace | None, *, detached: b
         _report(reporter.note, note)
     if result.reason == "disk_full":
         return EXIT_DISK_FULL
+    if result.reason == "anomaly":
+        return EXIT_ANOMALY
     if caught.signal is not None:
         return SIGNAL_EXIT_CODES.get(caught.signal, 1)
     return 0

@@ -28,7 +28,7 @@ from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop.step_rate import StepRate
 from tui_trainer.engine.rundir.commands import ACK_FILE, Ack, file_key, read_ack
-from tui_trainer.engine.rundir.history import STEP_RECORD_KEYS
+from tui_trainer.engine.rundir.history import ANOMALY_KEY, STEP_RECORD_KEYS
 from tui_trainer.engine.rundir.history_tail import HistoryTail, parse_record
 from tui_trainer.engine.rundir.journal_records import JOURNAL_FILE, JournalLine
 from tui_trainer.engine.rundir.journal_tail import JournalTail
@@ -38,7 +38,8 @@ from tui_trainer.session.runner import CurveLoaded, Launched
 from tui_trainer.session.watch_control import WatchControl
 
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
-ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full"}
+ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full",
+         "anomaly": "anomaly"}
 
 
 def _float(value: Any) -> float:
@@ -207,6 +208,8 @@ class RunFollower:
         at = at if math.isfinite(at) else time.time()
         if "loss" in record:
             self.put(self._step_event(record, step, at))
+        elif ANOMALY_KEY in record:
+            return  # the journal tells of it, as an event
         else:
             metrics = {k: _float(v) for k, v in record.items() if k not in ("step", "time", "epoch")}
             self.put(ev.Evaluated(step, metrics, time=at))

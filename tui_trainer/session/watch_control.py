@@ -21,6 +21,7 @@ from tui_trainer.engine.rundir.commands import (
     KEEP_LAST,
     PAUSE,
     RESUME,
+    ROLL_BACK,
     SAVE_NOW,
     STOP,
     TARGET,
@@ -78,6 +79,11 @@ class WatchControl:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValueError(f"keep-last must be an integer >= 0, got {keep_last!r}")
         self._send(KEEP_LAST, keep_last)
+
+    def roll_back(self) -> None:
+        """Paused on an anomaly: ask the trainer to go back to its last healthy checkpoint."""
+        if self._send(ROLL_BACK):
+            self._paused = False
 
     def end_run(self, save: bool) -> bool:
         """Ask the trainer to stop: saving a checkpoint first (`save`), or not. True if sent."""

@@ -104,6 +104,8 @@ class CheckpointMeta:
     run_id: str | None = None
     pinned: bool = False
     format_version: int = FORMAT_VERSION
+    # The anomaly guard found the state sound when it was saved (True); None in older checkpoints.
+    healthy: bool | None = None
 
     @property
     def recorded_checksum(self) -> str | None:
@@ -147,6 +149,7 @@ class CheckpointMeta:
         meta.metrics = {k: _as_float(v) for k, v in (meta.metrics or {}).items()}
         meta.train_loss = None if meta.train_loss is None else _as_float(meta.train_loss)
         meta.pinned = meta.pinned is True
+        meta.healthy = meta.healthy if isinstance(meta.healthy, bool) else None
         return meta
 
 

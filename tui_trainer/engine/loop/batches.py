@@ -125,6 +125,18 @@ class EpochBatches:
         self._position += 1
         return self.collate([self.dataset[i] for i in indices])
 
+    def skip(self, count: int) -> None:
+        """Move on as `count` calls of `next_batch` would, without drawing them."""
+        per = self.batches_per_epoch
+        reached = self._position + count
+        if reached > per:
+            over = reached - per
+            epochs = -(-over // per)  # the epochs started on the way
+            self._epoch += epochs
+            reached = over - (epochs - 1) * per
+            self._order = None
+        self._position = reached
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self._epoch, "position": self._position, "seed": self.seed}
 

@@ -22,6 +22,7 @@ class TrainingControl:
         self._new_rewarm: object | None = None  # an lr_takeover.Rewarm, to go with the new target
         self._new_keep_last: int | None = None
         self._save_requests = 0
+        self._roll_back = False
         self._dirty = False
 
     # --- requests -------------------------------------------------------------------------
@@ -66,6 +67,13 @@ class TrainingControl:
             self._save_requests += 1
             self._dirty = True
 
+    def roll_back(self) -> None:
+        """While paused on an anomaly: go back to the last healthy checkpoint, past the batches since."""
+        with self._lock:
+            self._roll_back = True
+            self._dirty = True
+            self._running.set()
+
     def set_keep_last(self, keep_last: int) -> None:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
             raise ValueError(f"keep-last must be an integer >= 0, got {keep_last!r}")
@@ -96,6 +104,12 @@ class TrainingControl:
             self._save_requests = 0
             self._dirty = self._stop_reason is not None or not self._running.is_set()
             return requests
+
+    def take_roll_back(self) -> bool:
+        """Return and clear a roll-back asked for."""
+        with self._lock:
+            asked, self._roll_back = self._roll_back, False
+            return asked
 
     def take_rewarm(self) -> object | None:
         """Return and clear the re-warm asked for with the last new target."""

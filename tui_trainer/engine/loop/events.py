@@ -116,9 +116,37 @@ class Resumed(Event):
 
 
 @dataclass(frozen=True)
+class AnomalyFound(Event):
+    """A step whose loss or grad norm was not finite, or whose loss spiked; its update was not applied.
+
+    `action` is what the run does (`anomaly.ACTIONS`): with "pause" it waits for a roll-back,
+    a resume (go on) or a stop. `rollback_to` names the last healthy checkpoint a roll-back
+    would load, and `skip_batches` how many batches it would skip (those of the steps after it).
+    """
+
+    step: int
+    kind: str
+    detail: str
+    action: str
+    rollback_to: str | None = None
+    skip_batches: int = 0
+
+
+@dataclass(frozen=True)
+class RolledBack(Event):
+    """After an anomaly at `from_step`: back to checkpoint `name` (step `step`), past `skipped_batches`."""
+
+    step: int
+    from_step: int
+    name: str
+    skipped_batches: int
+    superseded: int = 0  # newer checkpoints set aside
+
+
+@dataclass(frozen=True)
 class Finished(Event):
     step: int
-    reason: str  # "target", "stopped", "interrupted", "disk_full"
+    reason: str  # "target", "stopped", "interrupted", "disk_full", "anomaly"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the trainer's step, job, control, checkpointer, history and records.
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from tui_trainer.engine.checkpoints.meta import MANUAL, CheckpointMeta, checkpoi
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit, is_disk_full
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.loop.step_numbers import read_step_numbers
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop.trainer import Trainer
@@ -32,7 +34,7 @@ class Saving:
         """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
         if self.sharded_saves is not None:
             return self.sharded_saves.checkpoint(self, kind, evaluate)
-        if self.step == 0:
+        if self.step == 0 or not self._state_healthy(kind):
             return None
         ranks = self.control.gather_rank_states(self.job)  # under DDP: each rank's position and RNG, to rank 0
         if ranks is None:
@@ -56,7 +58,9 @@ class Saving:
             metrics=dict(self._last_metrics) if fresh else {},
             metrics_step=self.step if fresh else None,
             run_id=self.info.run_id,
+            healthy=True,  # `_state_healthy` said so, and an anomaly's update is never applied
         )
+        self._rollbacks = 0  # a new healthy checkpoint: automatic roll-backs count afresh
         state = training_state.capture(
             self.job, meta, {"target": self.target, "job": self.info.job, "job_options": self.info.job_options,
                              training_state.HISTORY_KEY: self.history.summary_state(), **ranks}
@@ -66,6 +70,24 @@ class Saving:
             self.checkpoints.begin_write(meta, state)
             return self.run_dir / meta.name
         return self.checkpoints.write(meta, state).path
+
+    def _state_healthy(self: Trainer, kind: str) -> bool:
+        """Whether the last step's loss and grad norm were finite; read here if that step did not log them.
+
+        A save copies the whole state off the device anyway, so reading two numbers first costs no
+        sync of its own. A checked step's update was applied only if it was sound.
+        """
+        result, self._unread = self._unread, None
+        if result is None:
+            return True
+        numbers = read_step_numbers(result, self.control.mean_over_ranks)
+        bad = [f"{name} {value}" for name, value in (("loss", numbers.loss), ("grad norm", numbers.grad_norm))
+               if value is not None and not math.isfinite(value)]
+        if bad and not (self.job.grad_scaler is not None and math.isfinite(numbers.loss)):
+            self.notes.append(f"the {kind} checkpoint of step {self.step} was not saved: {', '.join(bad)} "
+                              "(found at the save, the step was not logged)")
+            return False
+        return True
 
     def _save(self: Trainer, kind: str, evaluate: bool | None = None) -> Path | None:
         """`_checkpoint`, but when asked to pause on a full disk: wait for room, then retry.

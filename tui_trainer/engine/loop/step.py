@@ -29,12 +29,19 @@ class StepResult:
 
 
 def train_step(job: Job, measure_grad_norm: bool = False) -> StepResult:
-    """One optimizer step of `job` over its next `grad_accum_steps` batches; their mean loss, detached.
+    """One optimizer step of `job` over its next `grad_accum_steps` batches; their mean loss, detached."""
+    result = backward_step(job, measure_grad_norm)
+    apply_update(job)
+    return result
+
+
+def backward_step(job: Job, measure_grad_norm: bool = False) -> StepResult:
+    """The gradients of `job`'s next `grad_accum_steps` batches, clipped; nothing is updated yet.
 
     Each micro-batch's loss is divided by the number of micro-batches before its backward, so
-    the gradients are those of their mean. Clipping, the optimizer, the scheduler and the EMA
-    run once, after the last micro-batch (a grad scaler unscales once, before clipping).
-    `measure_grad_norm` computes the gradient norm where no clipping does (logged steps only).
+    the gradients are those of their mean. `measure_grad_norm` computes the gradient norm where
+    no clipping does (logged steps only). `apply_update` then steps the optimizer, or
+    `skip_update` leaves the weights as they are (the anomaly guard's choice).
     """
     micro_steps = job.grad_accum_steps
     scaler = job.grad_scaler
@@ -57,20 +64,38 @@ def train_step(job: Job, measure_grad_norm: bool = False) -> StepResult:
             grad_norm = torch.nn.utils.clip_grad_norm_(job.model.parameters(), job.grad_clip)
         else:
             grad_norm = total_grad_norm(job.model.parameters())
-    if scaler is not None:
-        scaler.step(job.optimizer)
-        scaler.update()
-    else:
-        job.optimizer.step()
-    if job.scheduler is not None and not steps_on_metric(job.scheduler):  # those step at evaluations
-        job.scheduler.step()
-    if job.ema is not None:
-        update_ema(job.ema, job.model)
     assert total is not None
     if micro_steps > 1:
         total = total / micro_steps
         scalars = {name: value / micro_steps for name, value in scalars.items()}
     return StepResult(total, grad_norm, scalars)
+
+
+def apply_update(job: Job) -> None:
+    """The optimizer, the scheduler and the EMA, once, after `backward_step`."""
+    scaler = job.grad_scaler
+    if scaler is not None:
+        scaler.step(job.optimizer)
+        scaler.update()
+    else:
+        job.optimizer.step()
+    _step_scheduler(job)
+    if job.ema is not None:
+        update_ema(job.ema, job.model)
+
+
+def skip_update(job: Job) -> None:
+    """A step whose update is dropped: the weights, optimizer moments and EMA stay as they were;
+    the LR schedule moves on, so it stays on the step count (as a grad scaler's skipped step does)."""
+    job.optimizer.zero_grad(set_to_none=True)
+    if job.grad_scaler is not None:
+        job.grad_scaler.update(job.grad_scaler.get_scale())  # no step() came: its per-step record is cleared
+    _step_scheduler(job)
+
+
+def _step_scheduler(job: Job) -> None:
+    if job.scheduler is not None and not steps_on_metric(job.scheduler):  # those step at evaluations
+        job.scheduler.step()
 
 
 # The names a step's history record already uses: a job's own scalar may not take one.

@@ -30,13 +30,15 @@ from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import lr_takeover
+from tui_trainer.engine.loop.anomaly import ANOMALY_REASON, CONTINUE, PAUSE, ROLLBACK, STOP, Anomaly, AnomalyGuard, SpikeDetector, find_anomaly
+from tui_trainer.engine.loop.anomaly_rollback import batches_to_skip, healthy_candidates, roll_back
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.evaluation import evaluate_apart
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.run_records import RunRecords, disk_full_note
 from tui_trainer.engine.loop.saving import SAVE_BACKGROUND, SAVE_SYNC, Saving
-from tui_trainer.engine.loop.step import StepResult, train_step
-from tui_trainer.engine.loop.step_numbers import read_step_numbers
+from tui_trainer.engine.loop.step import StepResult, apply_update, backward_step, skip_update
+from tui_trainer.engine.loop.step_numbers import StepNumbers, read_step_numbers
 from tui_trainer.engine.loop.step_rate import StepRate
 from tui_trainer.engine.loop.training_clock import EVALUATING, PAUSED, SAVING, TrainingClock
 from tui_trainer.engine.rundir.commands import ControlFilePoller
@@ -52,7 +54,7 @@ PAUSE_POLL_S = 0.1
 class RunResult:
     step: int
     target: int
-    reason: str  # "target", "stopped", "interrupted", "disk_full", "failed"
+    reason: str  # "target", "stopped", "interrupted", "disk_full", "failed", "anomaly"
     last_checkpoint: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -118,6 +120,11 @@ class Trainer(Saving):
         self._notes_journaled = 0
         self._said_waiting = False
         self.records = RunRecords(self.run_dir, info, history)  # run.json and the history, on a full disk too
+        # What a non-finite or spiking step leads to (`anomaly`); the CLI sets it from --on-anomaly.
+        self.anomaly_guard = AnomalyGuard()
+        self._spikes = SpikeDetector()
+        self._unread: StepResult | None = None  # the last step, when its numbers were not read
+        self._rollbacks = 0  # automatic roll-backs since the last healthy save
 
     @property
     def policy(self) -> CheckpointPolicy:
@@ -169,6 +176,8 @@ class Trainer(Saving):
         if self._requested_target is not None and self._requested_target != self.target:
             self.retarget(self._requested_target, self._requested_rewarm)
         reason = "target"
+        guard = self.anomaly_guard
+        self._spikes = SpikeDetector(guard.spike_window, guard.spike_k, guard.spike_warmup)
         try:
             job.model.train()
             clock = self.clock
@@ -192,10 +201,26 @@ class Trainer(Saving):
                 if self.step >= self.target:
                     break
                 logged = (self.step + 1) % self.settings.log_every == 0 or self.step + 1 == self.target
-                result = train_step(self.job, measure_grad_norm=logged)
+                # A logged step's numbers are read before its update: the one sync it always had,
+                # moved so that the anomaly guard can keep a bad step's update from the weights.
+                result = backward_step(self.job, measure_grad_norm=logged)
+                numbers = read_step_numbers(result, self.control.mean_over_ranks) if logged else None
+                anomaly = None if numbers is None else find_anomaly(
+                    self.step + 1, numbers.loss, numbers.grad_norm, self._spikes, self.job.grad_scaler is not None)
+                if anomaly is None:
+                    apply_update(self.job)
+                else:
+                    skip_update(self.job)
+                self._unread = None if logged else result
                 self.step += 1
-                if logged:
-                    self._log_step(result)
+                if numbers is not None:
+                    self._log_step(numbers)
+                if anomaly is not None:
+                    with clock.apart(PAUSED):
+                        reason = self._on_anomaly(anomaly) or reason
+                    if reason != "target":
+                        break
+                    continue  # nothing is evaluated or saved at the step of an anomaly
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
                     with clock.apart(EVALUATING):
                         self._scheduled_evaluation()
@@ -230,9 +255,8 @@ class Trainer(Saving):
         self._emit(ev.Finished(self.step, reason))
         return RunResult(self.step, self.target, reason, self.checkpoints.last_path, self.notes[notes_before:])
 
-    def _log_step(self, result: StepResult) -> None:
-        # The one device sync of a logged step; under DDP the global batch's loss and scalars.
-        numbers = read_step_numbers(result, self.control.mean_over_ranks)
+    def _log_step(self, numbers: StepNumbers) -> None:
+        # `numbers`: the one device sync of a logged step; under DDP the global batch's loss and scalars.
         elapsed = self.clock.lap()  # after the sync: the device's work is done and counted
         rate = self._rate.add(self.step, elapsed)
         self._last_loss = numbers.loss
@@ -255,6 +279,75 @@ class Trainer(Saving):
                 elapsed, lrs, numbers.grad_norm, tokens, numbers.scalars,
             )
         )
+
+    # --- the anomaly guard (`anomaly`) -----------------------------------------------------------
+
+    def _on_anomaly(self, anomaly: Anomaly) -> str | None:
+        """Do what the guard says about `anomaly` (its update already dropped); a stop reason, or None to go on."""
+        guard = self.anomaly_guard
+        action = guard.on_anomaly
+        healthy = healthy_candidates(self, anomaly.step)
+        if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
+            self.notes.append(f"{self._rollbacks} roll-back(s) since the last healthy save, the limit: "
+                              "this anomaly stops the run")
+            action = STOP
+        skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
+        self._emit(ev.AnomalyFound(anomaly.step, anomaly.kind, anomaly.detail, action,
+                                   healthy[0].name if healthy else None, skip))
+        if action == PAUSE:
+            return self._pause_on(anomaly)
+        if action == ROLLBACK:
+            return self._roll_back_after(anomaly)
+        if action == STOP:
+            return self._stop_on(anomaly)
+        self._record_anomaly(anomaly, CONTINUE)
+        return None
+
+    def _pause_on(self, anomaly: Anomaly) -> str | None:
+        """Wait for the user: a roll-back, a resume (go on) or a stop."""
+        self.control.take_roll_back()  # one asked for before this anomaly is not an answer to it
+        self.control.pause()
+        self._emit(ev.Paused(self.step))
+        with contextlib.suppress(WriteDidNotFit):
+            self.history.sync()
+        self.records.set_state("paused")
+        self._hold_while_paused(save=False)  # nothing is saved at the step of an anomaly
+        if self.control.take_roll_back() and self.control.stop_reason is None:
+            return self._roll_back_after(anomaly)
+        if self.control.stop_reason is not None:
+            return self._stop_on(anomaly)
+        self._record_anomaly(anomaly, CONTINUE)
+        self.records.set_state("running")
+        self._emit(ev.Resumed(self.step))
+        return None
+
+    def _roll_back_after(self, anomaly: Anomaly) -> str | None:
+        self._collect_save(wait=True)  # a save in flight is of a healthy step: it is listed first
+        done = roll_back(self, anomaly.step)
+        if done is None:
+            self.notes.append("no healthy checkpoint of this run to roll back to")
+            return self._stop_on(anomaly)
+        self._rollbacks += 1
+        self.notes.extend(done.notes)
+        self._spikes.forget_after(done.step)
+        self._metrics_step = None
+        self._unread = None
+        self._record_anomaly(anomaly, ROLLBACK, {"rolled_back_to": done.name, "skipped_batches": done.skipped_batches})
+        self._emit(ev.RolledBack(done.step, anomaly.step, done.name, done.skipped_batches, done.superseded))
+        self.records.set_state("running")
+        return None
+
+    def _stop_on(self, anomaly: Anomaly) -> str:
+        self._record_anomaly(anomaly, STOP)
+        last = self._last_saved_step()
+        self.notes.append(f"stopped on an anomaly at step {anomaly.step}: {anomaly.detail}; nothing new was saved"
+                          + (f" (last healthy checkpoint: step {last})" if last else ""))
+        return ANOMALY_REASON
+
+    def _record_anomaly(self, anomaly: Anomaly, action: str, more: dict[str, Any] | None = None) -> None:
+        """The history's record of `anomaly` and what was done, at the step training is at now."""
+        fields = {"anomaly": anomaly.kind, "bad_step": anomaly.step, "detail": anomaly.detail, "action": action}
+        self.history.log_anomaly(self.step, self.job.batches.epoch, fields | (more or {}), time.time())
 
     def current_lr(self) -> float:
         return float(self.job.optimizer.param_groups[0]["lr"])

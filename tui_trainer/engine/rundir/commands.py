@@ -66,7 +66,9 @@ MAX_PENDING = 64
 PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST = "pause", "resume", "save_now", "target", "keep_last"
 # Ending the run from an attached dashboard: save a checkpoint and stop, or stop without saving.
 INTERRUPT, STOP = "interrupt", "stop"
-OPS = frozenset({PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST, INTERRUPT, STOP})
+# Paused on an anomaly: back to the last healthy checkpoint, skipping the batches since.
+ROLL_BACK = "roll_back"
+OPS = frozenset({PAUSE, RESUME, SAVE_NOW, TARGET, KEEP_LAST, INTERRUPT, STOP, ROLL_BACK})
 
 
 class NotListening(TrainerError):
@@ -306,6 +308,8 @@ def apply_command(command: Command, control: TrainingControl) -> None:
         control.stop("interrupted")
     elif command.op == STOP:
         control.stop("stopped")
+    elif command.op == ROLL_BACK:
+        control.roll_back()
 
 
 class ControlFilePoller:

@@ -5,7 +5,9 @@
 `samples_per_sec`, `tokens_per_sec` if the job gives tokens per batch, `lrs` when there are
 several param groups, and the job's own scalars by name; older runs have the first five only)
 and one per evaluation (`step` and the metrics, e.g. `val_loss`); `history.idx` indexes it (see
-`history_index`). After a resume from step N every line past N is cut off first, in place, so
+`history_index`). A record with `anomaly` (its kind, as a string) tells of an anomaly the
+trainer found and what it did (`action`, `bad_step`, `detail`; after a roll-back `rolled_back_to`
+and `skipped_batches`); it is neither a step nor an evaluation. After a resume from step N every line past N is cut off first, in place, so
 the file always reads as one continuous run, at a cost that does not grow with its length.
 
 Reading lives here (no numpy, for listings); writing in `history_writer`.
@@ -23,6 +25,8 @@ from typing import Any
 # A step record's own fields; any other number in one is a scalar the job logged (its loss_fn's dict).
 STEP_RECORD_KEYS = frozenset({"step", "epoch", "loss", "lr", "lrs", "time", "elapsed", "grad_norm",
                               "samples_per_sec", "tokens_per_sec"})
+# The key of an anomaly record (see above): readers of steps and evaluations pass over it.
+ANOMALY_KEY = "anomaly"
 # A step record's fields that measure time, not training: two runs of the same steps differ in these alone.
 TIMING_KEYS = frozenset({"time", "elapsed", "samples_per_sec", "tokens_per_sec"})
 

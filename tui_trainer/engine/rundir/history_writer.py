@@ -187,6 +187,11 @@ class HistoryWriter:
         self._append(line, step, float(metrics.get("val_loss", math.nan)), epoch, kind)
         self.summary.add_eval(epoch, metrics)
 
+    def log_anomaly(self, step: int, epoch: int, fields: Mapping[str, Any], now: float) -> None:
+        """An anomaly and what was done about it (`history.ANOMALY_KEY`), at the step training goes on from."""
+        line = (dump_record({"step": step, **fields, "time": round(now, 3)}) + "\n").encode()
+        self._append(line, step, math.nan, epoch, KIND_OTHER)
+
     def _append(self, line: bytes, step: int, value: float, epoch: int, kind: int) -> None:
         self._file.held += line
         self._end += len(line)

@@ -29,6 +29,7 @@ ROTATED_FILE = "journal.1.jsonl"
 JOURNALED_EVENTS: tuple[type[ev.Event], ...] = (
     ev.Started, ev.CheckpointSaved, ev.CheckpointPruned, ev.CheckpointFailed, ev.DiskFull,
     ev.TargetChanged, ev.PolicyChanged, ev.Paused, ev.Resumed, ev.Finished, ev.Failed,
+    ev.AnomalyFound, ev.RolledBack,
 )
 NOTE, OUTPUT, DROPPED = "note", "output", "dropped"
 LEVELS = ("info", "warning", "error")

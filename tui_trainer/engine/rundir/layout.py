@@ -62,7 +62,7 @@ class RunInfo:
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     settings: RunSettings = field(default_factory=RunSettings)
     created: str = field(default_factory=now_iso)
-    state: str = "new"  # new, running, paused, finished, stopped, interrupted, disk_full, failed
+    state: str = "new"  # new, running, paused, finished, stopped, interrupted, disk_full, failed, anomaly
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:

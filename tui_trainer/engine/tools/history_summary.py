@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_trainer.engine.rundir.history import STEP_RECORD_KEYS
+from tui_trainer.engine.rundir.history import ANOMALY_KEY, STEP_RECORD_KEYS
 
 STEP_KEYS = ("step", "steps", "iteration", "iterations", "iter", "iters", "global_step")
 LOSS_KEYS = ("loss", "train_loss", "losses", "train_losses")
@@ -79,7 +79,7 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:
     rows: dict[int, HistoryRow] = {}
     for record in records:
         step = record.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
+        if not isinstance(step, int) or isinstance(step, bool) or ANOMALY_KEY in record:
             continue
         row = rows.setdefault(step, HistoryRow(step))
         if "loss" in record:

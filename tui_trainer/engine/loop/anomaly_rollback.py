@@ -1,0 +1,96 @@
+"""Rolling a run back after an anomaly, inside the trainer: the PaLM recipe.
+
+The last healthy checkpoint of the run at or before the bad step is loaded into the job, newer
+checkpoints are set aside (as `launch.resume_run` on a checkpoint does), the history is cut at
+its step, and the data moves on past the batches of the steps since, so the same batches do not
+lead to the same blow-up. Everything else resumes exactly as that checkpoint left it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, CheckpointMeta
+from tui_trainer.engine.checkpoints.resumable import resume_problem
+from tui_trainer.engine.errors import CheckpointError
+from tui_trainer.engine.loop import training_state
+from tui_trainer.engine.rundir.history_writer import HistoryWriter
+from tui_trainer.engine.rundir.layout import set_aside
+
+if TYPE_CHECKING:
+    from tui_trainer.engine.loop.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class RollbackDone:
+    name: str
+    step: int
+    skipped_batches: int
+    superseded: int
+    notes: tuple[str, ...] = ()
+
+
+def healthy_candidates(trainer: Trainer, bad_step: int) -> list[CheckpointMeta]:
+    """This run's one-file checkpoints at or before `bad_step` not marked unhealthy, newest first."""
+    metas = [m for m in trainer.checkpoints.store.scan()
+             if m.run_id == trainer.info.run_id and m.step <= bad_step and m.healthy is not False
+             and m.name.endswith(CHECKPOINT_SUFFIX)]
+    return sorted(metas, key=lambda m: m.step, reverse=True)
+
+
+def batches_to_skip(trainer: Trainer, rollback_step: int, bad_step: int) -> int:
+    """The batches of steps rollback_step+1 .. bad_step: those that led to the anomaly."""
+    return (bad_step - rollback_step) * trainer.job.grad_accum_steps
+
+
+def roll_back(trainer: Trainer, bad_step: int) -> RollbackDone | None:
+    """Load the last healthy checkpoint and skip past the batches since; None if there is none to load."""
+    store = trainer.checkpoints.store
+    notes: list[str] = []
+    for meta in healthy_candidates(trainer, bad_step):
+        stored = store.get(meta.name)
+        problem = store.integrity_problem(stored)
+        state: Any = None
+        if problem is None:
+            try:
+                state = load_checkpoint(stored.path, map_location="cpu")
+            except CheckpointError as exc:
+                problem = str(exc)
+        if problem is None:
+            problem = resume_problem(state, stored.path.name, trainer.info.run_id)
+        if problem is not None:
+            notes.append(f"not rolling back to {meta.name}: {problem}")
+            continue
+        return _load(trainer, meta, state, bad_step, notes)
+    return None
+
+
+def _load(trainer: Trainer, meta: CheckpointMeta, state: Any, bad_step: int, notes: list[str]) -> RollbackDone:
+    job = trainer.job
+    training_state.restore(job, state, meta.name)
+    skipped = batches_to_skip(trainer, meta.step, bad_step)
+    skip_batches(job.batches, skipped)
+    newer = [m for m in trainer.checkpoints.store.scan()
+             if m.run_id == trainer.info.run_id and (m.step > meta.step or m.step == meta.step and m.name != meta.name)]
+    if newer:
+        moved = set_aside(trainer.run_dir, [trainer.run_dir / m.name for m in newer])
+        notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(trainer.run_dir)}/: they are superseded")
+    trainer.history.close()
+    history = HistoryWriter(trainer.run_dir, resume_step=meta.step,
+                            summary_state=training_state.history_summary_of(state))
+    trainer.history = trainer.records.history = history
+    notes.extend(history.notes)
+    trainer.step = meta.step
+    return RollbackDone(meta.name, meta.step, skipped, len(newer), tuple(notes))
+
+
+def skip_batches(batches: Any, count: int) -> None:
+    """Move `batches` on by `count` batches: at once where it can (`skip`), else by drawing them."""
+    skip = getattr(batches, "skip", None)
+    if callable(skip):
+        skip(count)
+        return
+    for _ in range(count):
+        batches.next_batch()
