@@ -45,7 +45,7 @@ def test_ctrl_c_on_a_finished_run_exits_130_naming_its_checkpoint_and_the_resume
 
 
 def test_q_on_a_finished_run_names_its_checkpoint_too(tmp_path):
-    run_dir, app = _leave_finished_run_with(tmp_path, "q")
+    _, app = _leave_finished_run_with(tmp_path, "q")
     assert app.exit_status == 0 and "step_00000020" in "\n".join(app.exit_lines)
 
 
