@@ -165,6 +165,9 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         alert = self.model.take_disk_full_alert()
         if alert is not None:
             self.show_disk_full(alert)
+        anomaly = self.model.take_anomaly_alert()
+        if anomaly is not None:
+            self.show_anomaly(anomaly)
         self.query_one(StatusHeader).show(self.model)
         self.query_one(RunProgress).show(self.model)
         self.query_one(DiskPanel).show(self.model)
@@ -279,6 +282,30 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
             self.notify(f"resuming: the save at step {self.model.step} is tried again", timeout=3)
         elif choice is None:
             self.notify("still paused on a full disk: make room, then p resumes and retries the save",
+                        severity="warning", timeout=5)
+
+    def show_anomaly(self, event: Any) -> None:
+        """The trainer paused on an anomaly: roll back past the batches that led there, go on, or stop."""
+        from tui_trainer.tui.screens.anomaly_modal import AnomalyScreen
+
+        self.push_screen(AnomalyScreen(event), lambda choice: self._anomaly_choice(event, choice))
+
+    def _anomaly_choice(self, event: Any, choice: str | None) -> None:
+        from tui_trainer.tui.screens.anomaly_modal import CONTINUE, ROLL_BACK, STOP
+
+        if choice == ROLL_BACK and self._can_steer("roll back"):
+            self.control.roll_back()
+            self.notify(f"rolling back to {event.rollback_to}, past {event.skip_batches} batch(es)", timeout=4)
+        elif choice == CONTINUE and self._can_steer("resume"):
+            self.control.resume()
+        elif choice == STOP and self._can_steer("stop"):
+            end_run = getattr(self.control, "end_run", None)  # a followed run's: stop it, saving nothing
+            if callable(end_run):
+                end_run(False)
+            else:
+                self.control.stop("stopped")
+        elif choice is None:
+            self.notify(f"still paused on the anomaly at step {event.step}: p goes on without its update",
                         severity="warning", timeout=5)
 
     def action_toggle_log_scale(self) -> None:

@@ -35,7 +35,7 @@ STATE_WORDS = {
     "interrupted": "Saved & stopped",
     "failed": "Failed",
 }
-ENDED_STATES = frozenset({"finished", "stopped", "interrupted", "failed"})
+ENDED_STATES = frozenset({"finished", "stopped", "interrupted", "failed", "anomaly"})
 MAX_LOG_LINES = 1000
 SPARK_POINTS = 24  # logged values kept per scalar for its sparkline
 GRAD_NORM = "grad_norm"  # the sparkline of the gradient norm, beside the job's own scalars
@@ -95,6 +95,7 @@ class RunModel:
     unread_log: int = 0
     disk_full: ev.DiskFull | None = None  # set while paused on a save that did not fit
     _disk_full_alert: ev.DiskFull | None = None  # not yet shown as an alert
+    _anomaly_alert: ev.AnomalyFound | None = None  # a pause on an anomaly, not yet asked about
     _saves_asked: list[ev.CheckpointSaved] = field(default_factory=list)  # manual saves, not yet toasted
     _steps_timed: bool = False  # a step has reported the training time
 
@@ -162,6 +163,11 @@ class RunModel:
     def take_disk_full_alert(self) -> ev.DiskFull | None:
         """The newest full-disk pause not yet alerted, once."""
         alert, self._disk_full_alert = self._disk_full_alert, None
+        return alert
+
+    def take_anomaly_alert(self) -> ev.AnomalyFound | None:
+        """The newest pause on an anomaly not yet asked about, once."""
+        alert, self._anomaly_alert = self._anomaly_alert, None
         return alert
 
     def restart(self) -> None:
@@ -256,6 +262,19 @@ class RunModel:
                 self.note(f"disk full: the {event.kind} save at step {event.step} needs about "
                           f"{human_bytes(event.needed_bytes)}, {human_bytes(event.free_bytes)} is free; "
                           "paused with nothing written: make room, then resume (p) to retry", "error", at)
+            return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
+        if isinstance(event, ev.AnomalyFound):
+            from tui_trainer.engine.loop.anomaly import PAUSE, anomaly_line
+
+            self.step = event.step
+            self._anomaly_alert = event if event.action == PAUSE else None
+            self.note(anomaly_line(event.step, event.kind, event.detail, event.action), "error", at)
+            return Changed.STATUS | Changed.LOG
+        if isinstance(event, ev.RolledBack):
+            from tui_trainer.engine.loop.anomaly import rollback_line
+
+            self.step, self._anomaly_alert = event.step, None
+            self.note(rollback_line(event.step, event.from_step, event.name, event.skipped_batches), "warning", at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Resumed):
             self.disk_full = self._disk_full_alert = None
