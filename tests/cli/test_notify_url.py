@@ -144,3 +144,14 @@ def test_the_payload_has_a_slack_text_field_and_the_numbers_for_scripts():
     assert body["text"] == "tui-trainer: run failed at step 7: boom"
     assert {k: body[k] for k in ("event", "step", "run_dir", "metrics", "host")} == {
         "event": "failed", "step": 7, "run_dir": "r", "metrics": {"loss": 2.0}, "host": "h"}
+
+
+def test_an_anomaly_that_pauses_the_run_is_a_notice_and_one_it_rolls_back_is_not():
+    from tui_trainer.engine.loop import events as ev
+    from tui_trainer.session.run_notices import NoticeWatcher
+
+    watcher = NoticeWatcher()
+    assert watcher.see(ev.AnomalyFound(9, "nan", "loss is nan", "rollback")) is None
+    notice = watcher.see(ev.AnomalyFound(9, "nan", "loss is nan", "pause"))
+    assert notice is not None and notice.kind == "anomaly" and "loss is nan" in notice.text
+    assert watcher.see(ev.Finished(9, "anomaly")).kind == "anomaly"

@@ -60,7 +60,15 @@ def _disk_full(event: ev.DiskFull) -> tuple[str, str]:
     return DISK_FULL_PAUSED, f"paused at step {event.step}: the disk is full ({event.name} did not fit); make room"
 
 
-NOTICE_KINDS: dict[type, Describe] = {ev.Finished: _finished, ev.Failed: _failed, ev.DiskFull: _disk_full}
+def _anomaly(event: ev.AnomalyFound) -> tuple[str, str] | None:
+    # A run that stops on it says so with its Finished; one rolled back or let go on needs no one.
+    if event.action != "pause":
+        return None
+    return ANOMALY, f"paused on an anomaly at step {event.step} ({event.detail}); roll back, go on or stop"
+
+
+NOTICE_KINDS: dict[type, Describe] = {ev.Finished: _finished, ev.Failed: _failed, ev.DiskFull: _disk_full,
+                                      ev.AnomalyFound: _anomaly}
 
 
 class NoticeWatcher:
