@@ -8,7 +8,6 @@ from textual.widgets import Button, Label
 from tui_pilot import driving, run_async, wait_for
 
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
-from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import launch
 from tui_trainer.engine.loop.anomaly import AnomalyGuard
 from tui_trainer.engine.rundir.layout import RunSettings

@@ -30,7 +30,17 @@ from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import lr_takeover
-from tui_trainer.engine.loop.anomaly import ANOMALY_REASON, CONTINUE, PAUSE, ROLLBACK, STOP, Anomaly, AnomalyGuard, SpikeDetector, find_anomaly
+from tui_trainer.engine.loop.anomaly import (
+    ANOMALY_REASON,
+    CONTINUE,
+    PAUSE,
+    ROLLBACK,
+    STOP,
+    Anomaly,
+    AnomalyGuard,
+    SpikeDetector,
+    find_anomaly,
+)
 from tui_trainer.engine.loop.anomaly_rollback import batches_to_skip, healthy_candidates, roll_back
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.evaluation import evaluate_apart
