@@ -123,7 +123,7 @@ class TrainingControl:
 
     # --- several processes (`distributed.RankControl`); one process decides alone -------------
 
-    def settle(self, periodic_due: bool) -> bool:
+    def settle(self, periodic_due: bool, step: int | None = None) -> bool:
         """After each step, where the ranks of a DDP run agree on rank 0's decisions; here, `periodic_due`."""
         return periodic_due
 

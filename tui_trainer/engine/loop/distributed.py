@@ -43,6 +43,9 @@ from tui_trainer.engine.loop.training_state import RANKS_KEY
 # A rank that died (kill -9) must not leave the others waiting forever in a collective.
 COLLECTIVE_TIMEOUT_S = 60
 STOP_REASONS = ("stopped", "interrupted", "disk_full")  # a stop's reason, by its index + 1 on the wire
+# Rank 0's decisions reach the others every this many steps (and at every step a save is due by
+# steps): a pause or stop lands at most 3 steps later, and 3 steps of 4 pass without a collective.
+SETTLE_EVERY = 4
 PAUSED, PERIODIC, REWARM = 1, 2, 4  # flags of a decision
 
 
@@ -92,6 +95,7 @@ class RankControl(TrainingControl):
     def __init__(self, rank_: int) -> None:
         super().__init__()
         self.rank = rank_
+        self.save_every_steps = 0  # the run's periodic saves by steps, due at the same steps on every rank
         self.inbox = TrainingControl()
         self._outgoing_rewarm: object | None = None
 
@@ -116,8 +120,16 @@ class RankControl(TrainingControl):
     def set_keep_last(self, keep_last: int) -> None:
         self.inbox.set_keep_last(keep_last)
 
-    def settle(self, periodic_due: bool) -> bool:
-        """Broadcast rank 0's decisions and apply them here; True if rank 0 says a periodic save is due."""
+    def settle(self, periodic_due: bool, step: int | None = None) -> bool:
+        """Broadcast rank 0's decisions and apply them here; True if rank 0 says a periodic save is due.
+
+        After a step (`step` given) only every `SETTLE_EVERY` steps, or where a save by steps is
+        due: steps every rank knows alike, so all meet in the broadcast or none do. A save every
+        T minutes, which rank 0's clock alone decides, waits for the next of those steps.
+        """
+        every = self.save_every_steps
+        if step is not None and step % SETTLE_EVERY and not (every and step % every == 0):
+            return False
         decision = self._decide(periodic_due) if self.rank == 0 else torch.zeros(5, dtype=torch.int64)
         dist.broadcast(decision, src=0)
         flags, stop, target, keep_last, saves = (int(v) for v in decision)
@@ -218,6 +230,7 @@ def on_ranks(launch: Callable[..., Trainer], strategy: str = "ddp") -> Callable[
                 raise RankZeroFailed(f"rank {here}: rank 0 did not start the run ({started['failed']})")
             trainer = _follow(started, control, kw)
         _share_work(trainer, here, world_size(), strategy)
+        control.save_every_steps = trainer.policy.every_steps or 0
         if trainer.save_mode != SAVE_SYNC:  # a background save's full disk would surface on rank 0 alone, any step
             trainer.save_mode = SAVE_SYNC
             trainer.notes.append("saves run in the foreground on several processes, so that a full disk stops "

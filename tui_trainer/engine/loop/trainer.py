@@ -234,7 +234,7 @@ class Trainer(Saving):
                 if self.settings.eval_every and self.step % self.settings.eval_every == 0:
                     with clock.apart(EVALUATING):
                         self._scheduled_evaluation()
-                if self.control.settle(self.checkpoints.periodic_due(self.step)):  # ranks agree (DDP)
+                if self.control.settle(self.checkpoints.periodic_due(self.step), self.step):  # ranks agree (DDP)
                     with clock.apart(SAVING):
                         self._save(PERIODIC)
         except NotEnoughDiskSpace as exc:
