@@ -59,7 +59,9 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 def test_two_ranks_train_one_run_and_rank_1_writes_nothing_there(tmp_path):
     run_dir = tmp_path / "run"
     log = tmp_path / "audit"
-    code, out, err = finish(tui_trainer("train", "--nproc", "2", "--run-dir", str(run_dir), "--max-iters", "12",
+    # Through torchrun's rendezvous, as several machines would meet (here one, at a local port).
+    nodes = ["--nnodes", "1", "--node-rank", "0", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+    code, out, err = finish(tui_trainer("train", "--nproc", "2", *nodes, "--run-dir", str(run_dir), "--max-iters", "12",
                                         "--ckpt-every", "6", *TINY, env=ddp_env(run_dir, log)))
     assert code == 0, err
     assert "training on 2 processes" in out
@@ -156,4 +158,26 @@ def test_more_processes_than_gpus_for_a_cuda_job_is_refused(monkeypatch):
 def test_each_rank_gets_the_command_less_nproc_and_headless():
     assert nproc_launch.rank_argv(["train", "--nproc", "2", "--max-iters", "5"]) == [
         "train", "--max-iters", "5", "--headless"]
+    assert nproc_launch.rank_argv(["train", "--nproc", "2", "--nnodes", "2", "--node-rank=1", "--rdzv-endpoint",
+                                   "n0:29400", "--rdzv-id", "x", "--max-iters", "5"]) == [
+        "train", "--max-iters", "5", "--headless"]
+
+
+def test_several_machines_meet_at_one_endpoint_and_what_is_missing_is_one_line(tmp_path, capsys):
+    from argparse import Namespace
+
+    args = Namespace(nproc=4, nnodes=2, node_rank=1, rdzv_endpoint="node0:29400", rdzv_id=None, run_dir=tmp_path / "r")
+    assert nproc_launch.torchrun_args(args) == [
+        "--nnodes", "2", "--node-rank", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", "node0:29400",
+        "--rdzv-id", "r", "--nproc-per-node", "4"]
+    assert nproc_launch.torchrun_args(Namespace(nproc=2, nnodes=None, rdzv_endpoint=None)) == [
+        "--standalone", "--nproc-per-node", "2"]
+    for argv, said in ((["--nproc", "2", "--nnodes", "2", "--node-rank", "0"], "--rdzv-endpoint"),
+                       (["--nproc", "2", "--nnodes", "2", "--rdzv-endpoint", "n0:1"], "--node-rank"),
+                       (["--nproc", "2", "--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "n0:1"], "0..1"),
+                       (["--nnodes", "2"], "goes with --nproc")):
+        code = main(["train", *argv, "--run-dir", str(tmp_path / "run"), "--headless"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and said in err, err
+    assert not any(tmp_path.iterdir())
     assert nproc_launch.rank_argv(["resume", "--nproc=3", "r", "--headless"]) == ["resume", "r", "--headless"]

@@ -30,6 +30,16 @@ class TooManyProcesses(TrainerError):
     """More processes than GPUs for a job that trains on CUDA."""
 
 
+class NodeOptionsIncomplete(TrainerError):
+    """Several machines asked for without what torchrun needs to find each other."""
+
+    exit_code = 2
+
+
+# torchrun's options for several machines: given to the launcher, never to the ranks.
+NODE_FLAGS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id")
+
+
 def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
     group = parser.add_argument_group("several processes")
     group.add_argument("--nproc", type=positive_int, metavar="N",
@@ -39,6 +49,15 @@ def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
                        help="how the processes share the work: ddp (the default for a new run), each with a whole "
                        "copy of the model; fsdp, each with a shard of the model, optimizer and checkpoint (a step "
                        "folder step_N.dcp). resume continues the way the run was trained")
+    group.add_argument("--nnodes", type=positive_int, metavar="N",
+                       help="with --nproc: train on N machines, --nproc processes each (torchrun's --nnodes); run "
+                       "the same command on every machine, each with its --node-rank, all with one --rdzv-endpoint, "
+                       "the run dir on a filesystem they all share")
+    group.add_argument("--node-rank", type=int, metavar="R", help="this machine's number, 0 to N-1 (0 writes the run dir)")
+    group.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="where the machines meet (torchrun's c10d rendezvous), e.g. node0:29400")
+    group.add_argument("--rdzv-id", metavar="ID", help="the rendezvous id, the same on every machine (default: the "
+                       "run dir's name)")
 
 
 def launched_ranks() -> bool:
@@ -51,16 +70,45 @@ def is_rank_zero() -> bool:
 
 
 def rank_argv(argv: list[str]) -> list[str]:
-    """The command for each rank: the same arguments, less `--nproc`, headless."""
+    """The command for each rank: the same arguments, less `--nproc` and torchrun's node options, headless."""
+    launcher_only = ("--nproc", *NODE_FLAGS)
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--nproc":
+        elif arg in launcher_only:
             skip = True
-        elif not arg.startswith("--nproc="):
+        elif not arg.startswith(tuple(f"{flag}=" for flag in launcher_only)):
             out.append(arg)
     return out if "--headless" in out else [*out, "--headless"]
+
+
+def check_node_flags(args: argparse.Namespace) -> None:
+    """NodeOptionsIncomplete for torchrun's node options given without --nproc (they would do nothing)."""
+    given = [flag for flag in NODE_FLAGS if getattr(args, flag[2:].replace("-", "_"), None) is not None]
+    if given and not getattr(args, "nproc", None):
+        raise NodeOptionsIncomplete(f"{given[0]} goes with --nproc N (the processes on each machine)")
+
+
+def torchrun_args(args: argparse.Namespace) -> list[str]:
+    """torchrun's options: one machine (`--standalone`), or several meeting at `--rdzv-endpoint`."""
+    nnodes = getattr(args, "nnodes", None)
+    endpoint = getattr(args, "rdzv_endpoint", None)
+    if not nnodes and not endpoint:
+        return ["--standalone", "--nproc-per-node", str(args.nproc)]
+    nnodes = nnodes or 1
+    node_rank = getattr(args, "node_rank", None)
+    missing = [flag for flag, value in (("--rdzv-endpoint HOST:PORT", endpoint), ("--node-rank R", node_rank))
+               if value is None and (nnodes > 1 or flag.startswith("--rdzv"))]
+    if missing:
+        raise NodeOptionsIncomplete(f"--nnodes {nnodes} needs {' and '.join(missing)} on every machine "
+                                    "(the same endpoint everywhere, each machine its own rank from 0)")
+    if node_rank is not None and not 0 <= node_rank < nnodes:
+        raise NodeOptionsIncomplete(f"--node-rank {node_rank} is not one of 0..{nnodes - 1} (--nnodes {nnodes})")
+    where = getattr(args, "path", None) or getattr(args, "run_dir", None)
+    run_id = getattr(args, "rdzv_id", None) or (os.path.basename(os.path.normpath(str(where))) if where else "tui-trainer")
+    return ["--nnodes", str(nnodes), "--node-rank", str(node_rank or 0), "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", endpoint, "--rdzv-id", run_id, "--nproc-per-node", str(args.nproc)]
 
 
 def check_devices(nproc: int, job_options: dict[str, Any]) -> None:
@@ -92,8 +140,11 @@ def run_on_ranks(args: argparse.Namespace, job_options: dict[str, Any], *, detac
 
     preflight(args, job_options)
     where = getattr(args, "path", None) or getattr(args, "run_dir", None) or "RUN_DIR"
-    command = [sys.executable, "-m", __name__, RESUME_AS, f"tui-trainer resume --nproc {args.nproc} {where}",
-               "--standalone", "--nproc-per-node", str(args.nproc),
+    nodes = torchrun_args(args)
+    resume_as = f"tui-trainer resume --nproc {args.nproc} {where}"
+    if "--standalone" not in nodes:
+        resume_as += " (on every machine, with the same --nnodes and --rdzv-endpoint)"
+    command = [sys.executable, "-m", __name__, RESUME_AS, resume_as, *nodes,
                "-m", "tui_trainer", *rank_argv(list(args.argv))]
     env = {"OMP_NUM_THREADS": "1", **os.environ}  # torchrun's own default, without its warning
     relay, output = None, None

@@ -203,6 +203,7 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
     """
     from tui_trainer.session.detached import launch_fd
 
+    nproc_launch.check_node_flags(args)
     detached = launch_fd() is not None
     dashboard = not detached and not args.headless and on_a_screen()
     if dashboard or (getattr(args, "nproc", None) and not nproc_launch.launched_ranks()):
@@ -210,9 +211,8 @@ def _drive(launch: Any, args: argparse.Namespace) -> int:
 
         hand_to_children(args)
     if nproc_launch.launched_ranks():  # one of several ranks: rank 0 owns the run dir
-        from tui_trainer.engine.loop.distributed import on_ranks
-
         from tui_trainer.cli.strategy import strategy_for
+        from tui_trainer.engine.loop.distributed import on_ranks
 
         launch = on_ranks(launch, strategy_for(args))
     elif getattr(args, "nproc", None) and not dashboard:  # the dashboard starts this command detached
