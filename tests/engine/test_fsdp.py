@@ -233,3 +233,12 @@ def test_a_job_fsdp_cannot_take_is_one_line_and_nothing_is_written(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "EMA" in result.stderr, result.stderr
     assert not run_dir.exists()
+
+
+def test_resuming_a_step_folder_into_a_model_that_does_not_fit_is_one_line_and_changes_nothing(trained, tmp_path):
+    run_dir = copy_of(trained, tmp_path)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir() if p.name != ".lock")
+    result = cli("resume", str(run_dir), "--job-opt", "size=small", "--max-iters", "14", "--headless")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "does not fit this model" in result.stderr, result.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir() if p.name != ".lock") == before
