@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from tui_trainer.session.run_notices import Notice, NoticeWatcher
 from tui_trainer.session.terminal_alert import alert
 from tui_trainer.session.webhook import NOTIFY_URL_ENV, WebhookNotifier, redacted
+
+if TYPE_CHECKING:  # with the engine's events, imported by a trainer, not before a dashboard's first frame
+    from tui_trainer.session.run_notices import Notice
 
 NOTIFY_FLAG = "--notify-url"
 
@@ -19,6 +21,8 @@ class RunNotify:
     """Sees every event of the run (on the training thread: cheap, never blocks)."""
 
     def __init__(self, url: str | None, say: Callable[[str], None], terminal: TextIO | None = None) -> None:
+        from tui_trainer.session.run_notices import NoticeWatcher
+
         self.watcher = NoticeWatcher()
         self.webhook = WebhookNotifier(url, say) if url else None
         self.terminal = terminal

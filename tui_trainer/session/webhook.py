@@ -19,9 +19,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tui_trainer.session.run_notices import Notice
+if TYPE_CHECKING:  # a trainer has the engine's events anyway; a dashboard must not wait for them at start
+    from tui_trainer.session.run_notices import Notice
 
 NOTIFY_URL_ENV = "TUI_TRAINER_NOTIFY_URL"  # the flag's default, so a secret need not be on a command line
 TIMEOUT_S = 3.0  # one POST; also the most the end of a run waits for its last notice
@@ -109,7 +111,6 @@ class WebhookNotifier:
 
     def _send_all(self) -> None:
         while (notice := self._queue.get()) is not _DONE:
-            assert isinstance(notice, Notice)
             try:
                 self._send(notice)
                 self.sent += 1

@@ -8,10 +8,12 @@ and an end it reads from there is history, not news. Nor the end this dashboard 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui_trainer.session.run_notices import Notice, NoticeWatcher
 from tui_trainer.session.terminal_alert import alert
+
+if TYPE_CHECKING:  # the engine's events are imported with the first batch of them, not for the first frame
+    from tui_trainer.session.run_notices import Notice, NoticeWatcher
 
 
 class TerminalAlerts:
@@ -23,6 +25,8 @@ class TerminalAlerts:
 
     def alert_on(self, events: list[Any]) -> None:
         if self._notices is None:
+            from tui_trainer.session.run_notices import NoticeWatcher
+
             # What happened before the first drain is the journal's past (an attach), or was on screen at once.
             self._notices, self._news_since = NoticeWatcher(), time.time()
         for event in events:
