@@ -38,6 +38,7 @@ class WatchControl:
                  on_error: Callable[[str], None] | None = None) -> None:
         self.client = ControlClient(run_dir) if run_dir is not None else None
         self.on_error = on_error or (lambda message: None)
+        self.on_sent: Callable[[], None] = lambda: None  # the follower looks sooner for the trainer's answer
         self.ack: Ack | None = None  # the listening trainer, as the follower last saw it
         self._lock = threading.Lock()
         self._paused = False
@@ -150,4 +151,5 @@ class WatchControl:
             return False
         with self._lock:
             self._sent.append(command)
+        self.on_sent()
         return True

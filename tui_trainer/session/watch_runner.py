@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from tui_trainer.session.detached import DetachedTrainer
 
 FOLLOW_INTERVAL_S = 0.25
+# After a command is sent, the trainer's answer (PAUSED) is looked for this often, for this long:
+# a key's effect shows within a tenth of a second or two, and idle following stays cheap.
+HURRY_INTERVAL_S, HURRY_FOR_S = 0.02, 2.0
 
 
 class LaunchError(Exception):
@@ -54,6 +57,8 @@ class WatchRunner:
         self.started = threading.Event()
         self.done = threading.Event()
         self._wake = threading.Event()
+        self._hurry_until = 0.0
+        control.on_sent = self.hurry
 
     @property
     def active(self) -> bool:
@@ -82,10 +87,16 @@ class WatchRunner:
                     if failures == 1:
                         follower.note(f"reading {self.run_dir} failed ({type(exc).__name__}: {exc}); retrying",
                                       "warning")
-                self._wake.wait(self.interval)
+                self._wake.wait(HURRY_INTERVAL_S if time.monotonic() < self._hurry_until else self.interval)
+                self._wake.clear()
             follower.close()
         finally:
             self.done.set()
+
+    def hurry(self) -> None:
+        """A command was sent: follow the run closely for a moment, starting now."""
+        self._hurry_until = time.monotonic() + HURRY_FOR_S
+        self._wake.set()
 
     def _put(self, event: object) -> None:
         lr = getattr(event, "lr", None)  # a StepCompleted's: the LR the `r` modal's preview starts from

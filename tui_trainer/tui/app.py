@@ -1,12 +1,13 @@
 """The dashboard app: `make_app(launch_fn)` for the CLI and the tests, `run_dashboard` for the CLI.
 
 The app paints first; the trainer (torch, the job) is built in a thread worker afterwards.
-Events reach the screen only through `runner` (a buffer drained at 2 Hz), never per step.
+Events reach the screen only through `runner` (a buffer drained at 10 Hz), never per step.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from textual.css.query import NoMatches
 
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.session.run_source import RunControl, RunSource
-from tui_trainer.session.runner import DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
+from tui_trainer.session.runner import COUNTERS_INTERVAL_S, DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
@@ -100,6 +101,7 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         self.panels = RunPanels(self.model, id="main")  # the chart, the checkpoint table, the log
         self.quitting = False
         self._first_data: Any = None  # the fast drain timer, until the first of the curve arrives
+        self._counters_shown: tuple[float, str] = (0.0, "")  # when the counters were last shown, in what state
         self.watcher = RunDirWatcher()  # files changed by anyone refresh the table and the disk panel
 
     def compose(self) -> ComposeResult:
@@ -168,13 +170,22 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         anomaly = self.model.take_anomaly_alert()
         if anomaly is not None:
             self.show_anomaly(anomaly)
-        self.query_one(StatusHeader).show(self.model)
-        self.query_one(RunProgress).show(self.model)
-        self.query_one(DiskPanel).show(self.model)
+        self.show_counters()
         if self.watcher.take_change():
             self.refresh_checkpoints()
         if (self.quitting or self.control.stop_reason is not None) and self.runner.done.is_set():
             self.exit(0)
+
+    def show_counters(self, now: float | None = None) -> None:
+        """The header, progress and disk forecast: at once on a new state, else at most every COUNTERS_INTERVAL_S."""
+        now = time.monotonic() if now is None else now
+        shown_at, state = self._counters_shown
+        if state == self.model.state and now - shown_at < COUNTERS_INTERVAL_S:
+            return
+        self._counters_shown = (now, self.model.state)
+        self.query_one(StatusHeader).show(self.model)
+        self.query_one(RunProgress).show(self.model)
+        self.query_one(DiskPanel).show(self.model)
 
     def tick(self) -> None:
         """Once a second: the checkpoints' ages and the elapsed time move on even when nothing was reported."""

@@ -57,7 +57,7 @@ from tui_trainer.engine.rundir.journal import JournalWriter
 from tui_trainer.engine.rundir.layout import RunInfo, RunLock
 
 EventCallback = Callable[[ev.Event], None]
-PAUSE_POLL_S = 0.1
+PAUSE_POLL_S = 0.05  # a paused trainer looks for a resume this often (a key answered at once)
 
 
 @dataclass

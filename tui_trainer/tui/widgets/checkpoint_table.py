@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
@@ -104,6 +106,7 @@ class CheckpointTable(DataTable):
     """
 
     sort_by: reactive[str] = reactive("step", init=False)
+    _only_cells = False  # while an age is updated: no repaint of the whole table
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -173,7 +176,22 @@ class CheckpointTable(DataTable):
             age = format_age(row.created, now)
             if self._ages.get(row.name, row.cells[AGE]) != age:
                 self._ages[row.name] = age
-                self.update_cell(row.name, "age", age)
+                self._update_age(row.name, age)
+
+    def _update_age(self, name: str, age: str) -> None:
+        # `update_cell` repaints the whole table, border and all (~2.5 KB over SSH at every
+        # tick); an age keeps its column's width, so only its cell is repainted.
+        self._only_cells = True
+        try:
+            self.update_cell(name, "age", age)
+        finally:
+            self._only_cells = False
+        self.refresh_coordinate(Coordinate(self.get_row_index(name), self.get_column_index("age")))
+
+    def refresh(self, *regions: Region, **kwargs: Any) -> CheckpointTable:
+        if self._only_cells and not regions:
+            return self
+        return super().refresh(*regions, **kwargs)
 
     def _fill(self, given: list[CheckpointRow], selected: str | None, old_index: int) -> None:
         rows = sort_rows(given, self.sort_by, self.mode)

@@ -156,11 +156,11 @@ class LossChart(Vertical):
         self.window = next_window(self.window, span)
 
     def show_checkpoints(self, marks: list[ChartMarker]) -> None:
-        """The checkpoints' markers, from the table's listing; redraws only when they changed."""
+        """The checkpoints' markers, from the table's listing; drawn with the next redraw that is due."""
         marks_now = tuple(marks)
         if marks_now != self.checkpoint_marks:
             self.checkpoint_marks = marks_now
-            self.redraw(force=True)
+            self.redraw()
 
     # --- drawing ----------------------------------------------------------------------------
 
@@ -180,6 +180,7 @@ class LossChart(Vertical):
             return False
         self._drawn, self._last_draw = key, now
         self._draw(plot, max(MIN_BUCKETS, width))
+        plot.draw_now()
         show_text(self.query_one("#chart-caption", Static), self._caption())
         self.redraws += 1
         return True

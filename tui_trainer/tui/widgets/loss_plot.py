@@ -7,8 +7,10 @@ the first frame has painted; the runs screen's overlay chart draws through it to
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.reactive import reactive
@@ -33,7 +35,27 @@ class _Canvas(Canvas):
     def render_line(self, y: int) -> Strip:
         if not self._canvas_size.area or y >= self._canvas_size.height:
             return Strip.blank(0, self.rich_style)
-        return super().render_line(y)
+        return Strip(merge_blanks(super().render_line(y)))
+
+
+def merge_blanks(segments: Iterable[Segment]) -> list[Segment]:
+    """Blanks between a curve's cells take the curve's style: a space's foreground colour never
+    shows, and each change of style costs ~25 bytes to the terminal (half a chart redraw's bytes)."""
+    merged: list[Segment] = []
+    for segment in segments:
+        text, style = segment.text, segment.style
+        if merged and text and not text.strip(" ") and _blank_looks_same(merged[-1].style, style):
+            segment = Segment(text, merged[-1].style)
+        merged.append(segment)
+    return list(Segment.simplify(merged))
+
+
+def _blank_looks_same(before: Style | None, blank: Style | None) -> bool:
+    before, blank = before or Style.null(), blank or Style.null()  # unstyled: the widget's own style
+    if before.bgcolor != blank.bgcolor:
+        return False
+    # A space shows these whatever its colour; `bold` may pick another colour for it on some terminals.
+    return not any(s.underline or s.strike or s.reverse or s.overline for s in (before, blank))
 
 
 class QuietPlot(PlotWidget, can_focus=False, inherit_bindings=False):
@@ -46,6 +68,15 @@ class QuietPlot(PlotWidget, can_focus=False, inherit_bindings=False):
     margin_top = reactive(0)
     margin_bottom = reactive(1)
     margin_left = reactive(7)
+
+    def draw_now(self) -> None:
+        """Draw what was plotted into the canvases now, in this frame.
+
+        Left to the next frame, the plot draws its canvases while that frame is being painted,
+        and the canvases ask for a frame of their own: every redraw reached the terminal twice
+        (~20 KB each at 120x40).
+        """
+        self.render()
 
     def compose(self) -> ComposeResult:
         with Grid():
