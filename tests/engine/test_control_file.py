@@ -15,6 +15,7 @@ from tui_trainer.engine.rundir.commands import (
     CONTROL_FILE,
     MAX_PENDING,
     PAUSE,
+    POLL_INTERVAL_S,
     RESUME,
     SAVE_NOW,
     TARGET,
@@ -89,9 +90,9 @@ def test_commands_are_applied_once_in_order_and_acknowledged(listening, tmp_path
 def test_polling_is_cheap_between_intervals(listening):
     poller, control, clock, client = listening
     client.send(PAUSE)
-    clock.tick(0.1)
+    clock.tick(POLL_INTERVAL_S / 2)
     assert poller.poll() == []  # not due yet: the file is not even looked at
-    clock.tick(0.5)
+    clock.tick(POLL_INTERVAL_S)
     assert [c.op for c in poller.poll()] == [PAUSE]
 
 

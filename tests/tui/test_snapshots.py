@@ -47,8 +47,10 @@ async def settle(pilot) -> None:
     await wait_for(pilot, lambda: app.query_one(DiskPanel).forecast is not None, what="the disk forecast")
     await wait_for(pilot, lambda: app.query_one(SystemPanel).sample is not None, what="the system sample")
     app.query_one(LossChart).redraw(force=True)  # a drain may have caught half the script
+    app.show_counters(now=time.monotonic() + 60)  # the header and progress repaint at most twice a second
     await pilot.press("down")
     await pilot.pause(0.3)
+    await pilot.wait_for_scheduled_animations()
 
 
 @pytest.mark.parametrize("theme", ["dark", "mono"])

@@ -55,14 +55,9 @@ class RunProgress(Horizontal):
             return
         self._shown = (model.step, model.target, text)
         # Padded to the widest text so far: a label that keeps its width needs no layout pass.
-        widened = cell_len(text) > self._text_width
         self._text_width = max(self._text_width, cell_len(text))
         show_text(self.query_one("#progress-text", Label), text.ljust(self._text_width))
         if model.target:
             update = partial(self.query_one(ProgressBar).update, total=model.target,
                              progress=min(model.step, model.target))
-            if widened:
-                # After the text is laid out: the bar rounds its fill to half cells of its width then.
-                self.call_after_refresh(update)
-            else:
-                update()  # in this frame: a deferred update would cost a second frame every tick
+            update()  # the bar draws its fill from its width when it renders, laid out or not
