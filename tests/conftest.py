@@ -42,6 +42,19 @@ def processes_naming(folder: Path) -> list[int]:
     return sorted(found, key=depth, reverse=True)
 
 
+# Tests that start several processes each (torchrun's ranks, a detached trainer, a terminal in
+# tmux, a browser) run one after another on one worker; the other worker takes the in-process tests.
+MANY_PROCESSES = ("test_ddp", "test_fsdp", "test_tmux_e2e", "test_detached_trainer", "test_serve_chromium",
+                  "test_serve_tabs", "test_early_interrupt", "test_signals", "test_kill9_loop", "test_crash_points",
+                  "test_a_users_own_job", "test_on_anomaly", "test_notify_url")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem.startswith(MANY_PROCESSES):
+            item.add_marker(pytest.mark.xdist_group("many_processes"))
+
+
 @pytest.fixture(autouse=True)
 def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
     # Asked for before the test runs, so that tmp_path is torn down after this, not before.

@@ -33,7 +33,8 @@ def _rows(out):
     return lines[0].split(), {line.split()[0]: line.split() for line in lines[1:] if line.startswith("step_")}
 
 
-def test_ckpt_list_shows_the_monitored_metric_by_name(capsys, runs):
+def test_ckpt_list_shows_the_monitored_metric_by_name(capsys, runs, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")  # every column fits (a narrower terminal drops epoch first)
     header, rows = _rows(run(capsys, "ckpt", "list", runs / "both").out)
     assert header[:7] == ["name", "step", "epoch", "train", "loss", "accuracy", "val"]
     accuracy, val_loss = float(rows["step_00000040.pt"][4]), float(rows["step_00000040.pt"][5])
