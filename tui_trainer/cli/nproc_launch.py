@@ -19,6 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
+from tui_trainer.cli.arg_types import positive_int
 from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -40,7 +41,7 @@ class NodeOptionsIncomplete(TrainerError):
 NODE_FLAGS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id")
 
 
-def add_nproc_flags(parser: argparse.ArgumentParser, positive_int: Any) -> None:
+def add_nproc_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("several processes")
     group.add_argument("--nproc", type=positive_int, metavar="N",
                        help="train on N processes on this machine through torchrun (DDP: gloo on the CPU, NCCL on "

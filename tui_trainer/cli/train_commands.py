@@ -12,6 +12,7 @@ from typing import Any
 
 from tui_trainer.cli import nproc_launch
 from tui_trainer.cli.anomaly_flags import EXIT_ANOMALY, add_anomaly_flags, anomaly_guard
+from tui_trainer.cli.arg_types import nonneg_int, positive_int
 from tui_trainer.cli.job_options import parse_job_options
 from tui_trainer.engine.loop.job import DEMO_JOB
 
@@ -34,13 +35,13 @@ def add_parsers(commands: Any) -> None:
     train.add_argument("--job-opt", action="append", default=[], metavar="KEY=VALUE",
                        help="an option passed to the job factory (repeatable), e.g. size=tiny")
     train.add_argument("--run-dir", type=Path, help="where the run lives (default: a new dir under checkpoints/)")
-    train.add_argument("--max-iters", type=_positive_int, default=2000, help="iteration target (default: 2000)")
+    train.add_argument("--max-iters", type=positive_int, default=2000, help="iteration target (default: 2000)")
     train.add_argument("--init-from", type=Path, metavar="CKPT",
                        help="start from this checkpoint's weights (ours, nanoGPT, Lightning, safetensors or a "
                        "Hugging Face checkpoint-N/ folder) at step 0, with a new optimizer")
     _add_policy_flags(train, defaults=True)
     add_anomaly_flags(train)
-    nproc_launch.add_nproc_flags(train, _positive_int)
+    nproc_launch.add_nproc_flags(train)
     _add_notify_flag(train)
     _add_ui_flags(train)
     train.set_defaults(handler=run_train)
@@ -52,7 +53,7 @@ def add_parsers(commands: Any) -> None:
         "file of that run. --max-iters is the new total target. Policy flags override the stored ones.",
     )
     resume.add_argument("path", type=Path, metavar="PATH")
-    resume.add_argument("--max-iters", type=_positive_int, help="new total iteration target")
+    resume.add_argument("--max-iters", type=positive_int, help="new total iteration target")
     resume.add_argument("--rewarm", type=_rewarm, metavar="FRACTION[:STEPS]",
                         help="with --max-iters, for a run that has decayed: warm the LR back up to FRACTION of its "
                         "peak over STEPS (default: 1/20 of the added steps), then decay to the new target")
@@ -64,7 +65,7 @@ def add_parsers(commands: Any) -> None:
                         "and the LR schedule the job's options build, at the run's step")
     _add_policy_flags(resume, defaults=False)
     add_anomaly_flags(resume)
-    nproc_launch.add_nproc_flags(resume, _positive_int)
+    nproc_launch.add_nproc_flags(resume)
     _add_notify_flag(resume)
     _add_ui_flags(resume)
     resume.set_defaults(handler=run_resume)
@@ -75,19 +76,19 @@ def _add_policy_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
         return value if defaults else None
 
     group = parser.add_argument_group("checkpoint policy")
-    group.add_argument("--ckpt-every", type=_nonneg_int, default=default(100), metavar="N",
+    group.add_argument("--ckpt-every", type=nonneg_int, default=default(100), metavar="N",
                        help="save every N steps (0: off)" + (" (default: 100)" if defaults else ""))
     group.add_argument("--ckpt-minutes", type=_nonneg_float, default=default(0.0), metavar="T",
                        help="also save every T minutes (0: off)")
-    group.add_argument("--keep-last", type=_nonneg_int, default=default(5), metavar="K",
+    group.add_argument("--keep-last", type=nonneg_int, default=default(5), metavar="K",
                        help="keep the last K periodic checkpoints, plus best, latest and pinned (0: keep all)"
                        + (" (default: 5)" if defaults else ""))
     group.add_argument("--monitor", default=default("val_loss"), metavar="METRIC",
                        help="metric that picks the best checkpoint (default: val_loss)" if defaults else "metric that picks the best checkpoint")
     group.add_argument("--mode", choices=("min", "max"), default=default("min"), help="lower or higher is better")
-    group.add_argument("--eval-every", type=_nonneg_int, default=default(0), metavar="N",
+    group.add_argument("--eval-every", type=nonneg_int, default=default(0), metavar="N",
                        help="evaluate every N steps, besides before each checkpoint (0: only then)")
-    group.add_argument("--log-every", type=_positive_int, default=default(1), metavar="N",
+    group.add_argument("--log-every", type=positive_int, default=default(1), metavar="N",
                        help="log the loss every N steps")
     group.add_argument("--save-mode", choices=SAVE_MODES, default=DEFAULT_SAVE_MODE,
                        help="background: a save copies the state and training goes on while a thread writes it; "
@@ -364,24 +365,6 @@ def _report(call: Any, *args: Any) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(devnull, stream.fileno())
-
-
-def _positive_int(text: str) -> int:
-    return _int_at_least(text, 1)
-
-
-def _nonneg_int(text: str) -> int:
-    return _int_at_least(text, 0)
-
-
-def _int_at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-    return value
 
 
 def _rewarm(text: str) -> Any:
