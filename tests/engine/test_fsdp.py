@@ -171,7 +171,7 @@ def test_a_crafted_metadata_that_would_run_code_is_refused_even_with_a_matching_
 
 
 def test_sigint_saves_one_step_folder_all_ranks_exit_130_and_the_resumed_run_is_bit_exact(tmp_path):
-    target = 30
+    target = 80  # room for the steps a quiet machine trains between the third logged loss and the signal's arrival
     common = ["--max-iters", str(target), "--ckpt-every", "1000", "--keep-last", "0", *FSDP, *TINY]
     whole = tui_trainer("train", "--nproc", "2", "--run-dir", str(tmp_path / "whole"), *common)
     cut_dir = tmp_path / "cut"
