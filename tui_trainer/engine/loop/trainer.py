@@ -30,18 +30,8 @@ from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.errors import NotEnoughDiskSpace, WriteDidNotFit
 from tui_trainer.engine.loop import events as ev
 from tui_trainer.engine.loop import lr_takeover
-from tui_trainer.engine.loop.anomaly import (
-    ANOMALY_REASON,
-    CONTINUE,
-    PAUSE,
-    ROLLBACK,
-    STOP,
-    Anomaly,
-    AnomalyGuard,
-    SpikeDetector,
-    find_anomaly,
-)
-from tui_trainer.engine.loop.anomaly_rollback import batches_to_skip, healthy_candidates, roll_back
+from tui_trainer.engine.loop.anomaly import AnomalyGuard, SpikeDetector
+from tui_trainer.engine.loop.anomaly_response import AnomalyResponse
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.evaluation import evaluate_apart
 from tui_trainer.engine.loop.job import Job
@@ -69,7 +59,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-class Trainer(Saving):
+class Trainer(Saving, AnomalyResponse):
     """Trains `job` in `run_dir` from `step` up to the run's target, saving per the run's policy."""
 
     def __init__(
@@ -186,8 +176,7 @@ class Trainer(Saving):
         if self._requested_target is not None and self._requested_target != self.target:
             self.retarget(self._requested_target, self._requested_rewarm)
         reason = "target"
-        guard = self.anomaly_guard
-        self._spikes = SpikeDetector(guard.spike_window, guard.spike_k, guard.spike_warmup)
+        self._watch_for_spikes()
         try:
             job.model.train()
             clock = self.clock
@@ -215,8 +204,7 @@ class Trainer(Saving):
                 # moved so that the anomaly guard can keep a bad step's update from the weights.
                 result = backward_step(self.job, measure_grad_norm=logged)
                 numbers = read_step_numbers(result, self.control.mean_over_ranks) if logged else None
-                anomaly = None if numbers is None else find_anomaly(
-                    self.step + 1, numbers.loss, numbers.grad_norm, self._spikes, self.job.grad_scaler is not None)
+                anomaly = None if numbers is None else self._anomaly_in(numbers)
                 if anomaly is None:
                     apply_update(self.job)
                 else:
@@ -289,75 +277,6 @@ class Trainer(Saving):
                 elapsed, lrs, numbers.grad_norm, tokens, numbers.scalars,
             )
         )
-
-    # --- the anomaly guard (`anomaly`) -----------------------------------------------------------
-
-    def _on_anomaly(self, anomaly: Anomaly) -> str | None:
-        """Do what the guard says about `anomaly` (its update already dropped); a stop reason, or None to go on."""
-        guard = self.anomaly_guard
-        action = guard.on_anomaly
-        healthy = healthy_candidates(self, anomaly.step)
-        if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
-            self.notes.append(f"{self._rollbacks} roll-back(s) since the last healthy save, the limit: "
-                              "this anomaly stops the run")
-            action = STOP
-        skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
-        self._emit(ev.AnomalyFound(anomaly.step, anomaly.kind, anomaly.detail, action,
-                                   healthy[0].name if healthy else None, skip))
-        if action == PAUSE:
-            return self._pause_on(anomaly)
-        if action == ROLLBACK:
-            return self._roll_back_after(anomaly)
-        if action == STOP:
-            return self._stop_on(anomaly)
-        self._record_anomaly(anomaly, CONTINUE)
-        return None
-
-    def _pause_on(self, anomaly: Anomaly) -> str | None:
-        """Wait for the user: a roll-back, a resume (go on) or a stop."""
-        self.control.take_roll_back()  # one asked for before this anomaly is not an answer to it
-        self.control.pause()
-        self._emit(ev.Paused(self.step))
-        with contextlib.suppress(WriteDidNotFit):
-            self.history.sync()
-        self.records.set_state("paused")
-        self._hold_while_paused(save=False)  # nothing is saved at the step of an anomaly
-        if self.control.take_roll_back() and self.control.stop_reason is None:
-            return self._roll_back_after(anomaly)
-        if self.control.stop_reason is not None:
-            return self._stop_on(anomaly)
-        self._record_anomaly(anomaly, CONTINUE)
-        self.records.set_state("running")
-        self._emit(ev.Resumed(self.step))
-        return None
-
-    def _roll_back_after(self, anomaly: Anomaly) -> str | None:
-        self._collect_save(wait=True)  # a save in flight is of a healthy step: it is listed first
-        done = roll_back(self, anomaly.step)
-        if done is None:
-            self.notes.append("no healthy checkpoint of this run to roll back to")
-            return self._stop_on(anomaly)
-        self._rollbacks += 1
-        self.notes.extend(done.notes)
-        self._spikes.forget_after(done.step)
-        self._metrics_step = None
-        self._unread = None
-        self._record_anomaly(anomaly, ROLLBACK, {"rolled_back_to": done.name, "skipped_batches": done.skipped_batches})
-        self._emit(ev.RolledBack(done.step, anomaly.step, done.name, done.skipped_batches, done.superseded))
-        self.records.set_state("running")
-        return None
-
-    def _stop_on(self, anomaly: Anomaly) -> str:
-        self._record_anomaly(anomaly, STOP)
-        last = self._last_saved_step()
-        self.notes.append(f"stopped on an anomaly at step {anomaly.step}: {anomaly.detail}; nothing new was saved"
-                          + (f" (last healthy checkpoint: step {last})" if last else ""))
-        return ANOMALY_REASON
-
-    def _record_anomaly(self, anomaly: Anomaly, action: str, more: dict[str, Any] | None = None) -> None:
-        """The history's record of `anomaly` and what was done, at the step training is at now."""
-        fields = {"anomaly": anomaly.kind, "bad_step": anomaly.step, "detail": anomaly.detail, "action": action}
-        self.history.log_anomaly(self.step, self.job.batches.epoch, fields | (more or {}), time.time())
 
     def current_lr(self) -> float:
         return float(self.job.optimizer.param_groups[0]["lr"])
