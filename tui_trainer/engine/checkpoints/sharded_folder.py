@@ -31,7 +31,15 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from tui_trainer.engine.atomic import fsync_dir, pid_alive, read_regular
+from tui_trainer.engine.atomic import (
+    atomic_write_json,
+    fsync_dir,
+    pid_alive,
+    read_regular,
+)
+from tui_trainer.engine.checkpoints.meta import CheckpointMeta, now_iso, sidecar_path
+from tui_trainer.engine.checkpoints.store_lock import store_lock
+from tui_trainer.engine.errors import CheckpointError
 
 SHARDED_SUFFIX = ".dcp"
 PARTIAL_SUFFIX = ".partial"
@@ -208,6 +216,40 @@ def folder_size(folder: Path) -> int | None:
         return sum(e.stat(follow_symlinks=False).st_size for e in os.scandir(folder))
     except OSError:
         return None
+
+
+def digest_and_size(folder: Path) -> tuple[str, int | None]:
+    """What a step folder's sidecar records of it: the manifest's SHA-256 and the folder's size."""
+    return manifest_digest(folder), folder_size(folder)
+
+
+def folder_problem(folder: Path, recorded_sha256: str | None) -> str | None:
+    """Why a stored step folder cannot be trusted: every file against its manifest, the manifest against the sidecar."""
+    if not os.path.lexists(folder):
+        return "folder is missing"
+    problem = manifest_problem(folder)
+    if problem is not None:
+        return problem
+    if recorded_sha256 is not None and manifest_digest(folder) != recorded_sha256:
+        return "its manifest does not match the checksum its sidecar recorded (rewritten after the save)"
+    return None
+
+
+def commit(partial: Path, final: Path, meta: CheckpointMeta) -> None:
+    """Give a finished step folder (its manifest written last) its final name, then its sidecar.
+
+    Never over an existing checkpoint: DCP writing into an existing folder can leave a mix that
+    loads without error, so a folder of the same name is an error, and `partial` stays. The rename
+    and the sidecar happen under the store lock, so a pin never sees the folder alone.
+    """
+    meta.sha256, meta.size_bytes = digest_and_size(partial)
+    meta.created = meta.created or now_iso()
+    with store_lock(final.parent):
+        if os.path.lexists(final):
+            raise CheckpointError(f"{final.name} already exists; the new save stays in {partial.name}")
+        os.rename(partial, final)
+        atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
+    fsync_dir(final.parent)
 
 
 def remove_folder(folder: Path) -> None:

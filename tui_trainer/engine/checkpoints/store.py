@@ -175,7 +175,7 @@ class CheckpointStore:
     def integrity_problem(self, stored: StoredCheckpoint) -> str | None:
         """Why this checkpoint cannot be trusted, or None if its size and checksum match."""
         if sharded_folder.is_sharded_name(stored.path.name):
-            return self._folder_problem(stored)
+            return sharded_folder.folder_problem(stored.path, stored.meta.sha256)
         size = file_size(stored.path)
         if size is None:
             return "file is missing"
@@ -192,17 +192,6 @@ class CheckpointStore:
                 return "checksum mismatch (the file changed after it was written)"
         except UnknownChecksum as exc:
             return f"{exc}; it cannot be checked"
-        return None
-
-    def _folder_problem(self, stored: StoredCheckpoint) -> str | None:
-        """A sharded step folder: every file against its manifest, the manifest against the sidecar."""
-        if not os.path.lexists(stored.path):
-            return "folder is missing"
-        problem = sharded_folder.manifest_problem(stored.path)
-        if problem is not None:
-            return problem
-        if stored.meta.sha256 is not None and sharded_folder.manifest_digest(stored.path) != stored.meta.sha256:
-            return "its manifest does not match the checksum its sidecar recorded (rewritten after the save)"
         return None
 
     def _markable(self, metas: list[CheckpointMeta]) -> list[CheckpointMeta]:
@@ -269,21 +258,9 @@ class CheckpointStore:
         return StoredCheckpoint(final, meta)
 
     def commit_folder(self, partial: Path, meta: CheckpointMeta) -> StoredCheckpoint:
-        """Give a finished sharded step folder (its manifest written last) its final name, then its sidecar.
-
-        Never over an existing checkpoint: DCP writing into an existing folder can leave a mix
-        that loads without error, so a folder of the same name is an error, and `partial` stays.
-        """
+        """Give a finished sharded step folder its final name, then its sidecar (`sharded_folder.commit`)."""
         final = self._safe_path(meta.name)
-        meta.sha256 = sharded_folder.manifest_digest(partial)
-        meta.size_bytes = sharded_folder.folder_size(partial)
-        meta.created = meta.created or now_iso()
-        with store_lock(self.directory):
-            if os.path.lexists(final):
-                raise CheckpointError(f"{final.name} already exists; the new save stays in {partial.name}")
-            os.rename(partial, final)
-            atomic_write_json(sidecar_path(final), meta.to_json(), durable=False)
-        fsync_dir(self.directory)
+        sharded_folder.commit(partial, final, meta)
         return StoredCheckpoint(final, meta)
 
     def check_space(self, expected_bytes: int) -> None:
@@ -357,7 +334,7 @@ class CheckpointStore:
                 continue
             try:
                 if sharded_folder.is_sharded_name(meta.name):
-                    meta.sha256, meta.size_bytes = sharded_folder.manifest_digest(path), sharded_folder.folder_size(path)
+                    meta.sha256, meta.size_bytes = sharded_folder.digest_and_size(path)
                 else:
                     meta.checksum, meta.sha256, meta.size_bytes = checksum_of_file(path), None, file_size(path)
                 with store_lock(self.directory):
