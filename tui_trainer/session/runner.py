@@ -88,6 +88,9 @@ class EventBuffer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: list[Any] = []
+        # Set by the UI: asks it to drain now rather than at its next tick, from any thread and
+        # without waiting. Used for the answer to a key the user just pressed.
+        self.wake_ui: Callable[[], None] | None = None
         self._output: deque[tuple[float, str, str]] = deque(maxlen=MAX_OUTPUT_LINES)
         self._output_seen = 0
 
@@ -99,6 +102,12 @@ class EventBuffer:
         with self._lock:
             self._output.append((time.time(), text, level))
             self._output_seen += 1
+
+    def nudge(self) -> None:
+        """Events the user is waiting for are in: have the UI drain them now."""
+        wake = self.wake_ui
+        if wake is not None:
+            wake()
 
     def drain(self) -> list[Any]:
         """The events since the last drain, then one `JobOutput` if the job wrote anything."""

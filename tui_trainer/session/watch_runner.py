@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tui_trainer.engine.loop.events import Evaluated, StepCompleted
 from tui_trainer.session.runner import EventBuffer, Launched, LaunchFailed
 from tui_trainer.session.watch_control import WatchControl
 
@@ -23,6 +24,7 @@ FOLLOW_INTERVAL_S = 0.25
 # After a command is sent, the trainer's answer (PAUSED) is looked for this often, for this long:
 # a key's effect shows within a tenth of a second or two, and idle following stays cheap.
 HURRY_INTERVAL_S, HURRY_FOR_S = 0.02, 2.0
+ROUTINE = (StepCompleted, Evaluated)  # what a run reports anyway: the UI's tick shows it soon enough
 
 
 class LaunchError(Exception):
@@ -58,6 +60,7 @@ class WatchRunner:
         self.done = threading.Event()
         self._wake = threading.Event()
         self._hurry_until = 0.0
+        self._put_since_nudge = False
         control.on_sent = self.hurry
 
     @property
@@ -82,6 +85,9 @@ class WatchRunner:
                 try:
                     follower.poll()
                     failures = 0
+                    if self._put_since_nudge and time.monotonic() < self._hurry_until:
+                        self.buffer.nudge()  # the answer to a key: shown now, not at the UI's next tick
+                    self._put_since_nudge = False
                 except Exception as exc:  # a file vanished mid-read, a network filesystem hiccup
                     failures += 1
                     if failures == 1:
@@ -103,6 +109,8 @@ class WatchRunner:
         if isinstance(lr, float) and math.isfinite(lr):
             self.control.saw_lr(getattr(event, "step", 0), lr)
         self.buffer.put(event)
+        if not isinstance(event, ROUTINE):
+            self._put_since_nudge = True
 
     def spawn(self, args: list[str]) -> DetachedTrainer:
         """Start `tui-trainer ARGS` in the background on this run (continue, roll back); report how it went."""

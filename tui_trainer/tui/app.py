@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
+from textual.message import Message
 
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.session.run_source import RunControl, RunSource
@@ -49,6 +50,10 @@ DASHBOARD_ACTIONS = frozenset(
      "cycle_chart_window", "cycle_checkpoint_sort", "show_runs", "more_smoothing", "less_smoothing",
      "cycle_y_range"}
 ) | CHECKPOINT_ACTIONS
+
+
+class DrainNow(Message):
+    """The runner has the answer to a key the user just pressed (PAUSED, RUNNING...)."""
 
 
 class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
@@ -142,8 +147,16 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
     # --- the bridge -------------------------------------------------------------------------
 
     def _start_training(self) -> None:
+        self.runner.buffer.wake_ui = self._drain_soon
         self.run_worker(self.runner.run, name="trainer", group="training", thread=True, exclusive=True,
                         exit_on_error=False)
+
+    def _drain_soon(self) -> None:
+        """From the runner's thread: drain on the UI's loop now, without waiting for it."""
+        self.post_message(DrainNow())
+
+    def on_drain_now(self, _: DrainNow) -> None:
+        self.drain_events()
 
     def drain_events(self) -> None:
         """Apply what the trainer reported since the last tick; redraw only what changed."""

@@ -57,7 +57,8 @@ class AttachApp(TrainerApp):
         return self.runner.run_dir
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual calls TrainerApp.on_mount after this one by itself: calling it here too started
+        # every timer twice (two drains at 10 Hz, and a 20 Hz first-data drain nothing stopped).
         self.query_one(SystemPanel).pid_source = self._trainer_process
         if self.opening_note:
             self.notify(self.opening_note, timeout=5)
