@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button
+
+from tui_trainer.tui.screens.alert_modal import AlertScreen
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop.events import AnomalyFound
@@ -37,54 +36,38 @@ def anomaly_lines(event: AnomalyFound) -> list[str]:
     return lines
 
 
-class AnomalyScreen(ModalScreen[str | None]):
+class AnomalyScreen(AlertScreen):
     """Dismissed with ROLL_BACK, CONTINUE, STOP, or None (escape: the run stays paused)."""
 
-    DEFAULT_CSS = """
-    AnomalyScreen { align: center middle; }
-    AnomalyScreen > Vertical {
-        width: 84;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $error;
-        background: $surface;
-        padding: 1 2;
-    }
-    AnomalyScreen #anomaly-title { width: 100%; text-style: bold; background: $error; color: auto; padding: 0 1; }
-    AnomalyScreen .anomaly-line { width: 100%; margin-top: 1; }
-    AnomalyScreen Horizontal { height: auto; margin-top: 1; }
-    AnomalyScreen Button { margin-right: 1; }
-    """
     BINDINGS = [
         Binding("b", "choose('roll_back')", "Roll back", id="anomaly.roll_back"),
         Binding("c", "choose('continue')", "Continue", id="anomaly.continue"),
         Binding("s", "choose('stop')", "Stop", id="anomaly.stop"),
         Binding("escape", "choose('')", "Dismiss (stay paused)", id="anomaly.dismiss"),
     ]
+    CHOICES = (ROLL_BACK, CONTINUE, STOP)
 
     def __init__(self, event: AnomalyFound) -> None:
         super().__init__()
         self.event = event
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(anomaly_title(self.event)), id="anomaly-title")
-            for line in anomaly_lines(self.event):
-                yield Label(Text(line), classes="anomaly-line")
-            with Horizontal():
-                yield Button(Text("Roll back (b)"), variant="primary", id=ROLL_BACK, disabled=not self.event.rollback_to)
-                yield Button(Text("Continue (c)"), id=CONTINUE)
-                yield Button(Text("Stop (s)"), variant="error", id=STOP)
+    def alert_title(self) -> str:
+        return anomaly_title(self.event)
 
-    def on_mount(self) -> None:
-        self.query_one(f"#{ROLL_BACK if self.event.rollback_to else CONTINUE}", Button).focus()
+    def alert_lines(self) -> list[str]:
+        return anomaly_lines(self.event)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_choose(event.button.id or "")
+    def buttons(self) -> list[Button]:
+        return [
+            Button(Text("Roll back (b)"), variant="primary", id=ROLL_BACK, disabled=not self.event.rollback_to),
+            Button(Text("Continue (c)"), id=CONTINUE),
+            Button(Text("Stop (s)"), variant="error", id=STOP),
+        ]
+
+    def first_choice(self) -> str:
+        return ROLL_BACK if self.event.rollback_to else CONTINUE
 
     def action_choose(self, choice: str) -> None:
         if choice == ROLL_BACK and not self.event.rollback_to:
             return
-        self.dismiss(choice or None)
+        super().action_choose(choice)

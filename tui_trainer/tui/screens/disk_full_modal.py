@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button
 
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.tui.screens.alert_modal import AlertScreen
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop.events import DiskFull
@@ -51,61 +49,36 @@ def alert_lines(event: DiskFull) -> list[str]:
     ]
 
 
-class DiskFullScreen(ModalScreen[str | None]):
+class DiskFullScreen(AlertScreen):
     """Dismissed with PRUNE, EXPORT, RETRY, or None (dismiss: the run stays paused)."""
 
-    DEFAULT_CSS = """
-    DiskFullScreen { align: center middle; }
-    DiskFullScreen > Vertical {
-        width: 84;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $error;
-        background: $surface;
-        padding: 1 2;
-    }
-    DiskFullScreen #disk-full-title { width: 100%; text-style: bold; background: $error; color: auto; padding: 0 1; }
-    DiskFullScreen .disk-full-line { width: 100%; margin-top: 1; }
-    DiskFullScreen Horizontal { height: auto; margin-top: 1; }
-    DiskFullScreen Button { margin-right: 1; }
-    """
     BINDINGS = [
         Binding("x", "choose('prune')", "Prune", id="disk_full.prune"),
         Binding("e", "choose('export')", "Export", id="disk_full.export"),
         Binding("r,p", "choose('retry')", "Resume and retry", id="disk_full.retry"),
         Binding("escape", "choose('')", "Dismiss (stay paused)", id="disk_full.dismiss"),
     ]
+    CHOICES = (PRUNE, EXPORT, RETRY)
 
     def __init__(self, event: DiskFull) -> None:
         super().__init__()
         self.event = event
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(alert_title(self.event)), id="disk-full-title")
-            for line in alert_lines(self.event):
-                yield Label(Text(line), classes="disk-full-line")
-            with Horizontal():
-                # Plain-text labels: "[x]" in a label would be read as markup.
-                yield Button(Text("Prune (x)"), id=PRUNE)
-                yield Button(Text("Export (e)"), id=EXPORT)
-                yield Button(Text("Resume and retry (r)"), variant="primary", id=RETRY)
-                yield Button(Text("Dismiss (esc)"), id="dismiss")
+    def alert_title(self) -> str:
+        return alert_title(self.event)
 
-    def on_mount(self) -> None:
-        self.query_one(f"#{PRUNE}", Button).focus()
+    def alert_lines(self) -> list[str]:
+        return alert_lines(self.event)
+
+    def buttons(self) -> list[Button]:
+        return [
+            Button(Text("Prune (x)"), id=PRUNE),
+            Button(Text("Export (e)"), id=EXPORT),
+            Button(Text("Resume and retry (r)"), variant="primary", id=RETRY),
+            Button(Text("Dismiss (esc)"), id="dismiss"),
+        ]
 
     def show(self, event: DiskFull) -> None:
         """A fresh failure while the alert is open: show its numbers."""
         self.event = event
-        self.query_one("#disk-full-title", Label).update(Text(alert_title(event)))
-        for label, line in zip(self.query(".disk-full-line").results(Label), alert_lines(event)):
-            label.update(Text(line))
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_choose(event.button.id if event.button.id in (PRUNE, EXPORT, RETRY) else "")
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice or None)
+        self.refresh_text()
