@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 import types
 from dataclasses import dataclass
 
+import pytest
+from rich.cells import cell_len
+from scripted_run import ScriptedLaunch, freeze_dashboard
 from textual.app import App, ComposeResult
-from tui_pilot import run_async
+from tui_pilot import driving, run_async, shown_text, wait_for
 
 from tui_trainer.engine.checkpoints.disk_forecast import DiskState, forecast
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.session.system_stats import GpuSampler, GpuStats, ProcessSampler, SystemSample, SystemSampler
-from tui_trainer.tui.widgets.disk_panel import DiskPanel, describe_disk
+from tui_trainer.tui.app import make_app
+from tui_trainer.tui.widgets.disk_panel import DiskPanel, describe_disk, disk_forms
 from tui_trainer.tui.widgets.system_panel import SystemPanel, describe_system
 
 MB = 1_000_000
@@ -32,6 +37,46 @@ def test_disk_text_says_fits_or_warns_in_words():
     assert describe_disk(None) == ("disk: waiting for the run", False)
     empty = DiskState((), "r1", CheckpointPolicy(), 1000, 5 * MB)
     assert describe_disk(forecast(empty, step=0))[0] == "disk: no checkpoints yet · 5.0 MB free"
+
+
+
+def test_a_narrow_disk_line_leaves_out_whole_parts_least_useful_first():
+    result = forecast(_state(free=812_300 * MB), step=200)
+    forms, _ = disk_forms(result, run_bytes=12_345 * MB)
+    assert forms == [
+        "disk: run 12.3 GB, 20.0 MB in 2 ckpts · 812.3 GB free · end ~111.6 MB, fits",
+        "disk: run 12.3 GB · 812.3 GB free · end ~111.6 MB, fits",
+        "disk: 812.3 GB free · end ~111.6 MB, fits",
+        "disk: end ~111.6 MB, fits",
+    ]
+    for width in range(cell_len(forms[-1]), 90):
+        text, _ = describe_disk(result, run_bytes=12_345 * MB, width=width)
+        assert text == next(form for form in forms if cell_len(form) <= width)  # the longest that fits
+    assert describe_disk(result, run_bytes=12_345 * MB, width=10)[0] == forms[-1]  # wraps, but no shorter
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)], ids=["80x24", "100x30", "120x40"])
+def test_the_disk_line_is_whole_on_one_line_in_the_dashboard(tmp_path, monkeypatch, size):
+    freeze_dashboard(monkeypatch)
+    app = make_app(ScriptedLaunch(tmp_path))
+
+    async def scenario():
+        async with driving(app, size=size) as pilot:
+            disk = app.query_one(DiskPanel)
+            await wait_for(pilot, lambda: disk.forecast is not None and disk.run_bytes is not None,
+                           what="the disk forecast")
+            await pilot.pause()
+            text = shown_text(disk)
+            assert disk.size.height == 1 and cell_len(text) <= disk.content_size.width  # not wrapped
+            assert text.startswith("disk: run 4.2 MB") and text.endswith(" · 81.3 GB free · end ~8.1 MB, fits")
+            if size[0] < 110:  # the whole width: room for the checkpoints' size too
+                assert "4.2 MB in 3 ckpts" in text
+
+    try:
+        run_async(scenario)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from textual import work
 from textual.widgets import Static
 from textual.worker import get_current_worker
@@ -26,27 +27,48 @@ DISK_REFRESH_S = 10.0
 
 
 def describe_disk(result: DiskForecast | None, problem: str | None = None,
-                  run_bytes: int | None = None) -> tuple[str, bool]:
-    """The panel's text, and whether it is a warning. The warning is in words, not only colour."""
+                  run_bytes: int | None = None, width: int | None = None) -> tuple[str, bool]:
+    """The panel's text, and whether it is a warning. The warning is in words, not only colour.
+
+    Within `width`, the longest of its forms that fits: the least useful parts are left out whole
+    (the checkpoints' size first, then the run's, then the free space), so that no line wraps
+    between a number and its unit. The shortest form wraps where even it does not fit.
+    """
+    forms, warning = disk_forms(result, problem, run_bytes)
+    if width is not None:
+        for text in forms:
+            if cell_len(text) <= width:
+                return text, warning
+    return (forms[0] if width is None else forms[-1]), warning
+
+
+def disk_forms(result: DiskForecast | None, problem: str | None = None,
+               run_bytes: int | None = None) -> tuple[list[str], bool]:
+    """The panel's text from the whole to the shortest, and whether it is a warning."""
     if problem:
-        return f"disk: {problem}", False
+        return [f"disk: {problem}"], False
     if result is None:
-        return "disk: waiting for the run", False
-    free = human_bytes(result.free_bytes)
+        return ["disk: waiting for the run"], False
+    free = f"{human_bytes(result.free_bytes)} free"
     run = f"run {human_bytes(run_bytes)}, " if run_bytes is not None else ""
     if result.save_bytes is None:
-        return f"disk: {run}no checkpoints yet · {free} free", False
-    now = f"{run}{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
+        return _distinct(f"disk: {run}no checkpoints yet · {free}", f"disk: no checkpoints yet · {free}",
+                         f"disk: {free}"), False
     if result.fill_step is not None:
-        return (
-            f"DISK FULL AT STEP {result.fill_step:,}: needs ~{human_bytes(result.end_bytes)}, room "
-            f"{human_bytes(result.room_bytes)} ({human_bytes(result.used_bytes)} used + {free} free); "
-            "lower keep-last or free space",
-            True,
-        )
-    if not result.saves_left:
-        return f"disk: {now} · {free} free · no more saves planned", False
-    return f"disk: {now} · {free} free · end ~{human_bytes(result.end_bytes)}, fits", False
+        needs = (f"DISK FULL AT STEP {result.fill_step:,}: needs ~{human_bytes(result.end_bytes)}, room "
+                 f"{human_bytes(result.room_bytes)}")
+        return [f"{needs} ({human_bytes(result.used_bytes)} used + {free}); lower keep-last or free space",
+                f"{needs}; lower keep-last or free space", needs], True
+    ckpts = f"{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
+    end = f"end ~{human_bytes(result.end_bytes)}, fits" if result.saves_left else "no more saves planned"
+    # The checkpoints' sizes are in the table below: the first to go.
+    run_alone = f"run {human_bytes(run_bytes)} · " if run_bytes is not None else ""
+    return _distinct(f"disk: {run}{ckpts} · {free} · {end}", f"disk: {run_alone}{free} · {end}",
+                     f"disk: {free} · {end}", f"disk: {end}"), False
+
+
+def _distinct(*forms: str) -> list[str]:
+    return list(dict.fromkeys(forms))
 
 
 def explain_forecast(result: DiskForecast | None) -> str | None:
@@ -85,10 +107,13 @@ class DiskPanel(Static):
         self._step = 0
         self._target: int | None = None
         self._steps_per_sec = 0.0
-        self._shown: tuple[str, bool] | None = None
+        self._shown: tuple[str, bool, str] | None = None
 
     def on_mount(self) -> None:
         self.set_interval(DISK_REFRESH_S, self._reload_current)
+
+    def on_resize(self) -> None:
+        self._render_forecast()  # another width may want another form
 
     def show(self, model: Any) -> None:
         """Follow the run's step, target and speed (a RunModel); cheap, called at the UI tick."""
@@ -131,9 +156,13 @@ class DiskPanel(Static):
             from tui_trainer.engine.checkpoints.disk_forecast import forecast
 
             self.forecast = forecast(state, self._step, self._target or state.target, self._steps_per_sec)
-        text, warning = describe_disk(self.forecast, self._problem, self.run_bytes)
-        if (text, warning) != self._shown:  # repaint (and send bytes over SSH) only on a change
-            self._shown = (text, warning)
+        width = self.content_size.width if self.is_mounted else 0
+        text, warning = describe_disk(self.forecast, self._problem, self.run_bytes, width or None)
+        whole = describe_disk(self.forecast, self._problem, self.run_bytes)[0]
+        if (text, warning, whole) != self._shown:  # repaint (and send bytes over SSH) only on a change
+            self._shown = (text, warning, whole)
             show_text(self, text)
             self.set_class(warning, "-warning")
-            self.tooltip = explain_forecast(self.forecast)
+            # What a narrow panel leaves out, then the forecast's arithmetic.
+            self.tooltip = "\n\n".join(t for t in (whole if whole != text else None,
+                                                    explain_forecast(self.forecast)) if t) or None
