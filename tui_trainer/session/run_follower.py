@@ -38,6 +38,10 @@ from tui_trainer.session.runner import CurveLoaded, Launched
 from tui_trainer.session.watch_control import WatchControl
 
 SLOW_CHECK_S = 1.0  # sidecars and the trainer's liveness: a directory listing, a kill(pid, 0)
+# The sparklines' first values: the last step records before the curve's end, read from at most
+# this many bytes before it, so attaching costs the same whatever the history's length.
+SEED_STEPS = 24
+SEED_BYTES = 64 << 10
 ENDED = {"finished": "target", "stopped": "stopped", "interrupted": "interrupted", "disk_full": "disk_full",
          "anomaly": "anomaly"}
 
@@ -48,6 +52,47 @@ def _float(value: Any) -> float:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class LastSteps:
+    """The history's last steps within the curve just loaded: the LR, gradient norm, throughput and
+    the job's scalars, with their sparklines, which the curve alone does not carry."""
+
+    steps: tuple[ev.StepCompleted, ...]
+    time: float = dataclasses.field(kw_only=True, default=0.0)
+
+
+def step_event(record: dict[str, Any], at: float, rate: float, target: int) -> ev.StepCompleted:
+    """A step record of the history as the event the trainer reported for it."""
+    elapsed = _float(record.get("elapsed"))
+    epoch = record.get("epoch")
+    lr = _float(record.get("lr"))
+    lrs = record.get("lrs")
+    grad_norm, samples, tokens = (_float(record.get(k)) for k in ("grad_norm", "samples_per_sec", "tokens_per_sec"))
+    scalars = {k: _float(v) for k, v in record.items() if k not in STEP_RECORD_KEYS and (v is None or _is_number(v))}
+    return ev.StepCompleted(
+        record["step"], epoch if isinstance(epoch, int) else 0, _float(record["loss"]), lr, rate,
+        samples if math.isfinite(samples) else 0.0, target,
+        elapsed if math.isfinite(elapsed) else None,
+        tuple(map(_float, lrs)) if isinstance(lrs, list) else (lr,),
+        grad_norm if "grad_norm" in record else None, tokens if math.isfinite(tokens) else None, scalars,
+        time=at,
+    )
+
+
+def last_step_records(path: Path, end: int, count: int = SEED_STEPS) -> list[dict[str, Any]]:
+    """The last `count` step records that end by byte `end`, from at most SEED_BYTES before it."""
+    start = max(0, end - SEED_BYTES)
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            chunk = f.read(end - start)
+    except OSError:
+        return []
+    lines = chunk.split(b"\n")[1 if start else 0:]  # the first line read from mid-file is a record's end
+    records = [r for r in map(parse_record, lines) if r and "loss" in r and isinstance(r.get("step"), int)]
+    return records[-count:]
 
 
 class RunFollower:
@@ -165,6 +210,10 @@ class RunFollower:
         self.tail = HistoryTail(self.run_dir / HISTORY_FILE, offset=curves.tail_offset, generation=curves.generation)
         if len(curves.steps):
             self.step = int(curves.steps[-1])
+        records = last_step_records(self.run_dir / HISTORY_FILE, curves.tail_offset)
+        if records:  # before the curve, so that no frame shows the curve without them
+            self.put(LastSteps(tuple(step_event(r, _float(r.get("time")), 0.0, self.target or r["step"])
+                                     for r in records), time=time.time()))
         self.put(CurveLoaded(curves.steps, curves.losses, curves.val_steps, curves.val_losses, curves.note,
                              curves.metric, time=time.time()))
 
@@ -220,19 +269,7 @@ class RunFollower:
         self.step = step
         elapsed = _float(record.get("elapsed"))
         rate = self._speed.add(step, elapsed if math.isfinite(elapsed) else at)
-        epoch = record.get("epoch")
-        lr = _float(record.get("lr"))
-        lrs = record.get("lrs")
-        grad_norm, samples, tokens = (_float(record.get(k)) for k in ("grad_norm", "samples_per_sec", "tokens_per_sec"))
-        scalars = {k: _float(v) for k, v in record.items() if k not in STEP_RECORD_KEYS and (v is None or _is_number(v))}
-        return ev.StepCompleted(
-            step, epoch if isinstance(epoch, int) else 0, _float(record["loss"]), lr, rate,
-            samples if math.isfinite(samples) else 0.0, self.target or step,
-            elapsed if math.isfinite(elapsed) else None,
-            tuple(map(_float, lrs)) if isinstance(lrs, list) else (lr,),
-            grad_norm if "grad_norm" in record else None, tokens if math.isfinite(tokens) else None, scalars,
-            time=at,
-        )
+        return step_event(record, at, rate, self.target or step)
 
     def _follow_state(self) -> None:
         info = self.info

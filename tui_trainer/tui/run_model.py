@@ -277,7 +277,8 @@ class RunModel:
             self.note(rollback_line(event.step, event.from_step, event.name, event.skipped_batches), "warning", at)
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Resumed):
-            self.disk_full = self._disk_full_alert = None
+            # Answered already (a followed run's journal tells its past): nothing left to ask.
+            self.disk_full = self._disk_full_alert = self._anomaly_alert = None
             if self.state != "stopping":
                 self.state = "running"
             self.note(f"resumed at step {event.step}", at=at)
@@ -287,7 +288,7 @@ class RunModel:
             self.state = {"target": "finished", "disk_full": "failed"}.get(event.reason, event.reason)
             if self.state not in ENDED_STATES:
                 self.state = "stopped"
-            self.disk_full = self._disk_full_alert = None
+            self.disk_full = self._disk_full_alert = self._anomaly_alert = None
             if event.reason == "disk_full":
                 self.note(f"run ended at step {event.step}: the disk is full and nothing broken was written; "
                           "free space, then resume the run", "error", at)
@@ -296,6 +297,7 @@ class RunModel:
             return Changed.STATUS | Changed.CHECKPOINTS | Changed.LOG
         if isinstance(event, ev.Failed):
             self.state, self.error, self.ended_at = "failed", event.error, at
+            self._anomaly_alert = None
             self.note(f"training failed at step {event.step}: {event.error}", "error", at)
             return Changed.STATUS | Changed.LOG
         from tui_trainer.engine.rundir.journal_records import JournalLine
@@ -316,6 +318,14 @@ class RunModel:
             if event.note:
                 self.note(event.note, at=at)
             return Changed.STATUS | Changed.CHART | (Changed.LOG if event.note else Changed.NOTHING)
+        from tui_trainer.session.run_follower import LastSteps
+
+        if isinstance(event, LastSteps):
+            if self.recent or self.lrs:
+                return Changed.NOTHING  # newer steps are shown already
+            for step in event.steps:
+                self._numbers(step)
+            return Changed.STATUS
         if isinstance(event, JobOutput):
             if event.dropped:
                 self.note(f"... {event.dropped} earlier lines not shown", at=at, source="job")
@@ -346,20 +356,24 @@ class RunModel:
 
     def _step(self, event: ev.StepCompleted, at: float) -> None:
         self.step, self.epoch, self.target = event.step, event.epoch, event.target
-        self.steps_per_sec, self.samples_per_sec, self.tokens_per_sec = (
-            event.steps_per_sec, event.samples_per_sec, event.tokens_per_sec)
-        self.lrs = event.lrs or (event.lr,)
-        self.grad_norm, self.scalars = event.grad_norm, event.scalars
+        self.steps_per_sec = event.steps_per_sec
+        self._numbers(event)
         if event.elapsed is not None:
             self._steps_timed = True
             if self.elapsed_at is not None:
                 self.step_interval = max(0.0, at - self.elapsed_at)
             self.elapsed, self.elapsed_at = event.elapsed, at
+        self.train.append(event.step, event.loss)
+
+    def _numbers(self, event: ev.StepCompleted) -> None:
+        """The step's numbers beside the loss, and their sparklines."""
+        self.samples_per_sec, self.tokens_per_sec = event.samples_per_sec, event.tokens_per_sec
+        self.lrs = event.lrs or (event.lr,)
+        self.grad_norm, self.scalars = event.grad_norm, event.scalars
         if event.grad_norm is not None:
             self._remember(GRAD_NORM, event.grad_norm)
         for name, value in event.scalars.items():
             self._remember(name, value)
-        self.train.append(event.step, event.loss)
 
     def _remember(self, name: str, value: float) -> None:
         recent = self.recent.get(name)
