@@ -80,6 +80,29 @@ def test_the_cursor_stays_on_its_checkpoint_when_rows_change():
     run_async(scenario)
 
 
+def test_on_the_top_row_the_cursor_follows_each_new_save_and_the_newest_stays_in_view():
+    async def scenario():
+        app = _TableApp()
+        async with app.run_test(size=(80, 6)) as pilot:  # room for the header and three rows
+            table = app.query_one(CheckpointTable)
+            table.show_rows([_row(100)])
+            await pilot.pause()
+            for step in (200, 300, 400, 500):
+                table.show_rows([_row(s) for s in range(step, 0, -100)])
+                await pilot.pause()
+                assert table.selected_name == _row(step).name
+            assert table.scroll_y == 0
+            assert "500" in app.export_screenshot()  # on screen, not scrolled out of view
+            table.move_cursor(row=2)  # the user picks one: it stays picked as saves arrive
+            await pilot.pause()
+            assert table.selected_name == _row(300).name
+            table.show_rows([_row(s) for s in range(600, 0, -100)])
+            await pilot.pause()
+            assert table.selected_name == _row(300).name
+
+    run_async(scenario)
+
+
 def _imported_after(statement: str) -> set[str]:
     code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -4,7 +4,8 @@ The "val" column is the run's monitored metric, headed by its name when it is no
 (`accuracy`), with a val_loss column beside it when the run also reports val_loss.
 
 Rows are keyed by checkpoint name, so the cursor stays on the same checkpoint when saves and
-prunes add or remove rows around it, and when the table is sorted another way.
+prunes add or remove rows around it, and when the table is sorted another way; left on the top
+row, it stays there, on the newest save.
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ class CheckpointTable(DataTable):
 
     def _fill(self, given: list[CheckpointRow], selected: str | None, old_index: int) -> None:
         rows = sort_rows(given, self.sort_by, self.mode)
+        before = {row.name for row in self._rows}
+        if old_index == 0 and rows and self._rows and rows[0].name not in before:
+            # On the top row, the cursor follows what arrives there (the newest save, sorted by
+            # step) rather than slide down with its checkpoint until the newest scrolls out of view.
+            selected = rows[0].name
         self.clear()
         self._ages = {}
         for row in rows:
