@@ -85,6 +85,18 @@ def test_training_goes_on_while_a_save_is_written_and_a_second_save_waits(tiny_r
     assert isinstance(run.events[-1], ev.Finished) and temp_files(run.run_dir) == []
 
 
+def test_a_final_save_on_a_periodic_step_amends_that_save_without_saying_it_waits_for_another(tiny_run, monkeypatch):
+    slow = SlowWriter(monkeypatch)
+    run = background(tiny_run(max_iters=10, every_steps=10))
+    run.start_thread()
+    slow.wait_writing()  # the periodic save of step 10, the last step, is in flight at the end
+    threading.Timer(0.3, slow.release).start()
+    result = run.join()
+    assert (result.reason, result.step) == ("target", 10)
+    assert not [n for n in run.trainer.notes if "waiting for the save" in n], run.trainer.notes
+    assert checkpoint_kinds(run.run_dir) == {10: PERIODIC}
+
+
 def test_a_background_saved_checkpoint_holds_the_state_at_its_step(tiny_run, monkeypatch):
     straight = tiny_run("straight", job=noisy_tiny_job, max_iters=30, every_steps=10)
     straight.run()

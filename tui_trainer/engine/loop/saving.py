@@ -132,7 +132,8 @@ class Saving:
     def _wait_for_save_in_flight(self: Trainer) -> bool:
         """Before another save: let the background one finish. False if stopped while paused on its full disk."""
         saving = self.checkpoints.saver.in_flight
-        if saving is not None and not self._said_waiting:
+        # The save in flight of this very step (a final save on a periodic step) is amended, not followed.
+        if saving is not None and not self._said_waiting and saving.name != checkpoint_name(self.step):
             self._said_waiting = True  # once a run: saves that outlast their interval would repeat it every save
             self.notes.append(f"waiting for the save of {saving.name.removesuffix('.pt')} to finish before the next one")
         return self._collect_save(wait=True)
