@@ -188,6 +188,9 @@ def test_pause_waits_and_a_roll_back_asked_for_is_done(tiny_run):
     result = run.join()
     assert result.reason == "target" and finite(run.trainer.job.model)
     assert run.of(ev.RolledBack)[0].step == 10
+    # Training again after the roll-back: whoever watches sees the pause end (it showed PAUSED to the end)
+    rolled = run.events.index(run.of(ev.RolledBack)[0])
+    assert isinstance(run.events[rolled + 1], ev.Resumed) and run.events[rolled + 1].step == 10
 
 
 def test_a_save_of_an_unlogged_step_with_a_nan_loss_is_refused(tiny_run):

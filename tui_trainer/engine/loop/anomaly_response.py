@@ -74,7 +74,10 @@ class AnomalyResponse:
         self.records.set_state("paused")
         self._hold_while_paused(save=False)  # nothing is saved at the step of an anomaly
         if self.control.take_roll_back() and self.control.stop_reason is None:
-            return self._roll_back_after(anomaly)
+            reason = self._roll_back_after(anomaly)
+            if reason is None:  # rolled back and training again: no longer paused, whoever is watching
+                self._emit(ev.Resumed(self.step))
+            return reason
         if self.control.stop_reason is not None:
             return self._stop_on(anomaly)
         self._record_anomaly(anomaly, CONTINUE)
