@@ -75,3 +75,14 @@ def test_a_target_changed_while_training_is_said_as_a_change():
     lines = plain.getvalue().splitlines()
     assert lines[0] == "training run on cpu: step 10 -> 10"
     assert "target 10 -> 25: LR continues from 1.0e-03 to its floor over 15 steps" in lines
+
+
+def test_a_step_with_no_speed_yet_says_a_dash_not_zero_steps_per_second():
+    from tui_trainer.cli.console_reporter import describe
+
+    def line(speed: float) -> str:
+        return describe(ev.StepCompleted(step=101, epoch=0, loss=2.5, lr=1e-3, steps_per_sec=speed,
+                                         samples_per_sec=0.0, target=300)) or ""
+
+    assert line(0.0).endswith(" - steps/s ETA -")  # the first step after a roll-back
+    assert line(12.5).endswith(" 12.5 steps/s ETA 16s")

@@ -147,9 +147,11 @@ def describe(event: ev.Event) -> str | None:
             more = "".join(f" {name} {value:.4g}" for name, value in event.scalars.items())
             grad = f" grad_norm {event.grad_norm:.3g}" if event.grad_norm is not None else ""
             eta = format_duration(eta_seconds(event.step, event.target, event.steps_per_sec))
+            # No speed yet (the first step, or the first after a roll-back): "-", as the ETA, not "0.0".
+            speed = f"{event.steps_per_sec:.1f}" if event.steps_per_sec > 0 else "-"
             return (
                 f"step {event.step}/{event.target} epoch {event.epoch} loss {event.loss:.4f}{more} "
-                f"lr {event.lr:.2e}{grad} {event.steps_per_sec:.1f} steps/s ETA {eta}"
+                f"lr {event.lr:.2e}{grad} {speed} steps/s ETA {eta}"
             )
         case ev.Evaluated(step=step, metrics=metrics):
             shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
