@@ -19,6 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
+from tui_trainer.cli.anomaly_flags import EXIT_ANOMALY
 from tui_trainer.cli.arg_types import positive_int
 from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
 
@@ -201,15 +202,23 @@ def launcher_main(argv: list[str]) -> int:
     except SignalException as exc:  # the ranks had it too, and have said what they did
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
-        print(f"tui-trainer: {failure_line(exc.failures, resume_as)}", file=sys.stderr)
-        return EXIT_DISK_FULL if stopped_on_a_full_disk(exc.failures) else 1
+        agreed = agreed_stop(exc.failures)
+        if agreed != EXIT_ANOMALY:  # rank 0's own line named the anomaly's step: nothing to add
+            print(f"tui-trainer: {failure_line(exc.failures, resume_as)}", file=sys.stderr)
+        return agreed or 1
     return 0
+
+
+def agreed_stop(failures: dict[int, Any]) -> int | None:
+    """The exit code of a stop every rank made together at one step (rank 0's full disk, an anomaly),
+    some ranks perhaps sent SIGTERM by torchrun as the first ended; None for any other failure."""
+    codes = {f.exitcode for f in failures.values()} - {-signal.SIGTERM}
+    return codes.pop() if len(codes) == 1 and codes <= {EXIT_DISK_FULL, EXIT_ANOMALY} else None
 
 
 def stopped_on_a_full_disk(failures: dict[int, Any]) -> bool:
     """Every rank ended on rank 0's full disk (or was sent SIGTERM by torchrun as it ended)."""
-    codes = {f.exitcode for f in failures.values()}
-    return EXIT_DISK_FULL in codes and codes <= {EXIT_DISK_FULL, -signal.SIGTERM}
+    return agreed_stop(failures) == EXIT_DISK_FULL
 
 
 def _quiet_torchrun_logs() -> None:

@@ -44,17 +44,15 @@ class AnomalyResponse:
                             self.job.grad_scaler is not None)
 
     def _on_anomaly(self: Trainer, anomaly: Anomaly) -> str | None:
-        """Do what the guard says about `anomaly` (its update already dropped); a stop reason, or None to go on."""
-        guard = self.anomaly_guard
-        action = guard.on_anomaly
-        healthy = healthy_candidates(self, anomaly.step)
-        if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
-            self.notes.append(f"{self._rollbacks} roll-back(s) since the last healthy save, the limit: "
-                              "this anomaly stops the run")
-            action = STOP
-        skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
-        self._emit(ev.AnomalyFound(anomaly.step, anomaly.kind, anomaly.detail, action,
-                                   healthy[0].name if healthy else None, skip))
+        """Do what the guard says about `anomaly` (its update already dropped); a stop reason, or None to go on.
+
+        Every rank found the same anomaly (its numbers are the mean over the ranks); what is done
+        about it is rank 0's decision, on every rank, so none stops or rolls back alone.
+        """
+        action, healthy, skip, note = self.control.rank_zero_decides(lambda: self._response_to(anomaly))
+        if note is not None:
+            self.notes.append(note)
+        self._emit(ev.AnomalyFound(anomaly.step, anomaly.kind, anomaly.detail, action, healthy, skip))
         if action == PAUSE:
             return self._pause_on(anomaly)
         if action == ROLLBACK:
@@ -63,6 +61,18 @@ class AnomalyResponse:
             return self._stop_on(anomaly)
         self._record_anomaly(anomaly, CONTINUE)
         return None
+
+    def _response_to(self: Trainer, anomaly: Anomaly) -> tuple[str, str | None, int, str | None]:
+        """The action, the checkpoint a roll-back would load, the batches it would skip, and why a
+        roll-back became a stop (or None)."""
+        guard = self.anomaly_guard
+        action, note = guard.on_anomaly, None
+        healthy = healthy_candidates(self, anomaly.step)
+        if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
+            note = f"{self._rollbacks} roll-back(s) since the last healthy save, the limit: this anomaly stops the run"
+            action = STOP
+        skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
+        return action, healthy[0].name if healthy else None, skip, note
 
     def _pause_on(self: Trainer, anomaly: Anomaly) -> str | None:
         """Wait for the user: a roll-back, a resume (go on) or a stop."""

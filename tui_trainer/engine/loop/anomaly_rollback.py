@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tui_trainer.engine.checkpoints.file import load_checkpoint
-from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, CheckpointMeta
+from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SHARDED_SUFFIX, CheckpointMeta
 from tui_trainer.engine.checkpoints.resumable import resume_problem
 from tui_trainer.engine.errors import CheckpointError
 from tui_trainer.engine.loop import training_state
@@ -33,10 +33,10 @@ class RollbackDone:
 
 
 def healthy_candidates(trainer: Trainer, bad_step: int) -> list[CheckpointMeta]:
-    """This run's one-file checkpoints at or before `bad_step` not marked unhealthy, newest first."""
+    """This run's checkpoints (files or step folders) at or before `bad_step` not marked unhealthy, newest first."""
     metas = [m for m in trainer.checkpoints.store.scan()
              if m.run_id == trainer.info.run_id and m.step <= bad_step and m.healthy is not False
-             and m.name.endswith(CHECKPOINT_SUFFIX)]
+             and m.name.endswith((CHECKPOINT_SUFFIX, SHARDED_SUFFIX))]
     return sorted(metas, key=lambda m: m.step, reverse=True)
 
 
@@ -46,9 +46,33 @@ def batches_to_skip(trainer: Trainer, rollback_step: int, bad_step: int) -> int:
 
 
 def roll_back(trainer: Trainer, bad_step: int) -> RollbackDone | None:
-    """Load the last healthy checkpoint and skip past the batches since; None if there is none to load."""
-    store = trainer.checkpoints.store
+    """Load the last healthy checkpoint and skip past the batches since; None if there is none to load.
+
+    On several processes rank 0, which owns the run dir, picks and checks the checkpoint; every
+    rank then loads that one (its own part of it) and skips its own batches.
+    """
     notes: list[str] = []
+    picked: dict[str, Any] = {}
+
+    def pick() -> tuple[str, int] | None:
+        found = _sound_checkpoint(trainer, bad_step, notes)
+        if found is None:
+            return None
+        picked["meta"], picked["state"] = found
+        return found[0].name, found[0].step
+
+    agreed = trainer.control.rank_zero_decides(pick)
+    if agreed is None:
+        trainer.notes.extend(notes)  # why each candidate was passed over
+        return None
+    if picked:
+        return _load(trainer, picked["meta"], picked["state"], bad_step, notes)
+    return _follow(trainer, *agreed, bad_step)
+
+
+def _sound_checkpoint(trainer: Trainer, bad_step: int, notes: list[str]) -> tuple[CheckpointMeta, Any] | None:
+    """The newest healthy checkpoint that passes its integrity check and resumes, with its state."""
+    store = trainer.checkpoints.store
     for meta in healthy_candidates(trainer, bad_step):
         stored = store.get(meta.name)
         problem = store.integrity_problem(stored)
@@ -60,16 +84,40 @@ def roll_back(trainer: Trainer, bad_step: int) -> RollbackDone | None:
                 problem = str(exc)
         if problem is None:
             problem = resume_problem(state, stored.path.name, trainer.info.run_id)
+        if problem is None and training_state.is_sharded(trainer.job.model) and state.get("optimizer_form") != "by_name":
+            problem = "a one-file checkpoint does not load into the sharded model of a run in training (resume from it)"
         if problem is not None:
             notes.append(f"not rolling back to {meta.name}: {problem}")
             continue
-        return _load(trainer, meta, state, bad_step, notes)
+        return meta, state
     return None
+
+
+def _restore(trainer: Trainer, state: Any, name: str) -> None:
+    """`state` into the job; saved by several processes, each rank takes its own batch position and RNG."""
+    training_state.restore(trainer.job, state, name)
+    if training_state.RANKS_KEY in state:
+        from tui_trainer.engine.loop.distributed import restore_rank_state
+
+        restore_rank_state(trainer.job, state)
+
+
+def _follow(trainer: Trainer, name: str, step: int, bad_step: int) -> RollbackDone:
+    """A rank other than 0: the checkpoint rank 0 picked (and checked), read but nothing written.
+
+    A step folder is read whole here too (its files checked again): every rank then takes its
+    shards of it, in `training_state.restore`.
+    """
+    _restore(trainer, load_checkpoint(trainer.run_dir / name, map_location="cpu"), name)
+    skipped = batches_to_skip(trainer, step, bad_step)
+    skip_batches(trainer.job.batches, skipped)
+    trainer.step = step
+    return RollbackDone(name, step, skipped, 0)
 
 
 def _load(trainer: Trainer, meta: CheckpointMeta, state: Any, bad_step: int, notes: list[str]) -> RollbackDone:
     job = trainer.job
-    training_state.restore(job, state, meta.name)
+    _restore(trainer, state, meta.name)
     skipped = batches_to_skip(trainer, meta.step, bad_step)
     skip_batches(job.batches, skipped)
     newer = [m for m in trainer.checkpoints.store.scan()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class TrainingControl:
@@ -134,6 +137,10 @@ class TrainingControl:
     def mean_over_ranks(self, value: Any) -> Any:
         """The mean of a logged value (a tensor) over the ranks of a DDP run; here, the value itself."""
         return value
+
+    def rank_zero_decides(self, decide: Callable[[], T]) -> T:
+        """What `decide()` returns on rank 0, on every rank (the others do not call it); here, `decide()`."""
+        return decide()
 
     def agree_on_disk_full(self, problem: Any) -> Any:
         """Whether rank 0's save did not fit (its NotEnoughDiskSpace, or None), known to every rank; here, `problem`."""

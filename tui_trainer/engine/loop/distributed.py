@@ -26,7 +26,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from tui_trainer.engine.checkpoints.checkpointer import Checkpointer
 from tui_trainer.engine.checkpoints.file import load_checkpoint
 from tui_trainer.engine.checkpoints.meta import SHARDED_SUFFIX, CheckpointMeta
 from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
@@ -34,8 +33,8 @@ from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.launch import build_job
+from tui_trainer.engine.loop.quiet_ranks import QuietCheckpointer, QuietHistory, QuietRecords
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
-from tui_trainer.engine.loop.run_records import RunRecords
 from tui_trainer.engine.loop.saving import SAVE_SYNC
 from tui_trainer.engine.loop.trainer import Trainer
 from tui_trainer.engine.loop.training_state import RANKS_KEY
@@ -46,11 +45,11 @@ STOP_REASONS = ("stopped", "interrupted", "disk_full")  # a stop's reason, by it
 # Rank 0's decisions reach the others every this many steps (and at every step a save is due by
 # steps): a pause or stop lands at most 3 steps later, and 3 steps of 4 pass without a collective.
 SETTLE_EVERY = 4
-PAUSED, PERIODIC, REWARM = 1, 2, 4  # flags of a decision
+PAUSED, PERIODIC, REWARM, ROLL_BACK = 1, 2, 4, 8  # flags of a decision
 
 
 class RankZeroFailed(TrainerError):
-    """Rank 0 could not start the run; the other ranks say so and stop."""
+    """Rank 0 could not start the run, or decide what an anomaly leads to; the other ranks say so and stop."""
 
 
 class RankLost(TrainerError):
@@ -117,6 +116,13 @@ class RankControl(TrainingControl):
     def save_now(self) -> None:
         self.inbox.save_now()
 
+    def roll_back(self) -> None:
+        self.inbox.roll_back()
+
+    def take_roll_back(self) -> bool:
+        self.inbox.take_roll_back()  # one not yet settled came after the answer taken here
+        return super().take_roll_back()
+
     def set_keep_last(self, keep_last: int) -> None:
         self.inbox.set_keep_last(keep_last)
 
@@ -138,6 +144,8 @@ class RankControl(TrainingControl):
             dist.broadcast_object_list(rewarm, src=0)
         if stop:
             super().stop(STOP_REASONS[stop - 1])
+        if flags & ROLL_BACK:
+            super().roll_back()
         if flags & PAUSED and not self.paused and self.stop_reason is None:
             super().pause()
         elif not flags & PAUSED and self.paused:
@@ -159,6 +167,7 @@ class RankControl(TrainingControl):
         self._outgoing_rewarm = rewarm if target is not None else None  # an object: sent in `settle` after the flags
         flags = (PAUSED if inbox.paused else 0) | (PERIODIC if periodic_due else 0)
         flags |= REWARM if self._outgoing_rewarm is not None else 0
+        flags |= ROLL_BACK if inbox.take_roll_back() else 0
         return torch.tensor([flags, stop, target or 0, -1 if keep_last is None else keep_last, saves],
                             dtype=torch.int64)
 
@@ -172,6 +181,24 @@ class RankControl(TrainingControl):
         total = value.detach().clone()
         dist.all_reduce(total)
         return total / dist.get_world_size()
+
+    def rank_zero_decides(self, decide: Callable[[], Any]) -> Any:
+        """Rank 0's `decide()`, on every rank: what an anomaly leads to (rank 0 alone reads the run dir's
+        checkpoints and counts the roll-backs since a save). Only at an anomaly: no step pays for it."""
+        box: list[Any] = [None]
+        failed: BaseException | None = None
+        if self.rank == 0:
+            try:
+                box = [("decided", decide())]
+            except BaseException as exc:  # the others must not wait for a decision that never comes
+                failed, box = exc, [("failed", str(exc) if isinstance(exc, TrainerError) else type(exc).__name__)]
+        dist.broadcast_object_list(box, src=0)
+        if failed is not None:
+            raise failed
+        outcome, value = box[0]
+        if outcome == "failed":
+            raise RankZeroFailed(f"rank {self.rank}: rank 0 could not decide what the anomaly leads to ({value})")
+        return value
 
     def agree_on_disk_full(self, problem: NotEnoughDiskSpace | None) -> NotEnoughDiskSpace | None:
         """After every save, rank 0's outcome to all ranks, so all stop or all wait for room at the same step."""
@@ -357,41 +384,3 @@ def _share_work(trainer: Trainer, here: int, world: int, strategy: str = "ddp") 
     job.model = torch.nn.parallel.DistributedDataParallel(job.model, device_ids=ids)
     if here == 0:
         trainer.notes.append(f"training on {world} processes (DDP, {dist.get_backend()}); rank 0 writes the run dir")
-
-
-class QuietHistory:
-    """A HistoryWriter's interface for the ranks that do not write the history."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-        self.unwritten = None
-
-    def summary_state(self) -> dict[str, Any]:
-        return {}
-
-    def log_step(self, *_: Any) -> None: ...
-
-    def log_eval(self, *_: Any) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def sync(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class QuietRecords(RunRecords):
-    """run.json is rank 0's: the other ranks keep their state in memory only."""
-
-    def write_info(self) -> None: ...
-
-
-class QuietCheckpointer(Checkpointer):
-    """Saving and pruning are rank 0's: the other ranks only contribute their state (`gather_rank_states`)."""
-
-    def prune(self) -> None: ...
-
-    def write(self, meta: CheckpointMeta, state: dict[str, Any]) -> Any:
-        raise AssertionError("only rank 0 saves checkpoints")
-
-    begin_write = amend = write  # type: ignore[assignment]

@@ -32,10 +32,10 @@ class Saving:
 
     def _checkpoint(self: Trainer, kind: str, evaluate: bool | None = None) -> Path | None:
         """Save the current state as `kind`, evaluated first if asked. Idempotent per step."""
+        if self.step == 0 or not self._state_healthy(kind):  # every rank: the check reads the mean over ranks
+            return None
         if self.sharded_saves is not None:
             return self.sharded_saves.checkpoint(self, kind, evaluate)
-        if self.step == 0 or not self._state_healthy(kind):
-            return None
         ranks = self.control.gather_rank_states(self.job)  # under DDP: each rank's position and RNG, to rank 0
         if ranks is None:
             return None  # not rank 0, which saves the one checkpoint

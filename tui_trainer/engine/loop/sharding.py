@@ -95,6 +95,20 @@ def wrap(job: Job) -> None:
         set_optimizer_state_dict(model, optimizer, carried, options=StateDictOptions(full_state_dict=True))
 
 
+def load_whole(job: Job, weights: Any, optimizer_state: Any) -> None:
+    """A whole model and optimizer state (a step folder read in full) into the sharded model and optimizer:
+    each rank keeps its shards. Every rank calls it, with the same state."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    whole = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(job.model, dict(weights), options=whole)
+    set_optimizer_state_dict(job.model, job.optimizer, dict(optimizer_state), options=whole)
+
+
 class ShardedSaves:
     """The trainer's saves under FSDP (`Saving._checkpoint` hands them here); every rank calls `checkpoint`."""
 
@@ -172,7 +186,9 @@ class ShardedSaves:
             name=partial.name.removesuffix(sharded_folder.PARTIAL_SUFFIX), step=step, epoch=job.batches.epoch,
             kind=kind, train_loss=trainer._last_loss, metrics=dict(trainer._last_metrics) if fresh else {},
             metrics_step=step if fresh else None, run_id=trainer.info.run_id,
+            healthy=True,  # `Saving._state_healthy` said so, and an anomaly's update is never applied
         )
+        trainer._rollbacks = 0  # a new healthy checkpoint: automatic roll-backs count afresh
         trainer.history.sync()  # a checkpoint's history_end never points past what is on disk
         state = training_state.capture(
             job, meta, {"target": trainer.target, "job": trainer.info.job, "job_options": trainer.info.job_options,

@@ -2,7 +2,9 @@
 
 One `.tolist()` reads them all, so logging them costs the one device sync that reading the
 loss alone always did. Under DDP the loss and the job's scalars are averaged over the ranks in
-one all_reduce; the gradient norm is already the same on every rank.
+one all_reduce; the gradient norm is already the same on every rank. So every rank reads the same
+numbers, and the anomaly guard finds the same anomaly on all at the same step: a NaN or inf on one
+rank makes the mean non-finite on every rank, with no collective of the guard's own.
 """
 
 from __future__ import annotations

@@ -87,6 +87,24 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
     model = unwrapped(job.model)  # checkpoints hold plain keys, whether or not either run compiled
     weights = renamed_for(model.state_dict(), model_state_of(state, source))
     check_model_fits(model, weights, source)
+    _load_weights(job, model, weights, state)
+    job.scheduler = lr_takeover.original_of(job.scheduler)
+    for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
+        if part is not None and key in state:
+            part.load_state_dict(state[key])
+    job.scheduler = lr_takeover.resume_takeover(job.scheduler, job.optimizer, state.get(lr_takeover.STATE_KEY))
+    saved_ranks = saved_rank_count(state)
+    job.batches.load_state_dict(data_state_for(state["data"], saved_ranks, world_size_here()))
+    restore_rng_state(state["rng"])
+
+
+def _load_weights(job: Job, model: torch.nn.Module, weights: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+    """The model's and the optimizer's state: whole, or under FSDP in training (a roll-back) each rank its shards."""
+    if is_sharded(model):
+        from tui_trainer.engine.loop.sharding import load_whole
+
+        load_whole(job, weights, state["optimizer"])
+        return
     model.load_state_dict(weights)
     if state.get("optimizer_form") == "by_name":  # a sharded checkpoint's (DCP's form), read whole
         from torch.distributed.checkpoint.state_dict import (
@@ -98,14 +116,13 @@ def restore(job: Job, state: Mapping[str, Any], source: str) -> None:
                                  options=StateDictOptions(full_state_dict=True))
     else:
         job.optimizer.load_state_dict(state["optimizer"])
-    job.scheduler = lr_takeover.original_of(job.scheduler)
-    for key, part in (("scheduler", job.scheduler), ("grad_scaler", job.grad_scaler), ("ema", job.ema)):
-        if part is not None and key in state:
-            part.load_state_dict(state[key])
-    job.scheduler = lr_takeover.resume_takeover(job.scheduler, job.optimizer, state.get(lr_takeover.STATE_KEY))
-    saved_ranks = saved_rank_count(state)
-    job.batches.load_state_dict(data_state_for(state["data"], saved_ranks, world_size_here()))
-    restore_rng_state(state["rng"])
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """True for a model FSDP has sharded (its parameters are DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
 
 
 def data_state_for(data: Mapping[str, Any], saved_ranks: int, ranks: int) -> Mapping[str, Any]:
