@@ -31,7 +31,7 @@ def _state(free: int, keep_last: int = 0) -> DiskState:
 
 def test_disk_text_says_fits_or_warns_in_words():
     text, warning = describe_disk(forecast(_state(free=10_000 * MB), step=200))
-    assert not warning and "20.0 MB in 2 ckpts" in text and "fits" in text and "end ~111.6 MB" in text
+    assert not warning and "20.0 MB in 2 ckpts" in text and "fits" in text and "end ~110 MB" in text
     text, warning = describe_disk(forecast(_state(free=45 * MB), step=200))
     assert warning and text.startswith("DISK FULL AT STEP 600")
     assert describe_disk(None) == ("disk: waiting for the run", False)
@@ -44,10 +44,10 @@ def test_a_narrow_disk_line_leaves_out_whole_parts_least_useful_first():
     result = forecast(_state(free=812_300 * MB), step=200)
     forms, _ = disk_forms(result, run_bytes=12_345 * MB)
     assert forms == [
-        "disk: run 12.3 GB, 20.0 MB in 2 ckpts · 812.3 GB free · end ~111.6 MB, fits",
-        "disk: run 12.3 GB · 812.3 GB free · end ~111.6 MB, fits",
-        "disk: 812.3 GB free · end ~111.6 MB, fits",
-        "disk: end ~111.6 MB, fits",
+        "disk: run 12.3 GB, 20.0 MB in 2 ckpts · 812.3 GB free · end ~110 MB, fits",
+        "disk: run 12.3 GB · 812.3 GB free · end ~110 MB, fits",
+        "disk: 812.3 GB free · end ~110 MB, fits",
+        "disk: end ~110 MB, fits",
     ]
     for width in range(cell_len(forms[-1]), 90):
         text, _ = describe_disk(result, run_bytes=12_345 * MB, width=width)
@@ -202,3 +202,11 @@ def test_the_system_panel_shows_no_gpu_line_on_a_cpu_only_machine():
             assert "GPU" not in str(system.render()) and len(str(system.render()).splitlines()) == 1
 
     run_async(scenario)
+
+
+def test_the_forecast_is_said_to_two_digits_so_it_does_not_repaint_with_every_change_of_speed():
+    from tui_trainer.tui.widgets.disk_panel import rough_bytes
+
+    assert rough_bytes(26.4e9) == rough_bytes(26.1e9) == "26 GB"
+    assert rough_bytes(803.7e3) == "800 KB" and rough_bytes(1.6e6) == "1.6 MB"
+    assert rough_bytes(512) == "512 B"

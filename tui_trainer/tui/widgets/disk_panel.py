@@ -60,11 +60,24 @@ def disk_forms(result: DiskForecast | None, problem: str | None = None,
         return [f"{needs} ({human_bytes(result.used_bytes)} used + {free}); lower keep-last or free space",
                 f"{needs}; lower keep-last or free space", needs], True
     ckpts = f"{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
-    end = f"end ~{human_bytes(result.end_bytes)}, fits" if result.saves_left else "no more saves planned"
+    end = f"end ~{rough_bytes(result.end_bytes)}, fits" if result.saves_left else "no more saves planned"
     # The checkpoints' sizes are in the table below: the first to go.
     run_alone = f"run {human_bytes(run_bytes)} · " if run_bytes is not None else ""
     return _distinct(f"disk: {run}{ckpts} · {free} · {end}", f"disk: {run_alone}{free} · {end}",
                      f"disk: {free} · {end}", f"disk: {end}"), False
+
+
+def rough_bytes(count: int | float) -> str:
+    """A forecast's size to two significant digits ("~26 GB", not "~26.4 GB"): it moves with the
+    measured speed, and each change of its last digit repainted the line, a few times a second."""
+    number, _, unit = human_bytes(count).partition(" ")
+    if unit == "B":
+        return human_bytes(count)
+    try:
+        value = float(number)
+    except ValueError:
+        return human_bytes(count)
+    return f"{float(f'{value:.2g}'):g} {unit}".strip()
 
 
 def _distinct(*forms: str) -> list[str]:

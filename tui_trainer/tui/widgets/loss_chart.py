@@ -5,7 +5,7 @@ the caption says in words how the chart is drawn (smoothing, y range, log scale,
 fits its width by shortening or leaving out whole parts, never cutting one.
 
 It is handed `LossSeries` and draws a downsampled copy (about two points per column, min and
-max kept), at most every `REDRAW_INTERVAL_S`: each redraw sends ~20 KB to the terminal, which
+max kept), at most every `REDRAW_INTERVAL_S` (2.5 s): each redraw sends ~10 KB to the terminal, which
 matters over SSH. The plot itself is mounted right after the first frame, with its imports
 (textual-plot and numpy, ~0.1 s): until then a placeholder stands in its place.
 """
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from tui_trainer.tui.widgets.loss_plot import QuietPlot
 
-REDRAW_INTERVAL_S = 2.0
+REDRAW_INTERVAL_S = 2.5
 MIN_BUCKETS = 8
 VAL_MARKER = "o"  # ASCII, so train (a line) and val (dots) differ on any terminal, colour or not
 
