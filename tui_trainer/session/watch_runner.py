@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui_trainer.engine.loop.events import Evaluated, StepCompleted
 from tui_trainer.session.runner import EventBuffer, Launched, LaunchFailed
 from tui_trainer.session.watch_control import WatchControl
 
@@ -24,7 +23,6 @@ FOLLOW_INTERVAL_S = 0.25
 # After a command is sent, the trainer's answer (PAUSED) is looked for this often, for this long:
 # a key's effect shows within a tenth of a second or two, and idle following stays cheap.
 HURRY_INTERVAL_S, HURRY_FOR_S = 0.02, 2.0
-ROUTINE = (StepCompleted, Evaluated)  # what a run reports anyway: the UI's tick shows it soon enough
 
 
 class LaunchError(Exception):
@@ -61,6 +59,7 @@ class WatchRunner:
         self._wake = threading.Event()
         self._hurry_until = 0.0
         self._put_since_nudge = False
+        self._routine: tuple[type, ...] = ()  # what a run reports anyway: the UI's tick shows it soon enough
         control.on_sent = self.hurry
 
     @property
@@ -77,7 +76,10 @@ class WatchRunner:
                 if not self._launched(self.launching, first=True):
                     return
             assert self.run_dir is not None
+            from tui_trainer.engine.loop.events import Evaluated, StepCompleted  # not before the first frame
             from tui_trainer.session.run_follower import RunFollower
+
+            self._routine = (StepCompleted, Evaluated)
 
             follower = RunFollower(self.run_dir, self._put, self.control)
             failures = 0
@@ -109,7 +111,7 @@ class WatchRunner:
         if isinstance(lr, float) and math.isfinite(lr):
             self.control.saw_lr(getattr(event, "step", 0), lr)
         self.buffer.put(event)
-        if not isinstance(event, ROUTINE):
+        if not isinstance(event, self._routine):
             self._put_since_nudge = True
 
     def spawn(self, args: list[str]) -> DetachedTrainer:
