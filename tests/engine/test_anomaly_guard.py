@@ -200,3 +200,19 @@ def test_a_save_of_an_unlogged_step_with_a_nan_loss_is_refused(tiny_run):
     assert result.reason == "anomaly" and result.step == 8  # step 8 is the first logged one after the NaN
     assert not list(run.run_dir.glob("step_*.pt"))
     assert any("checkpoint of step 5 was not saved: loss nan" in n for n in run.trainer.notes)
+
+
+@pytest.mark.parametrize("max_rows", [5, 100])  # summarised from the index, or from every record of a short history
+def test_ckpt_history_summarises_each_anomaly_and_what_was_done(tiny_run, max_rows):
+    from tui_trainer.cli.ckpt_history import history_summary_lines
+    from tui_trainer.engine.tools.history_table import history_table
+
+    run = guarded(tiny_run, "rollback")
+    assert run.run().reason == "target"
+    summary = history_table(run.run_dir / HISTORY_FILE, max_rows=max_rows).summary
+    assert [(a["bad_step"], a["action"], a["rolled_back_to"]) for a in summary.anomalies] == \
+        [(14, "rollback", "step_00000010.pt")]
+    lines = history_summary_lines(summary)
+    assert "1 anomaly:" in lines
+    assert "  step 14: non-finite loss (loss nan); rolled back to step_00000010.pt, skipping 4 batches" in lines
+    assert summary.evaluations == history_table(run.run_dir / HISTORY_FILE, max_rows=100).summary.evaluations

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.ckpt_paths import existing_file
 from tui_trainer.engine.checkpoints.meta import read_sidecar, sidecar_path
 from tui_trainer.engine.errors import CheckpointError, RunDirError, TrainerError
-from tui_trainer.engine.rundir.history import iter_history
+from tui_trainer.engine.rundir.history import ANOMALY_KEY, iter_history
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, is_run_dir, read_run
 from tui_trainer.engine.tools.history_summary import (
     HistoryRow,
@@ -178,6 +178,7 @@ def history_summary_lines(s: HistorySummary) -> list[str]:
         )
     if s.non_finite_losses:
         lines.append(f"{s.non_finite_losses} steps had a non-finite loss (NaN or inf)")
+    lines.extend(_anomaly_lines(s.anomalies))
     last = s.last_logged
     if last is not None and last.elapsed is not None:
         wall = f" (wall time {fmt.format_duration(s.elapsed_s)}, pauses included)" if s.elapsed_s is not None else ""
@@ -186,6 +187,29 @@ def history_summary_lines(s: HistorySummary) -> list[str]:
         lines.append(f"time {fmt.format_duration(s.elapsed_s)}")
     if last is not None:
         lines.extend(_last_step_lines(last))
+    return lines
+
+
+SHOWN_ANOMALIES = 3
+
+
+def _anomaly_lines(anomalies: Sequence[Mapping[str, Any]]) -> list[str]:
+    """How many anomalies the guard met and, for the last few, what it did about each."""
+    if not anomalies:
+        return []
+    count = len(anomalies)
+    lines = [f"{count} {'anomaly' if count == 1 else 'anomalies'}" + (f", the last {SHOWN_ANOMALIES}:"
+                                                                    if count > SHOWN_ANOMALIES else ":")]
+    for record in anomalies[-SHOWN_ANOMALIES:]:
+        what = f"step {record.get('bad_step', record.get('step'))}: {record.get(ANOMALY_KEY)}"
+        detail = f" ({record['detail']})" if record.get("detail") else ""
+        action = record.get("action")
+        if action == "rollback" and record.get("rolled_back_to"):
+            done = f"rolled back to {record['rolled_back_to']}, skipping {record.get('skipped_batches', '?')} batches"
+        else:
+            done = {"pause": "paused", "stop": "stopped the run", "continue": "went on without its update"}.get(
+                str(action), str(action))
+        lines.append(f"  {what}{detail}; {done}")
     return lines
 
 

@@ -72,6 +72,12 @@ class HistorySummary:
     elapsed_s: float | None
     monitored: MetricTrend | None = None  # the run's monitored metric, if not val_loss or train loss
     last_logged: HistoryRow | None = None  # the last step record: grad norm, throughput, training time, scalars
+    anomalies: tuple[dict[str, Any], ...] = ()  # the anomaly records (`ANOMALY_KEY`): what went wrong, what was done
+
+
+def anomalies_in(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """The records of anomalies (a NaN, a spike) and what was done about each, in the order written."""
+    return tuple(dict(r) for r in records if ANOMALY_KEY in r)
 
 
 def merge_records(records: Sequence[Mapping[str, Any]]) -> list[HistoryRow]:

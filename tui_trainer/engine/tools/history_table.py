@@ -18,12 +18,13 @@ import numpy as np
 
 from tui_trainer.engine.rundir.history_evals import is_evaluation, metric_curve
 from tui_trainer.engine.rundir.history_index import load_index
-from tui_trainer.engine.rundir.history_scan import KIND_TRAIN, KIND_VAL, scan_records
+from tui_trainer.engine.rundir.history_scan import KIND_OTHER, KIND_TRAIN, KIND_VAL, scan_records
 from tui_trainer.engine.rundir.history_tail import parse_record
 from tui_trainer.engine.tools.history_summary import (
     DEFAULT_ROWS,
     HistoryRow,
     HistorySummary,
+    anomalies_in,
     merge_records,
     summarize,
     trend_of,
@@ -57,9 +58,10 @@ def history_table(path: str | os.PathLike[str], max_rows: int = DEFAULT_ROWS,
     steps = records["step"]
     steps = steps[np.r_[True, steps[1:] != steps[:-1]]] if len(steps) else steps
     if len(steps) <= max_rows:
-        rows = merge_records([r for r in _records_at(path, records, 0, len(records))
-                              if up_to_step is None or r["step"] <= up_to_step])
-        return HistoryTable(rows, len(rows), summarize(rows, monitor, mode), notes)
+        parsed = [r for r in _records_at(path, records, 0, len(records)) if up_to_step is None or r["step"] <= up_to_step]
+        rows = merge_records(parsed)
+        summary = dataclasses.replace(summarize(rows, monitor, mode), anomalies=anomalies_in(parsed))
+        return HistoryTable(rows, len(rows), summary, notes)
     return _large_table(path, records, steps, max_rows, notes, monitor, mode)
 
 
@@ -93,7 +95,21 @@ def _large_table(path: Path, records: np.ndarray, steps: np.ndarray, max_rows: i
         metric_steps, values = metric_curve(path, records, monitor)
         monitored = trend_of(monitor, mode, list(zip(metric_steps.astype(int).tolist(), values.tolist())))
         summary = dataclasses.replace(summary, monitored=monitored)
+    summary = dataclasses.replace(summary, anomalies=_anomalies(path, records))
     return HistoryTable(rows, len(steps), summary, notes)
+
+
+def _anomalies(path: Path, records: np.ndarray) -> tuple[dict, ...]:
+    """Anomaly records are indexed as "other" (beside evaluations without val_loss): only those lines are read."""
+    found: list[dict] = []
+    with open(path, "rb") as f:
+        for i in np.flatnonzero(records["kind"] == KIND_OTHER).tolist():
+            start = int(records["end"][i - 1]) if i else 0
+            f.seek(start)
+            record = parse_record(f.read(int(records["end"][i]) - start).strip())
+            if record is not None:
+                found.append(record)
+    return anomalies_in(found)
 
 
 def _summary(path: Path, records: np.ndarray, steps: np.ndarray, train_steps: np.ndarray, losses: np.ndarray,
