@@ -33,7 +33,7 @@ def test_headless_stops_by_default_with_its_exit_code_and_saves_nothing_new(tmp_
 def test_rollback_headless_ends_with_finite_weights(tmp_path):
     code, out = train(tmp_path / "run", "--on-anomaly", "rollback")
     assert code == 0
-    assert "rolled back from step 14 to step_00000010.pt (step 10) and skipped the 4 batch(es) of steps 11-14" in out
+    assert "rolled back from step 14 to step_00000010.pt (step 10) and skipped the 4 batches of steps 11-14" in out
     final = load_checkpoint(tmp_path / "run" / "step_00000020.pt", map_location="cpu")
     assert all(bool(torch.isfinite(w).all()) for w in final["model"].values())
     assert final["meta"]["healthy"] is True

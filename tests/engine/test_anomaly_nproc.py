@@ -59,7 +59,7 @@ def test_rollback_goes_on_on_every_rank_with_the_same_finite_weights(where, tmp_
     dump = tmp_path / "weights"
     code, out, err = train(run_dir, "--on-anomaly", "rollback", "--job-opt", f"weights_to={dump}", *ON_RANK[where])
     assert code == 0, err
-    assert "rolled back from step 14 to step_00000010.pt (step 10) and skipped the 4 batch(es) of steps 11-14" in out
+    assert "rolled back from step 14 to step_00000010.pt (step 10) and skipped the 4 batches of steps 11-14" in out
     assert "Traceback" not in err
     final = load_checkpoint(run_dir / checkpoint_name(20), map_location="cpu")
     assert all(bool(torch.isfinite(w).all()) for w in final["model"].values())
@@ -111,7 +111,7 @@ def test_fsdp_rolls_back_to_the_last_step_folder_on_every_rank(tmp_path):
     code, out, err = train(run_dir, "--strategy", "fsdp", "--on-anomaly", "rollback", "--job-opt", "on_rank=1",
                            "--job-opt", f"weights_to={dump}")
     assert code == 0, err
-    assert "rolled back from step 14 to step_00000010.dcp (step 10) and skipped the 4 batch(es) of steps 11-14" in out
+    assert "rolled back from step 14 to step_00000010.dcp (step 10) and skipped the 4 batches of steps 11-14" in out
     assert "Traceback" not in err
     # Step 11, trained again (call 15), starts on every rank from the weights saved at step 10.
     saved = load_checkpoint(run_dir / sharded_checkpoint_name(10), map_location="cpu")["model"]

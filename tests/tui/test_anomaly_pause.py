@@ -35,7 +35,7 @@ def test_a_nan_pauses_and_the_modal_rolls_back(tmp_path):
                            what="the anomaly modal")
             shown = "\n".join(str(label.render()) for label in app.screen.query(Label))
             assert "ANOMALY at step 14: non-finite loss" in shown
-            assert "load step_00000010.pt" in shown and "skip the 4 batch(es)" in shown
+            assert "load step_00000010.pt" in shown and "skip the 4 batches" in shown
             assert [str(b.label) for b in app.screen.query(Button)] == ["Roll back (b)", "Continue (c)", "Stop (s)"]
             assert app.runner.trainer.step == 14 and app.model.state == "paused"
             await pilot.press("b")

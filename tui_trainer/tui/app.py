@@ -315,11 +315,12 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         self.push_screen(AnomalyScreen(event), lambda choice: self._anomaly_choice(event, choice))
 
     def _anomaly_choice(self, event: Any, choice: str | None) -> None:
+        from tui_trainer.engine.loop.anomaly import batches
         from tui_trainer.tui.screens.anomaly_modal import CONTINUE, ROLL_BACK, STOP
 
         if choice == ROLL_BACK and self._can_steer("roll back"):
             self.control.roll_back()
-            self.notify(f"rolling back to {event.rollback_to}, past {event.skip_batches} batch(es)", timeout=4)
+            self.notify(f"rolling back to {event.rollback_to}, past {batches(event.skip_batches, 'the ')}", timeout=4)
         elif choice == CONTINUE and self._can_steer("resume"):
             self.control.resume()
         elif choice == STOP and self._can_steer("stop"):

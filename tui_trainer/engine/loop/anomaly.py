@@ -124,5 +124,10 @@ def anomaly_line(step: int, kind: str, detail: str, action: str) -> str:
 
 
 def rollback_line(step: int, from_step: int, name: str, skipped_batches: int) -> str:
-    return (f"rolled back from step {from_step} to {name} (step {step}) and skipped the {skipped_batches} "
-            f"batch(es) of steps {step + 1}-{from_step}")
+    return (f"rolled back from step {from_step} to {name} (step {step}) and skipped "
+            f"{batches(skipped_batches, 'the ')} of steps {step + 1}-{from_step}")
+
+
+def batches(count: int, the: str = "") -> str:
+    """'the 4 batches', 'the batch': the words a roll-back's skip is said in."""
+    return f"{the}batch" if count == 1 else f"{the}{count} batches"

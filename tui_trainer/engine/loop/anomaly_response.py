@@ -69,7 +69,8 @@ class AnomalyResponse:
         action, note = guard.on_anomaly, None
         healthy = healthy_candidates(self, anomaly.step)
         if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
-            note = f"{self._rollbacks} roll-back(s) since the last healthy save, the limit: this anomaly stops the run"
+            note = (f"{self._rollbacks} roll-back{'s' if self._rollbacks != 1 else ''} since the last healthy save, "
+                    "the limit: this anomaly stops the run")
             action = STOP
         skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
         return action, healthy[0].name if healthy else None, skip, note

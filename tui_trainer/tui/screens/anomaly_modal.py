@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Button
 
+from tui_trainer.engine.loop.anomaly import batches
 from tui_trainer.tui.screens.alert_modal import AlertScreen
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def anomaly_lines(event: AnomalyFound) -> list[str]:
     lines = [f"{event.detail}. The update of step {event.step} was not applied and nothing was saved."]
     if event.rollback_to:
         lines.append(f"Roll back: load {event.rollback_to}, the last healthy checkpoint, and skip the "
-                     f"{event.skip_batches} batch(es) that led here; newer history is dropped.")
+                     f"{batches(event.skip_batches)} that led here; newer history is dropped.")
     else:
         lines.append("Roll back: there is no healthy checkpoint of this run to go back to.")
     lines.append("Continue: train on from here without that update. Stop: end the run, saving nothing new.")
