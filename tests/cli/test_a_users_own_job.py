@@ -10,7 +10,6 @@ and its export loads into the plain model.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

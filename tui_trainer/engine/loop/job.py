@@ -8,7 +8,6 @@ options, because resume rebuilds the job and loads the checkpoint into it.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
