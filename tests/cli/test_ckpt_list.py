@@ -136,5 +136,5 @@ def test_a_folder_whose_checkpoint_files_all_fail_to_load_is_not_reported_empty(
     (tmp_path / "b.pth").write_bytes(b"")
     result = run(capsys, "ckpt", "list", tmp_path)
     assert result.code == 1 and result.out == "" and result.err.count("\n") == 1
-    assert "2 file(s) that look like checkpoints do not load (a.pt, b.pth)" in result.err
+    assert "2 files that look like checkpoints do not load (a.pt, b.pth)" in result.err
     assert "ckpt verify" in result.err

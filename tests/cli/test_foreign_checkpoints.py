@@ -84,7 +84,7 @@ def test_show_takes_a_checkpoint_folder_or_the_output_dir(capsys, hf):
     assert folder.code == 0, folder.err
     assert "  step        1000   epoch 2   kind foreign" in folder.out
     assert "  best        checkpoint-500 (1.9200, per trainer_state.json)" in folder.out
-    assert "  optimizer   1 param group(s), lr 5e-05" in folder.out
+    assert "  optimizer   1 param group, lr 5e-05" in folder.out
     whole = run(capsys, "ckpt", "show", output_dir)
     assert whole.code == 0
     assert whole.err == f"{output_dir}: using checkpoint-500, its best checkpoint (trainer_state.json)\n"

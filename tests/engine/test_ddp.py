@@ -76,7 +76,7 @@ def test_two_ranks_train_one_run_and_rank_1_writes_nothing_there(tmp_path):
     # Saved by two processes, it resumes on one: the same weights, the epoch where the two had reached together.
     code, out, err = finish(tui_trainer("resume", str(run_dir), "--max-iters", "16", *TINY))
     assert code == 0, err
-    assert "saved by 2 process(es) and resumes on 1" in out
+    assert "saved by 2 processes and resumes on 1" in out
     assert steps_of(run_dir) == list(range(1, 17))
     state = load_checkpoint(run_dir / checkpoint_name(16), map_location="cpu")
     assert state["data"]["position"] == 12 * 2 + 4  # the 24 batches the two ranks drew, then 4 more

@@ -119,7 +119,7 @@ def test_a_two_rank_checkpoint_resumes_on_one_process_and_a_partial_folder_is_ne
 
     resumed = cli("resume", str(run_dir), "--max-iters", "10", "--headless")
     assert resumed.returncode == 0, resumed.stderr
-    assert "saved by 2 process(es) and resumes on 1" in resumed.stdout
+    assert "saved by 2 processes and resumes on 1" in resumed.stdout
     assert f"removed {sharded_checkpoint_name(12)}.partial" in resumed.stdout
     assert "resuming from step_00000006.dcp" in resumed.stdout
     assert not list(run_dir.glob("*.partial"))

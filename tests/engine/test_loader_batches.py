@@ -149,7 +149,7 @@ def test_an_iterable_dataset_without_state_says_its_stream_restarts():
     again.load_state_dict(source.state_dict())
     assert again.resume_notes == [
         "the DataLoader's IterableDataset restarts its stream: it has no state_dict()/load_state_dict(), "
-        "so epoch 0 starts again from its first batch (2 batch(es) of it were seen before)"
+        "so epoch 0 starts again from its first batch (2 batches of it were seen before)"
     ]
     assert again.next_batch().tolist() == [0, 1, 2]
 
@@ -229,5 +229,5 @@ def test_resume_says_when_a_stream_restarts(tiny_run, resume):
     assert run.run().reason == "interrupted"
     again = resume(run.run_dir)
     assert ("the DataLoader's IterableDataset restarts its stream: it has no state_dict()/load_state_dict(), "
-            "so epoch 0 starts again from its first batch (5 batch(es) of it were seen before)") in again.trainer.notes
+            "so epoch 0 starts again from its first batch (5 batches of it were seen before)") in again.trainer.notes
     assert again.run().reason == "target"

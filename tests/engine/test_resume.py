@@ -205,7 +205,7 @@ def test_resume_from_an_older_checkpoint_supersedes_newer_ones(tiny_run, resume)
     first.run()
     resumed = resume(first.run_dir / checkpoint_name(20))
     assert resumed.trainer.step == 20
-    assert any("moved 3 newer checkpoint(s) to superseded/" in note for note in resumed.trainer.notes)
+    assert any("moved 3 newer checkpoints to superseded/" in note for note in resumed.trainer.notes)
     moved = sorted(p.name for p in (first.run_dir / SUPERSEDED_DIR).rglob("*.pt"))
     assert moved == [checkpoint_name(s) for s in (30, 40, 50)]
     assert max(r["step"] for r in resumed.history()) == 20  # history truncated at once
@@ -242,7 +242,7 @@ def test_checkpoints_of_another_run_are_ignored_with_a_note(tiny_run, resume):
     copy_checkpoint(theirs.run_dir, 70, mine.run_dir)
     resumed = resume(mine.run_dir, max_iters=30)
     assert resumed.trainer.step == 20
-    assert any("ignoring 1 checkpoint(s) of other runs" in note for note in resumed.trainer.notes)
+    assert any("ignoring 1 checkpoint of other runs" in note for note in resumed.trainer.notes)
     resumed.run()
     with pytest.raises(CheckpointError, match="not a checkpoint of run"):
         resume(mine.run_dir / checkpoint_name(70))

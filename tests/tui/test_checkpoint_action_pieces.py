@@ -46,7 +46,7 @@ def test_preview_lines_name_every_file_and_the_space_freed():
     preview = PrunePreview(2, (("step_00000010.pt", 10, 1500), ("step_00000020.pt", 20, 1500)),
                            (("step_00000050.pt", ("best", "latest")),))
     lines = preview_lines(preview)
-    assert "2 checkpoint(s), freeing 3.0 KB" in lines[0]
+    assert "2 checkpoints, freeing 3.0 KB" in lines[0]
     assert "step_00000010.pt" in lines[1] and "step_00000020.pt" in lines[2]
     assert "step_00000050.pt (best latest)" in lines[-1]
     assert "nothing to delete" in preview_lines(PrunePreview(9, (), ()))[0]

@@ -70,11 +70,11 @@ def test_dashboard_prune_keeps_a_checkpoint_pinned_while_its_preview_was_open(tm
             await pilot.press("enter")
             says = f"kept {pinned}: {PINNED_SINCE}"
             log = app.query_one(EventLog)
-            await wait_for(pilot, lambda: any("pruned 3 checkpoint(s)" in line for line in log.lines_written),
+            await wait_for(pilot, lambda: any("pruned 3 checkpoints" in line for line in log.lines_written),
                            what="the prune's summary")
             assert any(says in line for line in log.lines_written)
             assert says in _messages(app)
-            summary = next(line for line in log.lines_written if "pruned 3 checkpoint(s)" in line)
+            summary = next(line for line in log.lines_written if "pruned 3 checkpoints" in line)
             assert pinned not in summary
             assert _on_disk(run_dir) == sorted([pinned, "step_00000500.pt"])
             _assert_pinned_and_whole(run_dir / pinned)
@@ -101,7 +101,7 @@ def test_runs_screen_prune_keeps_a_checkpoint_pinned_while_its_preview_was_open(
             says = f"kept other/step_00000300.pt: {PINNED_SINCE}"
             await wait_for(pilot, lambda: says in _messages(app), what="the kept note")
             pruned = next(m for m in _messages(app) if m.startswith("pruned "))
-            assert "other/step_00000300.pt" not in pruned and "pruned 7 checkpoint(s)" in pruned
+            assert "other/step_00000300.pt" not in pruned and "pruned 7 checkpoints" in pruned
             assert _on_disk(other) == ["step_00000300.pt", "step_00000500.pt"]
             assert _on_disk(watched) == ["step_00000500.pt"]
             _assert_pinned_and_whole(other / "step_00000300.pt")

@@ -188,7 +188,7 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
             assert modal.preview.keys == expected
             freed = sum((tmp_path / key).stat().st_size for key in expected)
             shown = shown_text(modal.query_one("#prune-preview", Static))
-            assert f"deletes 4 checkpoint(s) in 2 run(s), freeing {human_bytes(freed)}" in shown
+            assert f"deletes 4 checkpoints in 2 runs, freeing {human_bytes(freed)}" in shown
             assert all(key in shown for key in expected)
             assert "left alone: run (being trained right now" in shown
             live_before = _on_disk(live)

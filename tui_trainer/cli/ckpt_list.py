@@ -20,6 +20,7 @@ from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.layout import is_locked, is_run_dir, store_for
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 LEADING = ("name", "step", "epoch", "train loss")
 TRAILING = ("size", "created", "marks")
@@ -53,7 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
         if unreadable:  # files that look like checkpoints but none loads: that is not "none here"
             shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
             raise NoReadableCheckpoints(
-                f"no readable checkpoints in {directory}: {len(unreadable)} file(s) that look like checkpoints "
+                f"no readable checkpoints in {directory}: {counted(len(unreadable), 'file')} that {'looks' if len(unreadable) == 1 else 'look'} like checkpoints "
                 f"do not load ({shown}); `tui-trainer ckpt verify {directory}` says why")
         print(f"no checkpoints in {directory}")
         return 0

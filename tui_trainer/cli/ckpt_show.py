@@ -15,6 +15,7 @@ from tui_trainer.engine.checkpoints.meta import CheckpointMeta, read_sidecar, si
 from tui_trainer.engine.errors import CheckpointError, RunDirError
 from tui_trainer.engine.rundir.layout import store_for
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 if TYPE_CHECKING:
     from tui_trainer.engine.tools.inspect import CheckpointDetails
@@ -138,7 +139,7 @@ def show_lines(d: CheckpointDetails) -> list[str]:
         lrs = ", ".join(f"{lr:g}" if isinstance(lr, float) else str(lr) for lr in o["lr"])
         slots = f" ({', '.join(o['state_slots'])})" if o["state_slots"] else ""
         groups, tensors = o["param_groups"], o["parameters_with_state"]
-        row("optimizer", f"{groups} param group(s), lr {lrs or '-'}, state for {tensors} tensors{slots}")
+        row("optimizer", f"{counted(groups, 'param group')}, lr {lrs or '-'}, state for {tensors} tensors{slots}")
     for name in ("data", "target", "job", "job_options", "config"):
         if name in d.parts:
             value = d.parts[name]

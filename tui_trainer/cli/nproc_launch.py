@@ -22,6 +22,7 @@ from typing import Any
 from tui_trainer.cli.anomaly_flags import EXIT_ANOMALY
 from tui_trainer.cli.arg_types import positive_int
 from tui_trainer.engine.errors import NotEnoughDiskSpace, TrainerError
+from tui_trainer.engine.words import counted
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_DISK_FULL = NotEnoughDiskSpace.exit_code  # as a run in one process exits on a full disk
@@ -125,7 +126,7 @@ def check_devices(nproc: int, job_options: dict[str, Any]) -> None:
     count = torch.cuda.device_count()
     if nproc > count:
         raise TooManyProcesses(
-            f"--nproc {nproc} asks for more processes than the {count} GPU(s) here (one GPU each); "
+            f"--nproc {nproc} asks for more processes than the {counted(count, 'GPU')} here (one GPU each); "
             f"use --nproc {count} or less, or --job-opt device=cpu"
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 
 class RollbackRefused(TrainerError):
@@ -66,7 +67,7 @@ def describe_rollback(plan: RollbackPlan, live_step: int | None) -> list[str]:
     if plan.superseded:
         total = sum(s.size_bytes or 0 for s in plan.superseded)
         lines.append(
-            f"{len(plan.superseded)} newer checkpoint(s), {human_bytes(total)}, move to {SUPERSEDED_DIR}/ "
+            f"{counted(len(plan.superseded), 'newer checkpoint')}, {human_bytes(total)}, move to {SUPERSEDED_DIR}/ "
             "in the run dir (kept, not deleted; out of the table):"
         )
         for s in plan.superseded:

@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.session.rollback import RollbackPlan, RollbackRefused, plan_rollback
 from tui_trainer.session.runner import TrainingRunner
 from tui_trainer.tui.error_text import describe_error
@@ -197,7 +198,7 @@ class CheckpointActions(_App):
                 self.notify(note, severity="warning", timeout=6)
             deleted = outcome.deleted_names
             if deleted:
-                self._done(f"pruned {len(deleted)} checkpoint(s): {', '.join(deleted)}; "
+                self._done(f"pruned {counted(len(deleted), 'checkpoint')}: {', '.join(deleted)}; "
                            f"freed {human_bytes(outcome.freed_bytes)}")
             else:
                 self._done("prune: nothing left to delete")

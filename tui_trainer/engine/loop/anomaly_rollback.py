@@ -18,6 +18,7 @@ from tui_trainer.engine.errors import CheckpointError
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.layout import set_aside
+from tui_trainer.engine.words import counted
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop.trainer import Trainer
@@ -124,7 +125,7 @@ def _load(trainer: Trainer, meta: CheckpointMeta, state: Any, bad_step: int, not
              if m.run_id == trainer.info.run_id and (m.step > meta.step or m.step == meta.step and m.name != meta.name)]
     if newer:
         moved = set_aside(trainer.run_dir, [trainer.run_dir / m.name for m in newer])
-        notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(trainer.run_dir)}/: they are superseded")
+        notes.append(f"moved {counted(len(newer), 'newer checkpoint')} to {moved.relative_to(trainer.run_dir)}/: they are superseded")
     trainer.history.close()
     history = HistoryWriter(trainer.run_dir, resume_step=meta.step,
                             summary_state=training_state.history_summary_of(state))

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from tui_trainer.engine.words import counted
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A generator seed for one epoch; distinct (seed, epoch) pairs give unrelated seeds."""
@@ -106,7 +108,7 @@ class EpochBatches:
             raise ValueError(f"rank {rank} is not in a world of {world_size}")
         if self._all_batches() < world_size:
             raise ValueError(
-                f"the dataset gives {self._all_batches()} batch(es) per epoch, fewer than the {world_size} "
+                f"the dataset gives {counted(self._all_batches(), 'batch', 'batches')} per epoch, fewer than the {world_size} "
                 "processes that would share them; use fewer processes or a smaller batch_size"
             )
         if self._position > self._all_batches() // world_size:

@@ -44,6 +44,7 @@ from tui_trainer.engine.rundir.layout import (
     set_aside,
     write_run,
 )
+from tui_trainer.engine.words import counted
 
 
 def build_job(spec: JobFactory | str, options: Mapping[str, Any], max_iters: int,
@@ -259,7 +260,7 @@ def _resume_locked(
     own = [c for c in store.list() if c.meta.run_id == info.run_id]
     others = [c for c in store.list() if c.meta.run_id != info.run_id]
     if others:
-        notes.append(f"ignoring {len(others)} checkpoint(s) of other runs in {run_dir}")
+        notes.append(f"ignoring {counted(len(others), 'checkpoint')} of other runs in {run_dir}")
     if chosen_file is not None:
         candidates = [c for c in own if c.path.name == chosen_file.name]
         if not candidates:
@@ -295,7 +296,7 @@ def _resume_locked(
     newer = [c for c in own if _true_step(c) > step or (_true_step(c) == step and c.path != start.path)]
     if newer:
         moved = set_aside(run_dir, [c.path for c in newer])
-        notes.append(f"moved {len(newer)} newer checkpoint(s) to {moved.relative_to(run_dir)}/: they are superseded")
+        notes.append(f"moved {counted(len(newer), 'newer checkpoint')} to {moved.relative_to(run_dir)}/: they are superseded")
 
     info.policy = info.policy.with_overrides(**policy_overrides)
     settings = {k: v for k, v in settings_overrides.items() if v is not None}

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from tui_trainer.engine.loop.batches import plain_int
+from tui_trainer.engine.words import counted
 
 
 class LoaderBatches:
@@ -102,7 +103,7 @@ class LoaderBatches:
             raise ValueError("a DataLoader over an IterableDataset (or a stateful loader) cannot be shared "
                              "between processes here; train it in one process (without --nproc)")
         if len(self.loader) < world_size:
-            raise ValueError(f"the DataLoader gives {len(self.loader)} batch(es) per epoch, fewer than the "
+            raise ValueError(f"the DataLoader gives {counted(len(self.loader), 'batch', 'batches')} per epoch, fewer than the "
                              f"{world_size} processes that would share them; use fewer processes or a smaller batch_size")
         if self._position > len(self.loader) // world_size:
             raise ValueError(f"batch position {self._position} is past a share of {world_size} processes")
@@ -206,7 +207,7 @@ class LoaderBatches:
                    else "its state lives in the worker processes (num_workers > 0)")
             self.resume_notes.append(
                 f"the DataLoader's IterableDataset restarts its stream: {why}, so epoch {epoch} "
-                f"starts again from its first batch ({position} batch(es) of it were seen before)"
+                f"starts again from its first batch ({counted(position, 'batch', 'batches')} of it {'was' if position == 1 else 'were'} seen before)"
             )
             self._position = 0
 

@@ -28,6 +28,7 @@ from tui_trainer.engine.errors import ArchitectureMismatch, CheckpointCorrupt
 from tui_trainer.engine.loop import lr_takeover
 from tui_trainer.engine.loop.job import Job
 from tui_trainer.engine.loop.rng import capture_rng_state, restore_rng_state
+from tui_trainer.engine.words import counted
 
 MAX_MISMATCHES_SHOWN = 3
 # The history's per-epoch summary and how much of history.jsonl it covers (plain lists and
@@ -159,7 +160,7 @@ def rank_count_note(state: Mapping[str, Any], source: str) -> str | None:
     saved, here = saved_rank_count(state), world_size_here()
     if saved == here:
         return None
-    return (f"{source} was saved by {saved} process(es) and resumes on {here}: the weights and optimizer are "
+    return (f"{source} was saved by {counted(saved, 'process', 'processes')} and resumes on {here}: the weights and optimizer are "
             f"the same, each process continues the epoch at the batches the {saved} had reached together, and "
             f"the random streams of rank r come from rank r mod {saved}; so the run from here is not bit-identical "
             f"to one that stayed on {saved} (resume with {'--nproc ' + str(saved) if saved > 1 else 'no --nproc'} for that)")

@@ -25,6 +25,7 @@ from tui_trainer.engine.checkpoints.store import FOREIGN_SUFFIXES, CheckpointSto
 from tui_trainer.engine.checkpoints.store_lock import store_lock
 from tui_trainer.engine.errors import UnsafePath
 from tui_trainer.engine.rundir.discover import SUPERSEDED_DIR
+from tui_trainer.engine.words import counted
 
 INTENT_FILE = ".moving.json"
 
@@ -73,7 +74,7 @@ def recover(run_dir: str | os.PathLike[str]) -> list[str]:
         if names is not None:
             with store_lock(run_dir):
                 _finish(run_dir, folder, names)
-            notes.append(f"finished setting {len(names)} checkpoint(s) aside into "
+            notes.append(f"finished setting {counted(len(names), 'checkpoint')} aside into "
                          f"{folder.relative_to(run_dir)}/ (the process doing it was killed)")
     notes += _reunite(run_dir, reversed(folders))
     notes += _remove_orphans(run_dir)

@@ -20,6 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.tui.screens.loaded_view import LoadedView
 
 TENSORS_SHOWN = 12
@@ -84,7 +85,7 @@ def details_sections(d: Any) -> list[Table]:
         o = d.optimizer
         lrs = ", ".join(f"{lr:g}" if isinstance(lr, float) else str(lr) for lr in o["lr"]) or "-"
         slots = f" ({', '.join(o['state_slots'])})" if o["state_slots"] else ""
-        tensor_rows.append(("optimizer", f"{o['param_groups']} param group(s), lr {lrs}, "
+        tensor_rows.append(("optimizer", f"{counted(o['param_groups'], 'param group')}, lr {lrs}, "
                                          f"state for {o['parameters_with_state']} tensors{slots}"))
 
     run_rows = []

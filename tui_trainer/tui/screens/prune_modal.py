@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.tui.error_text import describe_error
 from tui_trainer.tui.screens.form_modal import FormModal
 
@@ -78,7 +79,7 @@ def preview_lines(preview: PrunePreview) -> list[str]:
     if not preview.doomed:
         lines = [f"keep-last {preview.keep_last}: nothing to delete."]
     else:
-        lines = [f"keep-last {preview.keep_last} deletes {len(preview.doomed)} checkpoint(s), "
+        lines = [f"keep-last {preview.keep_last} deletes {counted(len(preview.doomed), 'checkpoint')}, "
                  f"freeing {human_bytes(preview.freed_bytes)}:"]
         lines += [f"  {name}  step {step}  {human_bytes(size)}" for name, step, size in preview.doomed]
     if preview.kept:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tui_trainer.engine.rundir.runs_prune import RunsPrunePlan
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.tui.screens.prune_modal import PruneScreen
 
 
@@ -19,7 +20,7 @@ def plan_lines(plan: RunsPrunePlan) -> list[str]:
         lines = [f"keep-last {plan.keep_last}: nothing to delete in any run."]
     else:
         runs = plan.runs()
-        lines = [f"keep-last {plan.keep_last} deletes {len(plan.doomed)} checkpoint(s) in {len(runs)} run(s), "
+        lines = [f"keep-last {plan.keep_last} deletes {counted(len(plan.doomed), 'checkpoint')} in {counted(len(runs), 'run')}, "
                  f"freeing {human_bytes(plan.freed_bytes)}:"]
         lines += [f"  {d.key}  step {d.step}  {human_bytes(d.size_bytes)}" for d in plan.doomed]
     lines += [f"left alone: {run} ({why})" for run, why in plan.skipped]

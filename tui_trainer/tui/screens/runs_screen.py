@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.tui.error_text import describe_error
 from tui_trainer.tui.screens.help_screen import HelpScreen, key_help
 from tui_trainer.tui.screens.overlay_screen import OverlayScreen
@@ -173,7 +174,7 @@ class RunsScreen(Screen[None]):
         if result is None:
             self.notify(f"could not prune: {problem}", severity="error", timeout=6)
         elif result.deleted:
-            self.notify(f"pruned {len(result.deleted)} checkpoint(s), freed {human_bytes(result.freed_bytes)}: "
+            self.notify(f"pruned {counted(len(result.deleted), 'checkpoint')}, freed {human_bytes(result.freed_bytes)}: "
                         + ", ".join(result.deleted), timeout=6)
         else:
             self.notify("prune: nothing left to delete", timeout=4)
