@@ -41,7 +41,7 @@ def test_an_attached_run_shows_lr_grad_norm_and_sparklines_with_its_curve(tmp_pa
             # The run has ended, so no step comes to fill the line: what it shows came with the curve
             # (within the counters' half-second repaint).
             line = app.query_one("#train-scalars", Label)
-            await wait_for(pilot, lambda: shown_text(line).strip() != "", timeout=2, what="the numbers beside the loss")
+            await wait_for(pilot, lambda: shown_text(line).strip() != "", what="the numbers beside the loss")
             shown = shown_text(line)
             assert "lr 5.0e-04" in shown  # the last step's LR (2e-4 + 300e-6)
             grad = shown.split("grad ", 1)[1].split()
