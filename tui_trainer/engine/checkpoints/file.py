@@ -33,6 +33,7 @@ from tui_trainer.engine.checkpoints.safetensors_header import (
 )
 from tui_trainer.engine.errors import (
     CheckpointCorrupt,
+    CheckpointError,
     CheckpointNotFound,
     NotACheckpoint,
     UnsafeCheckpoint,
@@ -44,6 +45,25 @@ STEP_KEYS = ("step", "iteration", "global_step", "iter_num", "iter")
 HISTORY_KEYS = ("training_history", "history")
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_resumable(store: Any, stored: Any, run_id: str | None) -> tuple[Any, str | None]:
+    """A stored checkpoint's state, with why run `run_id` must not resume from it (None: it may).
+
+    What resume and an anomaly's roll-back both ask before they trust a checkpoint: its integrity
+    check (`store.integrity_problem`), that it loads, and `resume_problem`. The state is None
+    where it did not load.
+    """
+    from tui_trainer.engine.checkpoints.resumable import resume_problem
+
+    problem = store.integrity_problem(stored)
+    if problem is not None:
+        return None, problem
+    try:
+        state = load_checkpoint(stored.path, map_location="cpu")
+    except CheckpointError as exc:
+        return None, str(exc)
+    return state, resume_problem(state, stored.path.name, run_id)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", mmap: bool = False) -> Any:

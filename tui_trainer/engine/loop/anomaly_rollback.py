@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.file import load_checkpoint, load_resumable
 from tui_trainer.engine.checkpoints.meta import CHECKPOINT_SUFFIX, SHARDED_SUFFIX, CheckpointMeta
-from tui_trainer.engine.checkpoints.resumable import resume_problem
-from tui_trainer.engine.errors import CheckpointError
 from tui_trainer.engine.loop import training_state
 from tui_trainer.engine.rundir.history_writer import HistoryWriter
 from tui_trainer.engine.rundir.layout import set_aside
@@ -75,16 +73,7 @@ def _sound_checkpoint(trainer: Trainer, bad_step: int, notes: list[str]) -> tupl
     """The newest healthy checkpoint that passes its integrity check and resumes, with its state."""
     store = trainer.checkpoints.store
     for meta in healthy_candidates(trainer, bad_step):
-        stored = store.get(meta.name)
-        problem = store.integrity_problem(stored)
-        state: Any = None
-        if problem is None:
-            try:
-                state = load_checkpoint(stored.path, map_location="cpu")
-            except CheckpointError as exc:
-                problem = str(exc)
-        if problem is None:
-            problem = resume_problem(state, stored.path.name, trainer.info.run_id)
+        state, problem = load_resumable(store, store.get(meta.name), trainer.info.run_id)
         if problem is None and training_state.is_sharded(trainer.job.model) and state.get("optimizer_form") != "by_name":
             problem = "a one-file checkpoint does not load into the sharded model of a run in training (resume from it)"
         if problem is not None:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tui_trainer.engine.checkpoints import sharded_folder
-from tui_trainer.engine.checkpoints.file import load_checkpoint
+from tui_trainer.engine.checkpoints.file import load_resumable
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.checkpoints.meta import CheckpointMeta, sidecar_disagrees, step_of_name
-from tui_trainer.engine.checkpoints.resumable import resume_problem
 from tui_trainer.engine.checkpoints.store import CheckpointStore, StoredCheckpoint
 from tui_trainer.engine.errors import CheckpointError, RunDirError, is_disk_full
 from tui_trainer.engine.loop import training_state, warm_start
@@ -135,11 +134,6 @@ def _true_step(stored: StoredCheckpoint) -> int:
     """The step a checkpoint's file name says: a sidecar may lie, the name orders the files."""
     named = step_of_name(stored.path.name)
     return named if named is not None else stored.meta.step
-
-
-def _untrusted(stored: StoredCheckpoint, state: Mapping[str, Any], run_id: str) -> str | None:
-    """Why a checkpoint that loads must still not be resumed from (`ckpt verify` asks the same)."""
-    return resume_problem(state, stored.path.name, run_id)
 
 
 def _believed(store: CheckpointStore, stored: StoredCheckpoint, state: Mapping[str, Any],
@@ -271,14 +265,7 @@ def _resume_locked(
             raise RunDirError(f"{run_dir} has no checkpoint of this run to resume from")
     state, start, skipped = None, None, []
     for candidate in candidates:
-        problem = store.integrity_problem(candidate)
-        if problem is None:
-            try:
-                state = load_checkpoint(candidate.path, map_location="cpu")
-            except CheckpointError as exc:
-                problem = str(exc)
-        if problem is None:
-            problem = _untrusted(candidate, state, info.run_id)
+        state, problem = load_resumable(store, candidate, info.run_id)
         if problem is None:
             start = _believed(store, candidate, state, notes)
             break
