@@ -22,9 +22,9 @@ from tui_trainer.session.run_source import RunControl, RunSource
 from tui_trainer.session.runner import COUNTERS_INTERVAL_S, DRAIN_INTERVAL_S, LaunchFn, TrainingRunner
 from tui_trainer.tui.binding_commands import BindingCommands
 from tui_trainer.tui.checkpoint_actions import CHECKPOINT_ACTIONS, CHECKPOINT_BINDINGS, CheckpointActions
+from tui_trainer.tui.run_alerts import RunAlerts
 from tui_trainer.tui.run_dir_watcher import RunDirWatcher
 from tui_trainer.tui.run_model import ENDED_STATES, Changed, RunModel
-from tui_trainer.tui.screens.disk_full_modal import EXPORT, PRUNE, RETRY, DiskFullScreen
 from tui_trainer.tui.screens.quit_modal import QUIT_WITHOUT_SAVING, SAVE_AND_QUIT, QuitScreen
 from tui_trainer.tui.screens.target_modal import NewTarget, TargetScreen
 from tui_trainer.tui.terminal_alerts import TerminalAlerts
@@ -56,7 +56,7 @@ class DrainNow(Message):
     """The runner has the answer to a key the user just pressed (PAUSED, RUNNING...)."""
 
 
-class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
+class TrainerApp(ThemeSwitching, CheckpointActions, RunAlerts, TerminalAlerts, App[int]):
     """Trains one run (built by `launch_fn` in a worker) and shows it."""
 
     CSS_PATH = "app.tcss"
@@ -288,50 +288,6 @@ class TrainerApp(ThemeSwitching, CheckpointActions, TerminalAlerts, App[int]):
         self.model.restart()
         self.query_one(StatusHeader).show(self.model)
         self._start_training()
-
-    def show_disk_full(self, event: Any) -> None:
-        """The trainer paused on a save that did not fit: alert, with the numbers and the ways out."""
-        if isinstance(self.screen, DiskFullScreen):
-            self.screen.show(event)
-        else:
-            self.push_screen(DiskFullScreen(event), self._disk_full_choice)
-
-    def _disk_full_choice(self, choice: str | None) -> None:
-        if choice == PRUNE:
-            self.action_prune_checkpoints()
-        elif choice == EXPORT:
-            self.action_export_checkpoint()
-        elif choice == RETRY and self._can_steer("resume"):
-            self.control.resume()
-            self.notify(f"resuming: the save at step {self.model.step} is tried again", timeout=3)
-        elif choice is None:
-            self.notify("still paused on a full disk: make room, then p resumes and retries the save",
-                        severity="warning", timeout=5)
-
-    def show_anomaly(self, event: Any) -> None:
-        """The trainer paused on an anomaly: roll back past the batches that led there, go on, or stop."""
-        from tui_trainer.tui.screens.anomaly_modal import AnomalyScreen
-
-        self.push_screen(AnomalyScreen(event), lambda choice: self._anomaly_choice(event, choice))
-
-    def _anomaly_choice(self, event: Any, choice: str | None) -> None:
-        from tui_trainer.engine.loop.anomaly import batches
-        from tui_trainer.tui.screens.anomaly_modal import CONTINUE, ROLL_BACK, STOP
-
-        if choice == ROLL_BACK and self._can_steer("roll back"):
-            self.control.roll_back()
-            self.notify(f"rolling back to {event.rollback_to}, past {batches(event.skip_batches, 'the ')}", timeout=4)
-        elif choice == CONTINUE and self._can_steer("resume"):
-            self.control.resume()
-        elif choice == STOP and self._can_steer("stop"):
-            end_run = getattr(self.control, "end_run", None)  # a followed run's: stop it, saving nothing
-            if callable(end_run):
-                end_run(False)
-            else:
-                self.control.stop("stopped")
-        elif choice is None:
-            self.notify(f"still paused on the anomaly at step {event.step}: p goes on without its update",
-                        severity="warning", timeout=5)
 
     def action_toggle_log_scale(self) -> None:
         chart = self.query_one(LossChart)

@@ -13,6 +13,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from tui_trainer.engine.words import counted
+
 # What the run does on an anomaly (`--on-anomaly`).
 PAUSE, ROLLBACK, STOP, CONTINUE = "pause", "rollback", "stop", "continue"
 ACTIONS = (PAUSE, ROLLBACK, STOP, CONTINUE)
@@ -130,4 +132,4 @@ def rollback_line(step: int, from_step: int, name: str, skipped_batches: int) ->
 
 def batches(count: int, the: str = "") -> str:
     """'the 4 batches', 'the batch': the words a roll-back's skip is said in."""
-    return f"{the}batch" if count == 1 else f"{the}{count} batches"
+    return f"{the}batch" if count == 1 else f"{the}{counted(count, 'batch', 'batches')}"
