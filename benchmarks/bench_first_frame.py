@@ -44,6 +44,8 @@ Baseline().run()
 
 
 class Terminal:
+    """One tmux server with one session ("bench"), driven from outside as a user's terminal would be."""
+
     def __init__(self, socket: str) -> None:
         self.socket = socket
 
@@ -53,12 +55,12 @@ class Terminal:
             raise RuntimeError(f"tmux {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def start(self, command: str, cwd: Path) -> float:
-        """Start `command` in a fresh 120x40 session; return when it was asked to start."""
+    def start(self, command: str, cwd: Path, width: int = 120, height: int = 40) -> float:
+        """Start `command` in a fresh session of `width`x`height`; return when it was asked to start."""
         for attempt in range(3):
             started = time.perf_counter()  # tmux's own start-up (a few ms) is paid by every side
             try:
-                self.tmux("-f", os.devnull, "new-session", "-d", "-s", "bench", "-x", "120", "-y", "40",
+                self.tmux("-f", os.devnull, "new-session", "-d", "-s", "bench", "-x", str(width), "-y", str(height),
                           "-c", str(cwd), command)
                 return started
             except RuntimeError:  # "server exited unexpectedly", now and then on a loaded machine

@@ -32,26 +32,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_first_frame import Terminal
+
 GOAL_BYTES_PER_S = 8 * 1024
 GOAL_KEY_P95_S = 0.25
 POLL_S = 0.01
 KEY_TIMEOUT_S = 5.0
 
 
-class Pane:
-    """One tmux server with one session, driven from outside as a user's terminal would be."""
-
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
-
-    def tmux(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
-        if check and done.returncode != 0:
-            raise RuntimeError(f"tmux {args[0]} failed: {done.stderr.strip()}")
-        return done.stdout
-
-    def start(self, command: str, width: int, height: int) -> None:
-        self.tmux("-f", os.devnull, "new-session", "-d", "-s", "bench", "-x", str(width), "-y", str(height), command)
+class Pane(Terminal):
+    """bench_first_frame's terminal, with what this benchmark reads from it."""
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "bench:")
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"the trainer did not start: {report.error if report else 'no report'}")
             env = f"PYTHONPATH={shlex.quote(str(repo))} XDG_CONFIG_HOME={shlex.quote(str(root / 'config'))}"
             pane.start(f"{env} exec {shlex.quote(sys.executable)} -m tui_trainer attach "
-                       f"{shlex.quote(str(report.run_dir))}", 120, 40)
+                       f"{shlex.quote(str(report.run_dir))}", root)
             pane.wait_for(lambda s: "RUNNING" in header(s) and "loading chart" not in s, 60)
             time.sleep(5.0)  # past the first curve, into steady training
             rates = {}
