@@ -17,6 +17,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 from tui_trainer.tui.widgets.live_text import show_text
 
 if TYPE_CHECKING:
@@ -35,11 +36,14 @@ def describe_disk(result: DiskForecast | None, problem: str | None = None,
     between a number and its unit. The shortest form wraps where even it does not fit.
     """
     forms, warning = disk_forms(result, problem, run_bytes)
-    if width is not None:
-        for text in forms:
-            if cell_len(text) <= width:
-                return text, warning
-    return (forms[0] if width is None else forms[-1]), warning
+    return fitting(forms, width), warning
+
+
+def fitting(forms: list[str], width: int | None) -> str:
+    """The longest of `forms` (longest first) within `width`; the shortest if none fits; the whole without a width."""
+    if width is None:
+        return forms[0]
+    return next((text for text in forms if cell_len(text) <= width), forms[-1])
 
 
 def disk_forms(result: DiskForecast | None, problem: str | None = None,
@@ -59,7 +63,7 @@ def disk_forms(result: DiskForecast | None, problem: str | None = None,
                  f"{human_bytes(result.room_bytes)}")
         return [f"{needs} ({human_bytes(result.used_bytes)} used + {free}); lower keep-last or free space",
                 f"{needs}; lower keep-last or free space", needs], True
-    ckpts = f"{human_bytes(result.used_bytes)} in {result.count_now} ckpt{'s' if result.count_now != 1 else ''}"
+    ckpts = f"{human_bytes(result.used_bytes)} in {counted(result.count_now, 'ckpt')}"
     end = f"end ~{rough_bytes(result.end_bytes)}, fits" if result.saves_left else "no more saves planned"
     # The checkpoints' sizes are in the table below: the first to go.
     run_alone = f"run {human_bytes(run_bytes)} · " if run_bytes is not None else ""
@@ -170,8 +174,8 @@ class DiskPanel(Static):
 
             self.forecast = forecast(state, self._step, self._target or state.target, self._steps_per_sec)
         width = self.content_size.width if self.is_mounted else 0
-        text, warning = describe_disk(self.forecast, self._problem, self.run_bytes, width or None)
-        whole = describe_disk(self.forecast, self._problem, self.run_bytes)[0]
+        forms, warning = disk_forms(self.forecast, self._problem, self.run_bytes)
+        text, whole = fitting(forms, width or None), forms[0]
         if (text, warning, whole) != self._shown:  # repaint (and send bytes over SSH) only on a change
             self._shown = (text, warning, whole)
             show_text(self, text)
