@@ -117,7 +117,7 @@ def list_runs(folder: Path, runs: list[Path], *, as_json: bool) -> int:
         return 0
     for line in unreadable:
         print(f"unreadable: {line}")
-    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} in {folder}: {count} checkpoint{'s' if count != 1 else ''}, "
+    print(f"{counted(len(runs), 'run')} in {folder}: {counted(count, 'checkpoint')}, "
           f"{human_bytes(total)}")
     return 0
 
@@ -226,7 +226,7 @@ def marks_of(c: StoredCheckpoint) -> list[str]:
 def list_footer(store: CheckpointStore, checkpoints: list[StoredCheckpoint]) -> str:
     total = sum(_size_of(c) or 0 for c in checkpoints)
     count = len(checkpoints)
-    parts = [f"{count} checkpoint{'s' if count != 1 else ''}, {human_bytes(total)}"]
+    parts = [f"{counted(count, 'checkpoint')}, {human_bytes(total)}"]
     best = next((c for c in checkpoints if c.best), None)
     latest = next((c for c in checkpoints if c.latest), None)
     if best is not None:

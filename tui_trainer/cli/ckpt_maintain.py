@@ -20,6 +20,7 @@ from tui_trainer.engine.checkpoints.store import StoredCheckpoint
 from tui_trainer.engine.errors import TrainerError
 from tui_trainer.engine.rundir.layout import is_locked, store_for
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 
 class NotConfirmed(TrainerError):
@@ -152,7 +153,7 @@ def run_verify(args: argparse.Namespace) -> int:
     bad = sum(not r.ok for r in results)
     listed = sum(r.ok and r.listed for r in results)
     checked = len(results) - listed
-    also = f"; {listed} training-state file{'s' if listed != 1 else ''} listed, not loaded" if listed else ""
+    also = f"; {counted(listed, 'training-state file')} listed, not loaded" if listed else ""
     print(f"{checked} checked: {checked - bad} OK, {bad} with problems{also}")
     return 1 if bad else 0
 

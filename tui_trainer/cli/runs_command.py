@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.train_commands import DEFAULT_ROOT
 from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 if TYPE_CHECKING:
     from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
@@ -77,7 +78,7 @@ def render(index: RunsIndex) -> str:
                         for c in COLUMNS).rstrip()
 
     count = len(rows)
-    total = f"{count} run{'s' if count != 1 else ''}, {index.checkpoints} checkpoints, {human_bytes(index.disk_bytes)}"
+    total = f"{counted(count, 'run')}, {index.checkpoints} checkpoints, {human_bytes(index.disk_bytes)}"
     return "\n".join([line(titles), *(line(r) for r in rows), total])
 
 

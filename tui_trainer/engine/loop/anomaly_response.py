@@ -25,6 +25,7 @@ from tui_trainer.engine.loop.anomaly import (
 )
 from tui_trainer.engine.loop.anomaly_rollback import batches_to_skip, healthy_candidates, roll_back
 from tui_trainer.engine.loop.step_numbers import StepNumbers
+from tui_trainer.engine.words import counted
 
 if TYPE_CHECKING:
     from tui_trainer.engine.loop.trainer import Trainer
@@ -69,7 +70,7 @@ class AnomalyResponse:
         action, note = guard.on_anomaly, None
         healthy = healthy_candidates(self, anomaly.step)
         if action == ROLLBACK and self._rollbacks >= guard.max_rollbacks:
-            note = (f"{self._rollbacks} roll-back{'s' if self._rollbacks != 1 else ''} since the last healthy save, "
+            note = (f"{counted(self._rollbacks, 'roll-back')} since the last healthy save, "
                     "the limit: this anomaly stops the run")
             action = STOP
         skip = batches_to_skip(self, healthy[0].step, anomaly.step) if healthy else 0
