@@ -54,6 +54,17 @@ class Terminal:
     def start(self, command: str, cwd: Path) -> None:
         self("-f", os.devnull, "new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(cwd), command)
 
+    def hang_up(self) -> None:
+        """Close the session (its processes get SIGHUP, as for a dropped SSH session) and wait for the server to go.
+
+        Killing the last session makes the private server exit; a `new-session` sent while it is on its way out
+        fails with "server exited unexpectedly", so this waits until nothing listens on the socket.
+        """
+        self("kill-session", "-t", "e2e")
+        wait_until(lambda: "no server running" in subprocess.run(
+            [self.tmux, "-L", self.socket, "list-sessions"], capture_output=True, text=True, timeout=10,
+            check=False).stderr, "the tmux server to exit", 10.0)
+
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "e2e", check=False)
 
@@ -182,7 +193,7 @@ def test_a_dropped_terminal_never_stops_training_and_attach_brings_the_dashboard
     viewer, trainer = terminal.pane_pid(), trainer_pid(run_dir)
     assert trainer != viewer
 
-    terminal("kill-session", "-t", "e2e")  # the terminal goes away: SIGHUP, as for a dropped SSH session
+    terminal.hang_up()  # the terminal goes away: SIGHUP, as for a dropped SSH session
     wait_until(lambda: not _alive(viewer), "the dashboard to go with its terminal")
     size = history_size(run_dir)
     wait_until(lambda: history_size(run_dir) > size + 2000, "training to go on without a terminal")
@@ -256,7 +267,7 @@ def test_a_two_rank_run_pauses_extends_detaches_and_finishes_under_the_dashboard
     assert "torchrun pid" in terminal.screen() and exit_file.read_text().strip() == "0"
     assert all(_alive(pid) for pid in ranks.values())
 
-    terminal("kill-session", "-t", "e2e")
+    terminal.hang_up()
     terminal.start(attach_command(tmp_path / "config"), tmp_path)
     wait_until(lambda: "PAUSED" in terminal.header() and "/800" in terminal.header(), "the re-attached dashboard",
                START_TIMEOUT_S, terminal.screen)
