@@ -26,6 +26,7 @@ from tui_trainer.engine.tools.history_summary import (
     summarize,
 )
 from tui_trainer.engine.tools.history_table import HistoryTable, history_table
+from tui_trainer.engine.words import counted
 
 HISTORY_ROWS = 30
 
@@ -159,8 +160,8 @@ def monitored_by(run_dir: Path) -> dict[str, str]:
 
 def history_summary_lines(s: HistorySummary) -> list[str]:
     lines = [
-        f"{s.steps_logged} steps logged (steps {fmt.or_dash(s.first_step)}-{fmt.or_dash(s.last_step)}), "
-        f"{s.evaluations} evaluations" + (f", last epoch {s.last_epoch}" if s.last_epoch is not None else "")
+        f"{counted(s.steps_logged, 'step')} logged (steps {fmt.or_dash(s.first_step)}-{fmt.or_dash(s.last_step)}), "
+        f"{counted(s.evaluations, 'evaluation')}" + (f", last epoch {s.last_epoch}" if s.last_epoch is not None else "")
     ]
     if s.first_loss is not None:
         lines.append(
@@ -177,7 +178,7 @@ def history_summary_lines(s: HistorySummary) -> list[str]:
             f"last {fmt.format_loss(s.last_val_loss)}"
         )
     if s.non_finite_losses:
-        lines.append(f"{s.non_finite_losses} steps had a non-finite loss (NaN or inf)")
+        lines.append(f"{counted(s.non_finite_losses, 'step')} had a non-finite loss (NaN or inf)")
     lines.extend(_anomaly_lines(s.anomalies))
     last = s.last_logged
     if last is not None and last.elapsed is not None:

@@ -52,6 +52,7 @@ from tui_trainer.engine.errors import TrainerError, UnsafePath
 from tui_trainer.engine.loop.control import TrainingControl
 from tui_trainer.engine.loop.lr_preview import LrFacts
 from tui_trainer.engine.loop.rewarm import Rewarm
+from tui_trainer.engine.words import counted
 
 CONTROL_FILE = "control.json"
 ACK_FILE = "control_ack.json"
@@ -93,7 +94,7 @@ class Command:
 
     def describe(self) -> str:
         rewarm = "" if self.rewarm is None else f" (re-warm to {self.rewarm.fraction:g} of the peak" + (
-            f" over {self.rewarm.steps} steps)" if self.rewarm.steps else ")")
+            f" over {counted(self.rewarm.steps, 'step')})" if self.rewarm.steps else ")")
         return self.op.replace("_", " ") + ("" if self.value is None else f" {self.value}") + rewarm
 
 

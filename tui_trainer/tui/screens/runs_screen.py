@@ -35,7 +35,7 @@ RESCAN_S = 3.0
 
 def total_line(index: RunsIndex) -> str:
     count = len(index.runs)
-    line = (f"{counted(count, 'run')}, {index.checkpoints} checkpoints, "
+    line = (f"{counted(count, 'run')}, {counted(index.checkpoints, 'checkpoint')}, "
             f"{human_bytes(index.disk_bytes)} in all")
     if index.problems:
         line += f"; {len(index.problems)} unreadable: " + "; ".join(index.problems)

@@ -93,8 +93,8 @@ def explain_forecast(result: DiskForecast | None) -> str | None:
     if result is None or result.save_bytes is None or not result.saves_left:
         return None
     return (
-        f"At the end of the run: {result.count_at_end} checkpoints of about {human_bytes(result.save_bytes)}, "
-        f"plus one being written, ~{human_bytes(result.end_bytes)}; {result.saves_left} saves to come. "
+        f"At the end of the run: {counted(result.count_at_end, 'checkpoint')} of about {human_bytes(result.save_bytes)}, "
+        f"plus one being written, ~{human_bytes(result.end_bytes)}; {counted(result.saves_left, 'save')} to come. "
         f"Room: {human_bytes(result.room_bytes)} (checkpoints now + free space)."
     )
 
