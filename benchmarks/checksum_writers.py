@@ -17,7 +17,6 @@ from typing import IO, Any
 from tui_trainer.engine.checkpoints.hashing_writer import HashingWriter
 
 _CHUNK = 4 << 20
-_SMALL_WRITE = 64 << 10
 
 
 def blake3_or_none() -> Callable[[], Any] | None:
@@ -44,49 +43,28 @@ def read_back_writer(new_hash: Callable[[], Any] = hashlib.sha256) -> Callable[[
     return lambda file: ReadBackWriter(file, new_hash)
 
 
-class ReadBackWriter:
+class ReadBackWriter(HashingWriter):
     """The store's writer before: a second thread reads back what was written and hashes it.
 
-    Wraps an unbuffered binary file opened for writing and reading (`"w+b", buffering=0`).
+    Wraps an unbuffered binary file opened for writing and reading (`"w+b", buffering=0`); gathers
+    small writes as the store's writer does, and differs only in where the hashing happens.
     """
 
     def __init__(self, file: IO[bytes], new_hash: Callable[[], Any]) -> None:
-        self._file = file
-        self._fd = file.fileno()
+        super().__init__(file)
         self._hash = new_hash()
-        self._written = 0
-        self._pending = bytearray()
         self._closed = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._hash_loop, name="checkpoint-hash", daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes | memoryview) -> int:
-        size = len(data)
-        if size < _SMALL_WRITE:
-            self._pending += data
-            if len(self._pending) >= _CHUNK:
-                self._write_through(self._pending)
-                self._pending = bytearray()
-            return size
-        if self._pending:
-            self._write_through(self._pending)
-            self._pending = bytearray()
-        self._write_through(data)
-        return size
-
     def _write_through(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        total = 0
-        while total < len(view):
-            total += self._file.write(view[total:])
+        self._write_all(view)
         with self._cond:
-            self._written += total
+            self._written += len(view)
             self._cond.notify()
-
-    def flush(self) -> None:
-        pass
 
     def finish(self) -> str:
         """Write what is gathered, fsync while the hash catches up; return the hex digest."""

@@ -63,11 +63,14 @@ class HashingWriter:
 
     def _write_through(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
+        self._write_all(view)
+        self._hash.update(view)
+        self._written += len(view)
+
+    def _write_all(self, view: memoryview) -> None:
         total = 0
         while total < len(view):  # an unbuffered write may be partial
             total += self._file.write(view[total:])
-        self._hash.update(view)
-        self._written += total
 
     def flush(self) -> None:
         """Writes reach the file by `finish()`; torch calls this anyway."""
