@@ -91,17 +91,7 @@ class CompareScreen(LoadedView):
     """A compared with B, where A is the earlier checkpoint."""
 
     DEFAULT_CSS = """
-    CompareScreen { align: center middle; }
-    CompareScreen > Vertical {
-        width: 100%;
-        max-width: 110;
-        height: 100%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
-    }
     CompareScreen #compare-title { text-style: bold; }
-    CompareScreen VerticalScroll { height: 1fr; }
     CompareScreen Static { width: 100%; height: auto; margin-bottom: 1; }
     """
     BINDINGS = [Binding("escape,q", "close", "Close", id="compare.close")]

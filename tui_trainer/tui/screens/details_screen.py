@@ -103,17 +103,7 @@ def details_sections(d: Any) -> list[Table]:
 
 class DetailsScreen(LoadedView):
     DEFAULT_CSS = """
-    DetailsScreen { align: center middle; }
-    DetailsScreen > Vertical {
-        width: 100%;
-        max-width: 110;
-        height: 100%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
-    }
     DetailsScreen #details-title { text-style: bold; }
-    DetailsScreen VerticalScroll { height: 1fr; }
     DetailsScreen #details-body { width: 100%; height: auto; }
     """
     BINDINGS = [Binding("escape,q,enter", "close", "Close", id="details.close")]

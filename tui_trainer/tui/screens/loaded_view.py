@@ -16,6 +16,19 @@ class LoadedView(ModalScreen[None]):
     """Subclasses compose a VerticalScroll, load in `load()` (torch work is fine: it runs on a
     worker thread), and render in `show_result()` / `show_problem()` on the UI thread."""
 
+    DEFAULT_CSS = """
+    LoadedView { align: center middle; }
+    LoadedView > Vertical {
+        width: 100%;
+        max-width: 110;
+        height: 100%;
+        border: thick $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    LoadedView VerticalScroll { height: 1fr; }
+    """
+
     problem: str | None = None
 
     def on_mount(self) -> None:
