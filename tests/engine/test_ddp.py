@@ -48,6 +48,17 @@ def steps_of(run_dir: Path) -> list[int]:
     return [r["step"] for r in read_history(run_dir / HISTORY_FILE) if "loss" in r]
 
 
+def interrupt_after_three_losses(run: subprocess.Popen, run_dir: Path) -> tuple[int, str, str]:
+    """SIGINT to the launcher once rank 0 has logged three losses, as a user's Ctrl+C mid-run; how it ended."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and run.poll() is None:
+        if (run_dir / HISTORY_FILE).exists() and (run_dir / HISTORY_FILE).read_bytes().count(b'"loss"') >= 3:
+            break
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    return finish(run)
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(path, map_location="cpu")
     flat = {f"model.{k}": v for k, v in state["model"].items()}
@@ -87,13 +98,7 @@ def test_sigint_saves_once_and_the_resumed_run_is_bit_exact(tmp_path):
     whole = tui_trainer("train", "--nproc", "2", "--run-dir", str(tmp_path / "whole"), *common)
     cut_dir = tmp_path / "cut"
     cut = tui_trainer("train", "--nproc", "2", "--run-dir", str(cut_dir), *common)
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline and cut.poll() is None:
-        if (cut_dir / HISTORY_FILE).exists() and (cut_dir / HISTORY_FILE).read_bytes().count(b'"loss"') >= 3:
-            break
-        time.sleep(0.02)
-    cut.send_signal(signal.SIGINT)
-    code, _, err = finish(cut)
+    code, _, err = interrupt_after_three_losses(cut, cut_dir)
     assert code == 130, err
     kinds = checkpoint_kinds(cut_dir)
     assert list(kinds.values()) == [INTERRUPTED], kinds  # one save, and none under a final name

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_ddp import TINY, WAIT_S, ddp_env, finish, steps_of, tui_trainer
+from test_ddp import (
+    TINY,
+    WAIT_S,
+    ddp_env,
+    finish,
+    interrupt_after_three_losses,
+    steps_of,
+    tui_trainer,
+)
 from test_ddp_failures import rank_pid
 from tiny_runs import PYTHON, REPO_ROOT, checkpoint_kinds
 
@@ -176,13 +184,7 @@ def test_sigint_saves_one_step_folder_all_ranks_exit_130_and_the_resumed_run_is_
     whole = tui_trainer("train", "--nproc", "2", "--run-dir", str(tmp_path / "whole"), *common)
     cut_dir = tmp_path / "cut"
     cut = tui_trainer("train", "--nproc", "2", "--run-dir", str(cut_dir), *common)
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline and cut.poll() is None:
-        if (cut_dir / HISTORY_FILE).exists() and (cut_dir / HISTORY_FILE).read_bytes().count(b'"loss"') >= 3:
-            break
-        time.sleep(0.02)
-    cut.send_signal(signal.SIGINT)
-    code, _, err = finish(cut)
+    code, _, err = interrupt_after_three_losses(cut, cut_dir)
     assert code == 130, err
     kinds = checkpoint_kinds(cut_dir)
     assert list(kinds.values()) == [INTERRUPTED], kinds
