@@ -54,7 +54,8 @@ def test_continue_and_stop_from_the_modal(tmp_path):
 
     async def scenario():
         async with driving(app) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, AnomalyScreen), what="the anomaly modal")
+            await wait_for(pilot, lambda: isinstance(app.screen, AnomalyScreen) and len(app.screen.query(Button)) == 3,
+                           what="the anomaly modal")
             await pilot.press("s")
             await wait_for(pilot, lambda: app.runner.done.is_set(), what="the run to stop")
             assert app.runner.trainer.step == 14

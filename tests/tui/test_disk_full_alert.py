@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import Label
+from textual.widgets import Button, Label
 from tui_pilot import driving, run_async, wait_for
 
 from tests.full_disk import FullDisk
@@ -38,6 +38,11 @@ def _header(app) -> str:
     return str(app.query_one("#run-state", Label).render())
 
 
+def _alert_up(app) -> bool:
+    """The alert is on top and composed: `app.screen` is the new screen as soon as it is pushed, before its labels."""
+    return isinstance(app.screen, DiskFullScreen) and len(app.screen.query(Button)) == 4
+
+
 def _alert_text(screen) -> str:
     return "\n".join(str(label.render()) for label in screen.query(Label))
 
@@ -46,7 +51,7 @@ async def _full_after_one_save(pilot, app, disk, run_dir) -> DiskFullScreen:
     """Too little room from the start: the save at step 10 goes through unchecked (its size is not
     known yet), the one at step 20 is checked against that size and does not fit."""
     disk.free = FREE_BYTES
-    await wait_for(pilot, lambda: isinstance(app.screen, DiskFullScreen), what="the disk-full alert")
+    await wait_for(pilot, lambda: _alert_up(app), what="the disk-full alert")
     assert _saved_steps(run_dir) == [10]
     return app.screen
 
@@ -54,7 +59,7 @@ async def _full_after_one_save(pilot, app, disk, run_dir) -> DiskFullScreen:
 async def _alert_again(pilot, app, alerts_before: int) -> None:
     """p with the disk still full: the retry fails and a fresh alert comes up."""
     await pilot.press("p")
-    await wait_for(pilot, lambda: _disk_full_lines(app) > alerts_before and isinstance(app.screen, DiskFullScreen),
+    await wait_for(pilot, lambda: _disk_full_lines(app) > alerts_before and _alert_up(app),
                    what="a fresh alert")
 
 
@@ -152,7 +157,7 @@ def test_a_history_write_that_does_not_fit_pauses_with_the_alert_and_p_writes_it
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.step >= 20, what="training under way")
             disk.refuse(HISTORY_FILE)
-            await wait_for(pilot, lambda: isinstance(app.screen, DiskFullScreen), what="the disk-full alert")
+            await wait_for(pilot, lambda: _alert_up(app), what="the disk-full alert")
             shown = _alert_text(app.screen)
             assert "ERROR: disk full" in shown and "history.jsonl could not be written" in shown
             assert "Nothing is lost" in shown
