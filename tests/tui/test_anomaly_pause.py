@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 from textual.widgets import Button, Label
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import launch
@@ -31,8 +31,7 @@ def test_a_nan_pauses_and_the_modal_rolls_back(tmp_path):
 
     async def scenario():
         async with driving(app) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, AnomalyScreen) and len(app.screen.query(Button)) == 3,
-                           what="the anomaly modal")
+            await wait_for(pilot, lambda: screen_up(app, AnomalyScreen), what="the anomaly modal")
             shown = "\n".join(str(label.render()) for label in app.screen.query(Label))
             assert "ANOMALY at step 14: non-finite loss" in shown
             assert "load step_00000010.pt" in shown and "skip the 4 batches" in shown
@@ -54,8 +53,7 @@ def test_continue_and_stop_from_the_modal(tmp_path):
 
     async def scenario():
         async with driving(app) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, AnomalyScreen) and len(app.screen.query(Button)) == 3,
-                           what="the anomaly modal")
+            await wait_for(pilot, lambda: screen_up(app, AnomalyScreen), what="the anomaly modal")
             await pilot.press("s")
             await wait_for(pilot, lambda: app.runner.done.is_set(), what="the run to stop")
             assert app.runner.trainer.step == 14

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label
-from tui_pilot import TINY, driving, run_async, wait_for
+from tui_pilot import TINY, driving, run_async, screen_up, wait_for
 
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import launch
@@ -79,7 +79,7 @@ def test_attach_pauses_resumes_saves_and_retargets_a_headless_run(headless):
             await wait_for(pilot, lambda: len(app.checkpoints) == 1, what="the table row")
 
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the target modal")
             app.screen.query_one(Input).value = str(paused_at + 30)
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.model.target == paused_at + 30, what="the new target")
@@ -105,7 +105,7 @@ def test_q_asks_and_detach_leaves_the_run_training(headless):
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.step >= 5 and app.control.listening, what="some steps")
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+            await wait_for(pilot, lambda: screen_up(app, QuitScreen), what="the question")
             assert app.screen.focused.id == "detach"  # the default, first button
             await pilot.press("q")
             await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
@@ -173,7 +173,7 @@ def test_r_on_a_finished_run_continues_it_in_the_background(tmp_path):
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.state == "finished" and app.model.step == 20, what="the run")
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the target modal")
             app.screen.query_one(Input).value = "40"
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.model.state == "finished" and app.model.step == 40, timeout=90,
@@ -204,7 +204,7 @@ def test_rolling_back_a_live_run_stops_its_trainer_and_starts_one_from_the_check
             oldest = min(names)
             table.move_cursor(row=names.index(oldest))
             await pilot.press("b")
-            await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen), what="the roll-back question")
+            await wait_for(pilot, lambda: screen_up(app, RollbackScreen), what="the roll-back question")
             field = app.screen.query_one(Input)
             field.value = "100000"
             field.focus()
@@ -216,7 +216,7 @@ def test_rolling_back_a_live_run_stops_its_trainer_and_starts_one_from_the_check
             step = int(oldest[5:13])
             await wait_for(pilot, lambda: app.model.step > step, what="training from the checkpoint on")
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+            await wait_for(pilot, lambda: screen_up(app, QuitScreen), what="the question")
             await pilot.press("q")
             await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
 

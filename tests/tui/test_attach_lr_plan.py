@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 from textual.widgets import Checkbox, Input
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
 from tui_trainer.engine.loop import launch
@@ -66,7 +66,7 @@ def test_r_previews_the_plan_sends_a_re_warm_and_the_trainer_follows_it(paused_r
             await wait_for(pilot, lambda: app.model.state == "paused" and app.control.lr_facts() is not None,
                            what="the paused run and the trainer's LR facts")
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the target modal")
             assert plan(app) == "LR schedule unchanged: LR 4.0e-03 now"
             app.screen.query_one("#target-input", Input).value = "60"
             await wait_for(pilot, lambda: "step 60" in plan(app), what="the plan for 60")
@@ -100,7 +100,7 @@ def test_r_previews_the_plan_sends_a_re_warm_and_the_trainer_follows_it(paused_r
             # Ended: `r` continues it with a new trainer, and the modal still previews and re-warms.
             monkeypatch.setattr(app.runner, "spawn", lambda args: spawned.append(args))
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the modal on the ended run")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the modal on the ended run")
             app.screen.query_one("#target-input", Input).value = "100"
             app.screen.query_one("#rewarm-on", Checkbox).value = True
             app.screen.query_one("#rewarm-fraction", Input).value = "0.9"

@@ -7,7 +7,7 @@ import threading
 import time
 
 from textual.widgets import Button, Label
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tests.tui.test_anomaly_pause import nan_launch
 from tui_trainer.tui.attach_app import make_attach_app
@@ -33,8 +33,7 @@ def test_an_anomaly_pause_of_a_followed_run_shows_the_modal_and_continue_reaches
 
     async def scenario():
         async with driving(app) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, AnomalyScreen) and len(app.screen.query(Button)) == 3,
-                           what="the anomaly modal, with its buttons")  # a loaded machine may paint it in two frames
+            await wait_for(pilot, lambda: screen_up(app, AnomalyScreen), what="the anomaly modal")
             shown = "\n".join(str(label.render()) for label in app.screen.query(Label))
             assert "ANOMALY at step 14: non-finite loss" in shown and "load step_00000010.pt" in shown
             assert [str(b.label) for b in app.screen.query(Button)] == ["Roll back (b)", "Continue (c)", "Stop (s)"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input, Label, RadioButton, Static
-from tui_pilot import driving, run_async, shown_text, wait_for
+from tui_pilot import driving, run_async, screen_up, shown_text, wait_for
 
 from tui_trainer.engine.rundir.layout import SUPERSEDED_DIR, store_for
 from tui_trainer.tui.app import make_app
@@ -160,7 +160,7 @@ def test_d_deletes_after_a_confirmation_and_the_best_needs_a_second_one(tiny_lau
             await _open(pilot, app, "d", ConfirmScreen)
             first = app.screen
             await pilot.press("y")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first,
+            await wait_for(pilot, lambda: screen_up(app, ConfirmScreen) and app.screen is not first,
                            what="the second confirmation")
             said = " ".join(app.screen.lines)
             assert "best checkpoint" in said
@@ -197,7 +197,7 @@ def test_enter_c_question_mark_and_the_palette_open_their_screens(tiny_launch):
             await _open(pilot, app, "c", ComparePickScreen)
             assert [name for name, _ in app.screen.others] == [_name(30), _name(10)]
             await pilot.press("down", "enter")  # the second option: step 10
-            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="the comparison screen")
+            await wait_for(pilot, lambda: screen_up(app, CompareScreen), what="the comparison screen")
             screen = app.screen
             await wait_for(pilot, lambda: screen.comparison is not None, what="the comparison")
             assert (screen.comparison.a.step, screen.comparison.b.step) == (10, 20)  # the earlier one is A
@@ -216,7 +216,7 @@ def test_enter_c_question_mark_and_the_palette_open_their_screens(tiny_launch):
             await pilot.press(*"export")
             await pilot.pause(0.3)
             await pilot.press("down", "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="export from the palette")
+            await wait_for(pilot, lambda: screen_up(app, ExportScreen), what="export from the palette")
             await pilot.press("escape")
 
     run_async(scenario)

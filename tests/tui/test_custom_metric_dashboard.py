@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 from textual.widgets import Static
-from tui_pilot import TINY, driving, run_async, shown_text, wait_for
+from tui_pilot import TINY, driving, run_async, screen_up, shown_text, wait_for
 
 from tests.metric_jobs import accuracy_and_loss_job, accuracy_only_job
 from tui_trainer.engine.checkpoints.policy import CheckpointPolicy
@@ -74,7 +74,7 @@ def test_compare_offers_the_other_checkpoints_with_the_monitored_metric_by_name(
             table = app.query_one(CheckpointTable)
             await wait_for(pilot, lambda: table.row_count == 3 and app.model.step == 30, what="the checkpoints")
             await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, ComparePickScreen), what="the compare pick")
+            await wait_for(pilot, lambda: screen_up(app, ComparePickScreen), what="the compare pick")
             options = app.screen.query_one(OptionList)
             labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
             assert labels and all("  accuracy " in label and "  val " not in label for label in labels)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Label
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tui_trainer.engine.rundir.layout import store_for
 from tui_trainer.tui.app import make_app
@@ -78,7 +78,7 @@ def test_r_rejects_bad_input_sets_a_new_target_and_continues_a_finished_run(tiny
             await pilot.press("p")  # keep the step well below 600 while the modal is up
             await wait_for(pilot, lambda: app.model.state == "paused", what="the pause")
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the target modal")
             field = app.screen.query_one(Input)
             assert field.value == "400"  # defaults to the current target
 
@@ -99,7 +99,7 @@ def test_r_rejects_bad_input_sets_a_new_target_and_continues_a_finished_run(tiny
 
             # After the run has ended, r continues it from its final checkpoint.
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the target modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the target modal")
             app.screen.query_one(Input).value = "650"
             await pilot.press("enter")
             # 50 steps can start and end within one drain tick: wait for the end state only.
@@ -118,13 +118,13 @@ def test_q_while_training_asks_and_save_and_quit_saves(tiny_launch):
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.step >= 5, what="some steps")
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit modal")
+            await wait_for(pilot, lambda: screen_up(app, QuitScreen), what="the quit modal")
             await pilot.press("escape")
             assert not isinstance(app.screen, QuitScreen)
             assert app.is_running and app.model.training
 
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit modal")
+            await wait_for(pilot, lambda: screen_up(app, QuitScreen), what="the quit modal")
             await pilot.press("s")
             await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
 
@@ -158,7 +158,7 @@ def test_quit_without_saving_keeps_the_latest_periodic_checkpoint(tiny_launch):
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: len(app.checkpoints) >= 1, what="a periodic checkpoint")
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit modal")
+            await wait_for(pilot, lambda: screen_up(app, QuitScreen), what="the quit modal")
             assert "newest checkpoint" in app.screen.kept
             await pilot.press("d")
             await wait_for(pilot, lambda: not app.is_running, what="the app to exit")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import Button, Label
-from tui_pilot import driving, run_async, wait_for
+from textual.widgets import Label
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tests.full_disk import FullDisk
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, RunInfo, RunSettings, store_for, write_run
@@ -38,11 +38,6 @@ def _header(app) -> str:
     return str(app.query_one("#run-state", Label).render())
 
 
-def _alert_up(app) -> bool:
-    """The alert is on top and composed: `app.screen` is the new screen as soon as it is pushed, before its labels."""
-    return isinstance(app.screen, DiskFullScreen) and len(app.screen.query(Button)) == 4
-
-
 def _alert_text(screen) -> str:
     return "\n".join(str(label.render()) for label in screen.query(Label))
 
@@ -51,7 +46,7 @@ async def _full_after_one_save(pilot, app, disk, run_dir) -> DiskFullScreen:
     """Too little room from the start: the save at step 10 goes through unchecked (its size is not
     known yet), the one at step 20 is checked against that size and does not fit."""
     disk.free = FREE_BYTES
-    await wait_for(pilot, lambda: _alert_up(app), what="the disk-full alert")
+    await wait_for(pilot, lambda: screen_up(app, DiskFullScreen), what="the disk-full alert")
     assert _saved_steps(run_dir) == [10]
     return app.screen
 
@@ -59,7 +54,7 @@ async def _full_after_one_save(pilot, app, disk, run_dir) -> DiskFullScreen:
 async def _alert_again(pilot, app, alerts_before: int) -> None:
     """p with the disk still full: the retry fails and a fresh alert comes up."""
     await pilot.press("p")
-    await wait_for(pilot, lambda: _disk_full_lines(app) > alerts_before and _alert_up(app),
+    await wait_for(pilot, lambda: _disk_full_lines(app) > alerts_before and screen_up(app, DiskFullScreen),
                    what="a fresh alert")
 
 
@@ -94,12 +89,12 @@ def test_the_alert_gives_the_numbers_and_dismiss_prune_export_leave_the_run_paus
 
             await _alert_again(pilot, app, 1)
             await pilot.press("e")  # the export modal, on the selected checkpoint
-            await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="the export modal")
+            await wait_for(pilot, lambda: screen_up(app, ExportScreen), what="the export modal")
             await pilot.press("escape")
 
             await _alert_again(pilot, app, 2)
             await pilot.press("x")  # the prune preview
-            await wait_for(pilot, lambda: isinstance(app.screen, PruneScreen), what="the prune modal")
+            await wait_for(pilot, lambda: screen_up(app, PruneScreen), what="the prune modal")
             await pilot.press("escape")
             await pilot.pause(0.3)
             assert app.runner.trainer.step == 20 and _saved_steps(launch_fn.run_dir) == [10]
@@ -157,7 +152,7 @@ def test_a_history_write_that_does_not_fit_pauses_with_the_alert_and_p_writes_it
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.step >= 20, what="training under way")
             disk.refuse(HISTORY_FILE)
-            await wait_for(pilot, lambda: _alert_up(app), what="the disk-full alert")
+            await wait_for(pilot, lambda: screen_up(app, DiskFullScreen), what="the disk-full alert")
             shown = _alert_text(app.screen)
             assert "ERROR: disk full" in shown and "history.jsonl could not be written" in shown
             assert "Nothing is lost" in shown

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from textual.widgets import Input
-from tui_pilot import driving, run_async, wait_for
+from tui_pilot import driving, run_async, screen_up, wait_for
 
 from tests.factories import make_run
 from tui_trainer.engine.checkpoints.meta import sidecar_path
@@ -91,7 +91,7 @@ def test_runs_screen_prune_keeps_a_checkpoint_pinned_while_its_preview_was_open(
         async with driving(app) as pilot:
             await wait_for(pilot, lambda: app.model.run_dir is not None, what="the watched run")
             await pilot.press("R")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.index is not None,
+            await wait_for(pilot, lambda: screen_up(app, RunsScreen) and app.screen.index is not None,
                            what="the runs screen")
             modal = await _preview(pilot, app, RunsPruneScreen, "1")
             assert "other/step_00000300.pt" in modal.preview.keys

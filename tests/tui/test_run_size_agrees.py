@@ -9,7 +9,7 @@ import re
 import time
 
 from textual.widgets import DataTable
-from tui_pilot import driving, run_async, shown_text, wait_for
+from tui_pilot import driving, run_async, screen_up, shown_text, wait_for
 
 from tests.cli.ckpt_cli import run
 from tests.factories import make_run, write_history
@@ -47,7 +47,7 @@ def test_the_disk_panel_and_the_runs_listings_agree_on_a_run_with_an_export(caps
             assert shown.split(" · ")[0].split(", ")[0] == f"disk: run {everything}", shown
 
             await pilot.press("R")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs screen")
+            await wait_for(pilot, lambda: screen_up(app, RunsScreen), what="the runs screen")
             table = app.screen.query_one(DataTable)
             deadline = time.monotonic() + 20
             while not table.row_count and time.monotonic() < deadline:

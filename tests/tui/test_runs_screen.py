@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from textual.widgets import Input, Label, Static
-from tui_pilot import driving, run_async, shown_text, wait_for
+from tui_pilot import driving, run_async, screen_up, shown_text, wait_for
 
 from tests.factories import add_checkpoint, make_run, make_run_dir, snapshot, write_history
 from tui_trainer.engine.rundir.layout import read_run, store_for, write_run
@@ -42,7 +42,7 @@ def _row(screen: RunsScreen, name: str) -> tuple[str, ...]:
 
 async def _open_runs(pilot, app) -> RunsScreen:
     await pilot.press("R")
-    await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.index is not None,
+    await wait_for(pilot, lambda: screen_up(app, RunsScreen) and app.screen.index is not None,
                    what="the runs screen")
     return app.screen
 
@@ -81,7 +81,7 @@ def test_runs_screen_lists_every_run_with_its_numbers_and_total_and_opens_them(t
                            what=f"rows {expected} and {total!r}")
 
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+            await wait_for(pilot, lambda: screen_up(app, HelpScreen), what="help")
             shown = [row.description for row in app.screen.rows]
             assert {"Open", "Mark", "Overlay", "Prune all", "Runs"} <= set(shown)
             await pilot.press("escape")
@@ -90,7 +90,7 @@ def test_runs_screen_lists_every_run_with_its_numbers_and_total_and_opens_them(t
 
             await _select(pilot, screen, "model_gpu0")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), what="the run view")
+            await wait_for(pilot, lambda: screen_up(app, RunViewScreen), what="the run view")
             view = app.screen
             assert view.run_dir == gpu0
             await wait_for(pilot, lambda: view.model.step == 350 and view.model.state == "finished",
@@ -128,7 +128,7 @@ def test_space_marks_runs_and_v_overlays_their_curves(tiny_launch, tmp_path):
             assert _row(screen, "model_gpu0")[0] == "●" and _row(screen, "run")[0] == ""
 
             await pilot.press("v")
-            await wait_for(pilot, lambda: isinstance(app.screen, OverlayScreen) and app.screen.curves is not None,
+            await wait_for(pilot, lambda: screen_up(app, OverlayScreen) and app.screen.curves is not None,
                            what="the overlay")
             overlay = app.screen
             chart = overlay.query_one(OverlayChart)
@@ -179,7 +179,7 @@ def test_x_prunes_across_runs_exactly_what_it_previewed_and_leaves_the_training_
             await wait_for(pilot, lambda: len(app.checkpoints) >= 3, what="the live run's checkpoints")
             screen = await _open_runs(pilot, app)
             await pilot.press("x")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunsPruneScreen), what="the prune modal")
+            await wait_for(pilot, lambda: screen_up(app, RunsPruneScreen), what="the prune modal")
             modal = app.screen
             modal.query_one(Input).value = "2"
             await wait_for(pilot, lambda: modal.preview is not None and modal.preview.keep_last == 2,

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from textual.app import App
 from textual.widgets import Checkbox, Input, Label
-from tui_pilot import run_async, wait_for
+from tui_pilot import run_async, screen_up, wait_for
 
 from tui_trainer.engine.loop.job import load_job
 from tui_trainer.engine.loop.lr_takeover import preview_retarget
@@ -50,7 +50,7 @@ def test_the_modal_previews_the_takeover_and_a_re_warm_then_returns_both():
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the modal")
             assert text(app, "#lr-plan") == f"LR schedule unchanged: LR {lr_now:.1e} now"
             await pilot.press("1", "0", "0")
             await wait_for(pilot, lambda: "step 100" in text(app, "#lr-plan"), what="the new plan")
@@ -86,7 +86,7 @@ def test_without_a_planner_the_modal_is_the_plain_target_form():
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen), what="the modal")
+            await wait_for(pilot, lambda: screen_up(app, TargetScreen), what="the modal")
             assert not app.screen.query("#lr-plan") and not app.screen.query("#rewarm-on")
             app.screen.query_one("#target-input", Input).value = "600"
             await pilot.press("enter")

@@ -61,6 +61,12 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 2
         await pilot.pause(0.05)
 
 
+def screen_up(app: Any, kind: type) -> bool:
+    """`kind` is on top and composed. `app.screen` is a screen as soon as it is pushed, before its
+    widgets are mounted; reading or typing into it then races its compose on a loaded machine."""
+    return isinstance(app.screen, kind) and app.screen.is_mounted
+
+
 def run_async(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(scenario())
 
