@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from tui_trainer.cli import ckpt_format as fmt
 from tui_trainer.cli.train_commands import DEFAULT_ROOT
 from tui_trainer.engine.sizes import human_bytes
-from tui_trainer.engine.words import counted
 
 if TYPE_CHECKING:
     from tui_trainer.engine.rundir.runs_index import RunsIndex, RunSummary
@@ -77,9 +76,7 @@ def render(index: RunsIndex) -> str:
         return GAP.join(cells[c].rjust(widths[c]) if c in RIGHT_ALIGNED else cells[c].ljust(widths[c])
                         for c in COLUMNS).rstrip()
 
-    count = len(rows)
-    total = f"{counted(count, 'run')}, {index.checkpoints} checkpoints, {human_bytes(index.disk_bytes)}"
-    return "\n".join([line(titles), *(line(r) for r in rows), total])
+    return "\n".join([line(titles), *(line(r) for r in rows), index.total()])
 
 
 def index_record(index: RunsIndex) -> dict[str, Any]:

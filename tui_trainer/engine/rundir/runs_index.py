@@ -22,6 +22,8 @@ from tui_trainer.engine.errors import RunDirError, UnsafePath
 from tui_trainer.engine.rundir.discover import find_run_dirs
 from tui_trainer.engine.rundir.history_tail import parse_record
 from tui_trainer.engine.rundir.layout import HISTORY_FILE, LockHolder, lock_holder, read_run
+from tui_trainer.engine.sizes import human_bytes
+from tui_trainer.engine.words import counted
 
 # `run.json` states a trainer writes while it lives; without the lock held they mean it died.
 LIVE_STATES = frozenset({"new", "running", "paused"})
@@ -72,6 +74,11 @@ class RunsIndex:
     @property
     def checkpoints(self) -> int:
         return sum(r.checkpoints for r in self.runs)
+
+    def total(self) -> str:
+        """"3 runs, 1 checkpoint, 4.2 MB": the line under a listing (`runs`, the runs screen)."""
+        return (f"{counted(len(self.runs), 'run')}, {counted(self.checkpoints, 'checkpoint')}, "
+                f"{human_bytes(self.disk_bytes)}")
 
     def find(self, path: str | os.PathLike[str]) -> RunSummary | None:
         wanted = os.path.realpath(path)

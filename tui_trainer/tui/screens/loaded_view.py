@@ -13,8 +13,9 @@ from tui_trainer.tui.error_text import describe_error
 
 
 class LoadedView(ModalScreen[None]):
-    """Subclasses compose a VerticalScroll, load in `load()` (torch work is fine: it runs on a
-    worker thread), and render in `show_result()` / `show_problem()` on the UI thread."""
+    """Subclasses compose a Vertical (the framed box styled here) holding a VerticalScroll, load in
+    `load()` (torch work is fine: it runs on a worker thread), and render in `show_result()` /
+    `show_problem()` on the UI thread."""
 
     DEFAULT_CSS = """
     LoadedView { align: center middle; }

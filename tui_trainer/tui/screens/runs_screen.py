@@ -34,9 +34,7 @@ RESCAN_S = 3.0
 
 
 def total_line(index: RunsIndex) -> str:
-    count = len(index.runs)
-    line = (f"{counted(count, 'run')}, {counted(index.checkpoints, 'checkpoint')}, "
-            f"{human_bytes(index.disk_bytes)} in all")
+    line = f"{index.total()} in all"
     if index.problems:
         line += f"; {len(index.problems)} unreadable: " + "; ".join(index.problems)
     return line
